@@ -1,0 +1,333 @@
+package qliksim
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Defaults of the simulator. Listen addresses are loopback so that a
+// simulator started by hand is never reachable from another machine.
+const (
+	DefaultProxyListen = "127.0.0.1:8443"
+	DefaultQPSListen   = "127.0.0.1:4243"
+	// DefaultSessionTimeout is QSEoW's default virtual proxy
+	// sessionInactivityTimeout (30 minutes).
+	DefaultSessionTimeout = 30 * time.Minute
+	// DefaultCookieName is the session cookie header name of the default
+	// virtual proxy.
+	DefaultCookieName = "X-Qlik-Session"
+	// MaxParallelSessions is QSEoW's fixed cap of parallel sessions per user.
+	MaxParallelSessions = 5
+	// TicketLifetime is how long QPS keeps an unredeemed ticket.
+	TicketLifetime = time.Minute
+	// DefaultMaxEvents bounds the request log kept for inspection.
+	DefaultMaxEvents = 100_000
+)
+
+// Config is the simulator's configuration: listeners, virtual proxies and
+// the seed data (users, apps, reload tasks). The zero value is not usable;
+// start from DefaultConfig or LoadConfig.
+type Config struct {
+	// ProxyListen is the address of the proxy side (QSEoW's port 443).
+	ProxyListen string `yaml:"proxy_listen"`
+	// QPSListen is the address of the QPS API (QSEoW's port 4243), always
+	// HTTPS with a required client certificate.
+	QPSListen string `yaml:"qps_listen"`
+	// AdminListen is the optional loopback listener of the inspection and
+	// fault controls; empty disables it.
+	AdminListen string `yaml:"admin_listen"`
+	// ProxyHTTP serves the proxy side over plain HTTP; session cookies then
+	// get QSEoW's "-HTTP" suffix.
+	ProxyHTTP bool `yaml:"proxy_http"`
+	// CertDir holds the Qlik-style certificate export (see EnsureCerts).
+	CertDir string `yaml:"cert_dir"`
+	// WebsocketCSRF turns on the Nov-2024 websocket CSRF protection on
+	// every virtual proxy, in addition to those that enable it themselves.
+	WebsocketCSRF bool `yaml:"websocket_csrf"`
+	// ScriptSize is the size in bytes of each app's load script returned by
+	// the Engine's GetScript, to exercise large payloads. 0 means a short script.
+	ScriptSize int `yaml:"script_size"`
+	// MaxEvents bounds the inspection request log (DefaultMaxEvents if 0).
+	MaxEvents int `yaml:"max_events"`
+
+	VirtualProxies []VirtualProxy `yaml:"virtual_proxies"`
+	Users          []User         `yaml:"users"`
+	Apps           []App          `yaml:"apps"`
+	ReloadTasks    []ReloadTask   `yaml:"reload_tasks"`
+}
+
+// VirtualProxy is the part of a QRS virtualproxyconfig the simulator honours.
+type VirtualProxy struct {
+	// Prefix is the lowercase path prefix; "" is the default virtual proxy.
+	Prefix string `yaml:"prefix"`
+	// SessionCookie is the "session cookie header name" (sessionCookieHeaderName).
+	SessionCookie string `yaml:"session_cookie"`
+	// SessionCookieDomain is sent as the cookie's Domain when set.
+	SessionCookieDomain string `yaml:"session_cookie_domain"`
+	// SessionTimeout is the sessionInactivityTimeout (DefaultSessionTimeout if 0).
+	SessionTimeout time.Duration `yaml:"session_timeout"`
+	// HostAllowList is websocketCrossOriginWhiteList: exact host names,
+	// without scheme or port.
+	HostAllowList []string `yaml:"host_allow_list"`
+	// AuthModuleRedirectURI is authenticationModuleRedirectUri: where
+	// unauthenticated requests are sent with proxyRestUri and targetId. Empty
+	// means the internal forms login (/{prefix}/internal_forms_authentication/).
+	AuthModuleRedirectURI string `yaml:"authentication_module_redirect_uri"`
+	// SecureHTTPS and SameSiteHTTPS are hasSecureAttributeHttps and
+	// sameSiteAttributeHttps; the HTTP pair applies to a plain HTTP listener.
+	// SameSite is one of "" (no attribute), None, Lax, Strict.
+	SecureHTTPS   *bool  `yaml:"secure_https"`
+	SameSiteHTTPS string `yaml:"same_site_https"`
+	SecureHTTP    bool   `yaml:"secure_http"`
+	SameSiteHTTP  string `yaml:"same_site_http"`
+	// WebsocketCSRF requires the qlik-csrf-token query parameter on Engine
+	// websocket upgrades (QSEoW November 2024 and later).
+	WebsocketCSRF bool `yaml:"websocket_csrf"`
+}
+
+// User is a seeded user. Users that are not seeded may still log in (as
+// QSEoW creates users on first login); they see only apps open to everyone.
+type User struct {
+	Directory string   `yaml:"directory"`
+	ID        string   `yaml:"id"`
+	Name      string   `yaml:"name"`
+	Groups    []string `yaml:"groups"`
+}
+
+// App is a seeded Qlik Sense app with its visibility.
+type App struct {
+	ID     string `yaml:"id"`
+	Name   string `yaml:"name"`
+	Stream string `yaml:"stream"`
+	// Owner is "DIRECTORY\id"; the owner always sees the app.
+	Owner string `yaml:"owner"`
+	// Everyone makes the app visible to every authenticated user.
+	Everyone bool `yaml:"everyone"`
+	// Users ("DIRECTORY\id") and Groups (ticket attribute Group, or the
+	// seeded user's groups) who may see and open the app.
+	Users  []string `yaml:"users"`
+	Groups []string `yaml:"groups"`
+}
+
+// ReloadTask is a seeded reload task; it is visible to whoever sees its app.
+type ReloadTask struct {
+	ID      string `yaml:"id"`
+	Name    string `yaml:"name"`
+	AppID   string `yaml:"app_id"`
+	Enabled bool   `yaml:"enabled"`
+}
+
+// DefaultConfig returns the deterministic seed: directory ACME with users
+// alice, bob, carol and dev, four apps with per-user visibility, one reload
+// task per app, the default virtual proxy and a "ticket" virtual proxy whose
+// logins go to an external authentication module.
+func DefaultConfig() Config {
+	return Config{
+		ProxyListen: DefaultProxyListen,
+		QPSListen:   DefaultQPSListen,
+		VirtualProxies: []VirtualProxy{
+			{Prefix: "", SessionCookie: DefaultCookieName, HostAllowList: []string{"localhost"}},
+			{
+				Prefix: "ticket", SessionCookie: DefaultCookieName + "-ticket",
+				HostAllowList:         []string{"localhost"},
+				AuthModuleRedirectURI: "http://localhost:3000/login",
+			},
+		},
+		Users: []User{
+			{Directory: "ACME", ID: "alice", Name: "Alice Andersson", Groups: []string{"Sales"}},
+			{Directory: "ACME", ID: "bob", Name: "Bob Berg", Groups: []string{"Finance"}},
+			{Directory: "ACME", ID: "carol", Name: "Carol Carlsson", Groups: []string{"Sales", "Finance"}},
+			{Directory: "ACME", ID: "dev", Name: "Developer"},
+		},
+		Apps: []App{
+			{ID: "5a8a1b2c-0001-4c1e-9d3f-000000000001", Name: "Sales Dashboard", Stream: "Sales", Owner: `ACME\carol`, Groups: []string{"Sales"}},
+			{ID: "5a8a1b2c-0002-4c1e-9d3f-000000000002", Name: "Finance Overview", Stream: "Finance", Owner: `ACME\carol`, Groups: []string{"Finance"}},
+			{ID: "5a8a1b2c-0003-4c1e-9d3f-000000000003", Name: "Company Handbook", Stream: "Everyone", Owner: `ACME\carol`, Everyone: true},
+			{ID: "5a8a1b2c-0004-4c1e-9d3f-000000000004", Name: "Alice Sandbox", Owner: `ACME\alice`},
+		},
+		ReloadTasks: []ReloadTask{
+			{ID: "7b9c2d3e-0001-4f2a-8e4b-000000000001", Name: "Reload Sales Dashboard", AppID: "5a8a1b2c-0001-4c1e-9d3f-000000000001", Enabled: true},
+			{ID: "7b9c2d3e-0002-4f2a-8e4b-000000000002", Name: "Reload Finance Overview", AppID: "5a8a1b2c-0002-4c1e-9d3f-000000000002", Enabled: true},
+			{ID: "7b9c2d3e-0003-4f2a-8e4b-000000000003", Name: "Reload Company Handbook", AppID: "5a8a1b2c-0003-4c1e-9d3f-000000000003", Enabled: false},
+			{ID: "7b9c2d3e-0004-4f2a-8e4b-000000000004", Name: "Reload Alice Sandbox", AppID: "5a8a1b2c-0004-4c1e-9d3f-000000000004", Enabled: true},
+		},
+	}
+}
+
+// LoadConfig reads a YAML file over DefaultConfig: keys present in the file
+// replace the defaults (a list replaces the whole default list). Unknown keys
+// are an error, and so is any value Validate rejects.
+func LoadConfig(path string) (Config, error) {
+	cfg := DefaultConfig()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("qliksim: config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+		return Config{}, fmt.Errorf("qliksim: config %s: %w", path, err)
+	}
+	if err := dec.Decode(&yaml.Node{}); !errors.Is(err, io.EOF) {
+		return Config{}, fmt.Errorf("qliksim: config %s: only one YAML document is allowed", path)
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, fmt.Errorf("qliksim: config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+var (
+	prefixRE = regexp.MustCompile(`^[a-z0-9._~-]*$`)
+	// tokenRE is an HTTP token (RFC 7230 §3.2.6), what a cookie name must be.
+	tokenRE = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+	guidRE  = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+)
+
+// Validate reports every problem of c at once, each naming its key.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	for _, kv := range []struct{ key, addr string }{{"proxy_listen", c.ProxyListen}, {"qps_listen", c.QPSListen}, {"admin_listen", c.AdminListen}} {
+		if kv.addr == "" && kv.key == "admin_listen" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(kv.addr); err != nil {
+			bad("%s: %q is not host:port (e.g. 127.0.0.1:4243)", kv.key, kv.addr)
+		}
+	}
+	if c.ScriptSize < 0 {
+		bad("script_size: %d is negative", c.ScriptSize)
+	}
+	if len(c.VirtualProxies) == 0 {
+		bad("virtual_proxies: at least one virtual proxy is required")
+	}
+	prefixes := map[string]bool{}
+	cookies := map[string]bool{}
+	for i, vp := range c.VirtualProxies {
+		key := fmt.Sprintf("virtual_proxies[%d]", i)
+		if !prefixRE.MatchString(vp.Prefix) {
+			bad("%s.prefix: %q must be lowercase unreserved characters (a-z 0-9 . _ ~ -)", key, vp.Prefix)
+		}
+		if prefixes[vp.Prefix] {
+			bad("%s.prefix: %q is used by another virtual proxy", key, vp.Prefix)
+		}
+		prefixes[vp.Prefix] = true
+		if !tokenRE.MatchString(vp.SessionCookie) {
+			bad("%s.session_cookie: %q is not a valid cookie name", key, vp.SessionCookie)
+		}
+		if cookies[vp.SessionCookie] {
+			bad("%s.session_cookie: %q is used by another virtual proxy (names are unique per virtual proxy)", key, vp.SessionCookie)
+		}
+		cookies[vp.SessionCookie] = true
+		if vp.SessionTimeout < 0 {
+			bad("%s.session_timeout: %s is negative", key, vp.SessionTimeout)
+		}
+		if m := vp.AuthModuleRedirectURI; m != "" {
+			if u, err := url.Parse(m); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				bad("%s.authentication_module_redirect_uri: %q must be an absolute http or https URL", key, m)
+			}
+		}
+		for j, h := range vp.HostAllowList {
+			if h == "" || strings.ContainsAny(h, ":/ ") {
+				bad("%s.host_allow_list[%d]: %q must be a bare host name, without scheme or port", key, j, h)
+			}
+		}
+		for _, ss := range []struct{ k, v string }{{"same_site_https", vp.SameSiteHTTPS}, {"same_site_http", vp.SameSiteHTTP}} {
+			if _, ok := sameSiteModes[strings.ToLower(ss.v)]; !ok {
+				bad("%s.%s: %q must be one of \"\", None, Lax, Strict", key, ss.k, ss.v)
+			}
+		}
+	}
+	users := map[string]bool{}
+	for i, u := range c.Users {
+		key := fmt.Sprintf("users[%d]", i)
+		if err := checkUserPart(u.Directory); err != nil {
+			bad("%s.directory: %v", key, err)
+		}
+		if err := checkUserPart(u.ID); err != nil {
+			bad("%s.id: %v", key, err)
+		}
+		k := userKey(u.Directory, u.ID)
+		if users[k] {
+			bad("%s: user %s\\%s is listed twice", key, u.Directory, u.ID)
+		}
+		users[k] = true
+	}
+	apps := map[string]bool{}
+	for i, a := range c.Apps {
+		key := fmt.Sprintf("apps[%d]", i)
+		if !guidRE.MatchString(a.ID) {
+			bad("%s.id: %q is not a GUID", key, a.ID)
+		}
+		if apps[strings.ToLower(a.ID)] {
+			bad("%s.id: %q is used by another app", key, a.ID)
+		}
+		apps[strings.ToLower(a.ID)] = true
+		if a.Name == "" {
+			bad("%s.name: is empty", key)
+		}
+		if _, _, ok := splitUser(a.Owner); a.Owner != "" && !ok {
+			bad("%s.owner: %q must be written DIRECTORY\\id", key, a.Owner)
+		}
+		for j, u := range a.Users {
+			if _, _, ok := splitUser(u); !ok {
+				bad("%s.users[%d]: %q must be written DIRECTORY\\id", key, j, u)
+			}
+		}
+	}
+	tasks := map[string]bool{}
+	for i, t := range c.ReloadTasks {
+		key := fmt.Sprintf("reload_tasks[%d]", i)
+		if !guidRE.MatchString(t.ID) {
+			bad("%s.id: %q is not a GUID", key, t.ID)
+		}
+		if tasks[strings.ToLower(t.ID)] {
+			bad("%s.id: %q is used by another reload task", key, t.ID)
+		}
+		tasks[strings.ToLower(t.ID)] = true
+		if !apps[strings.ToLower(t.AppID)] {
+			bad("%s.app_id: %q names no app in apps", key, t.AppID)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+var sameSiteModes = map[string]int{"": 0, "none": 1, "lax": 2, "strict": 3}
+
+// checkUserPart applies QPS's rules for UserDirectory and UserId: not blank
+// and no backslash.
+func checkUserPart(s string) error {
+	if strings.TrimSpace(s) == "" {
+		return errors.New("must not be empty or whitespace")
+	}
+	if strings.Contains(s, `\`) {
+		return errors.New(`must not contain a backslash`)
+	}
+	return nil
+}
+
+// splitUser splits "DIRECTORY\id".
+func splitUser(s string) (dir, id string, ok bool) {
+	dir, id, ok = strings.Cut(s, `\`)
+	if !ok || checkUserPart(dir) != nil || checkUserPart(id) != nil {
+		return "", "", false
+	}
+	return strings.TrimSpace(dir), strings.TrimSpace(id), true
+}
+
+// userKey is the case-insensitive identity of a user: QSEoW upper-cases
+// directories and compares user ids without regard to case.
+func userKey(dir, id string) string {
+	return strings.ToUpper(strings.TrimSpace(dir)) + `\` + strings.ToLower(strings.TrimSpace(id))
+}
