@@ -333,8 +333,12 @@ func (c *engineConn) isClosing() bool {
 }
 
 // send queues a frame for the writer; it reports false when the connection
-// is ending and the frame was dropped.
+// is ending and the frame was dropped. Nothing is queued once the end has
+// begun (select alone would pick at random between out and quit).
 func (c *engineConn) send(b []byte) bool {
+	if c.isClosing() {
+		return false
+	}
 	select {
 	case c.out <- b:
 		return true
