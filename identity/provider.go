@@ -1,0 +1,52 @@
+package identity
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+)
+
+// Provider identifies the end user of a request. Implementations are safe
+// for concurrent use.
+type Provider interface {
+	// Identify returns the request's user, or an *Error saying why there
+	// is none (401: not signed in, 403: refused).
+	Identify(r *http.Request) (User, error)
+}
+
+// HeaderStripper is implemented by providers that read request headers
+// which must not reach Qlik or another upstream.
+type HeaderStripper interface {
+	// StripHeaders names the headers to delete before forwarding.
+	StripHeaders() []string
+}
+
+// Error is an identification failure: Status is 401 or 403, Msg is safe
+// to show to the client, Err is for the log.
+type Error struct {
+	Status int
+	Msg    string
+	Err    error
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("identity: %s: %v", e.Msg, e.Err)
+	}
+	return "identity: " + e.Msg
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// ErrNoIdentity is the cause of a 401 when a request carries no identity.
+var ErrNoIdentity = errors.New("no identity in request")
+
+// peerAddr returns the IP of the request's direct peer.
+func peerAddr(r *http.Request) (netip.Addr, error) {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("peer address %q: %w", r.RemoteAddr, err)
+	}
+	return ap.Addr().Unmap(), nil
+}
