@@ -44,8 +44,10 @@ const (
 // Engine error codes. The numbers are the LocalizedErrorCode enum of the
 // Engine API schema shipped by enigma.js (qlik-oss/enigma.js
 // schemas/12.2027.0.json, "LocalizedErrorCode"), mirrored by gopherciser
-// (qlik-oss/gopherciser globals/constant/senseerror.go). The messages are
-// the texts of https://qlik.dev/apis/json-rpc/qix/errors.
+// (qlik-oss/gopherciser globals/constant/senseerror.go). Messages: the
+// LOCERR texts of https://qlik.dev/apis/json-rpc/qix/errors; the JSON-RPC
+// 2.0 specification's texts for -32700/-32600/-32601; "Invalid method
+// parameter(s)" for -32602 as enigma.js users report it (enigma.js #756).
 const (
 	locerrGenericAccessDenied = 5    // LOCERR_GENERIC_ACCESS_DENIED, "Access denied"
 	locerrAppAlreadyOpen      = 1002 // LOCERR_APP_ALREADY_OPEN, "App already open"
@@ -70,9 +72,11 @@ const (
 type engineState struct {
 	upgrader websocket.Upgrader
 
-	mu      sync.Mutex
-	live    map[engineKey]int // open sockets per Engine session
-	scripts map[string]string // generated script by app id
+	mu   sync.Mutex
+	live map[engineKey]int // open sockets per Engine session
+
+	scriptMu sync.Mutex
+	scripts  map[string]string // generated script by app id
 }
 
 // engineKey identifies an Engine session. QSEoW shares an Engine session
@@ -612,7 +616,7 @@ func (c *engineConn) record(req *rpcRequest) {
 // an error.
 func (c *engineConn) call(req *rpcRequest) (any, []int, *rpcError) {
 	if req.Handle == nil {
-		return nil, nil, errInvalidHandle
+		return nil, nil, errInvalidHandle()
 	}
 	p, err := parseParams(req.Params)
 	if err != nil {
@@ -627,12 +631,14 @@ func (c *engineConn) call(req *rpcRequest) (any, []int, *rpcError) {
 			return res, nil, err
 		}
 	}
-	return nil, nil, errInvalidHandle
+	return nil, nil, errInvalidHandle()
 }
 
 // errInvalidHandle answers a request on a handle this socket does not
-// hold. The real Engine's text for this case is not documented.
-var errInvalidHandle = &rpcError{Code: locerrRPCInvalidParams, Parameter: "Invalid handle", Message: "Invalid method parameter(s)"}
+// hold. The real Engine's answer for this case is not documented.
+func errInvalidHandle() *rpcError {
+	return &rpcError{Code: locerrRPCInvalidParams, Parameter: "Invalid handle", Message: "Invalid method parameter(s)"}
+}
 
 func errMethodNotFound(method string) *rpcError {
 	return &rpcError{Code: locerrRPCMethodNotFound, Parameter: method, Message: "Method not found"}
@@ -692,8 +698,10 @@ func (c *engineConn) callGlobal(method string, p rpcParams) (any, []int, *rpcErr
 		return c.doc.qReturn(), []int{docHandle}, nil
 	case "GetActiveDoc":
 		if c.doc == nil {
-			// Observed text of the Engine for this case; LOCERR_APP_NOT_OPEN
-			// (1017) exists in newer schemas but is not known to be used here.
+			// The Engine's answer here is not documented. The simulator
+			// answers LOCERR_APP_INVALID with "No active document";
+			// LOCERR_APP_NOT_OPEN (1017) exists in newer schemas but is not
+			// known to be used for this.
 			return nil, nil, &rpcError{Code: locerrAppInvalid, Parameter: "No active document", Message: "App invalid"}
 		}
 		return c.doc.qReturn(), nil, nil
@@ -931,8 +939,8 @@ func (s *Sim) localeInfo() qLocaleInfo {
 // Config.ScriptSize bytes long when that is set. Scripts are generated once.
 func (s *Sim) appScript(a App) string {
 	e := s.engine
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.scriptMu.Lock()
+	defer e.scriptMu.Unlock()
 	if sc, ok := e.scripts[a.ID]; ok {
 		return sc
 	}

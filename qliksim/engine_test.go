@@ -15,6 +15,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/gorilla/websocket"
 	"go.uber.org/goleak"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // TestMain checks that no goroutine (websocket reader or writer, server
@@ -811,5 +813,58 @@ func TestEngineShutdownClosesSockets(t *testing.T) {
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
 		t.Fatalf("read after Shutdown: %v, want the socket closed", err)
+	}
+}
+
+// engNewLoggedSim is newTestSim with an observed logger.
+func engNewLoggedSim(t *testing.T, mutate func(*Config)) (*Sim, *observer.ObservedLogs) {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.ProxyListen, cfg.QPSListen = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.CertDir = t.TempDir()
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	core, logs := observer.New(zap.DebugLevel)
+	sim, err := New(cfg, Options{Clock: newFakeClock(), SweepInterval: -1, Logger: zap.New(core)})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	if err := sim.Start(); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := sim.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+	})
+	return sim, logs
+}
+
+func TestEngineCSRFLog(t *testing.T) {
+	sim, logs := engNewLoggedSim(t, func(c *Config) { c.WebsocketCSRF = true })
+	c := login(t, sim, "", `ACME\alice`)
+	const secret = "Bearer s3cr3t-token-value"
+	_, resp, _ := engDial(t, sim, "", "/app/engineData", c, "Origin", "https://localhost", "Authorization", secret)
+	if resp == nil || resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("upgrade with Authorization: %v, want 403", resp)
+	}
+	entries := logs.FilterMessage("cross-site websocket hijacking attack prevention check failed").All()
+	if len(entries) != 1 {
+		t.Fatalf("%d log entries for the refusal, want 1; all: %v", len(entries), logs.All())
+	}
+	if entries[0].Level != zap.InfoLevel {
+		t.Errorf("level %v, want info", entries[0].Level)
+	}
+	for _, e := range logs.All() {
+		if strings.Contains(fmt.Sprint(e.Message, e.ContextMap()), "s3cr3t") {
+			t.Errorf("log entry %q %v contains the Authorization value", e.Message, e.ContextMap())
+		}
+	}
+	// Only these refusals count: a bad Origin without CSRF is logged apart.
+	if n := len(logs.FilterMessage("websocket origin not on the host allow list").All()); n != 0 {
+		t.Errorf("%d origin log entries, want 0", n)
 	}
 }

@@ -281,16 +281,21 @@ func (s *Sim) Shutdown(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// trackConn registers a hijacked connection so that Shutdown closes it; the
-// returned func unregisters it.
+// trackConn registers a hijacked connection so that Shutdown closes it and
+// waits for its handler; the handler must call the returned func when done.
 func (s *Sim) trackConn(c io.Closer) (untrack func()) {
 	s.mu.Lock()
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()
+	s.bg.Add(1) // Shutdown waits for the connection's handler to finish
+	var once sync.Once
 	return func() {
-		s.mu.Lock()
-		delete(s.conns, c)
-		s.mu.Unlock()
+		once.Do(func() {
+			s.mu.Lock()
+			delete(s.conns, c)
+			s.mu.Unlock()
+			s.bg.Done()
+		})
 	}
 }
 
