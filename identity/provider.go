@@ -22,12 +22,23 @@ type HeaderStripper interface {
 	StripHeaders() []string
 }
 
+// Mounter is implemented by providers that serve pages of their own
+// (login, callback, logout) under sensegate's reserved path prefix.
+type Mounter interface {
+	// Mount registers the provider's handlers on mux under prefix, which
+	// starts and ends with "/" (e.g. "/.sensegate/").
+	Mount(mux *http.ServeMux, prefix string)
+}
+
 // Error is an identification failure: Status is 401 or 403, Msg is safe
 // to show to the client, Err is for the log.
 type Error struct {
 	Status int
 	Msg    string
 	Err    error
+	// LoginURL, when set on a 401, is where a browser navigation should be
+	// redirected to sign in.
+	LoginURL string
 }
 
 func (e *Error) Error() string {

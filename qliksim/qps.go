@@ -87,16 +87,6 @@ func (s *Sim) parseQPSPath(path string) (qpsCall, bool) {
 }
 
 func (s *Sim) serveQPS(w http.ResponseWriter, r *http.Request) {
-	switch QPSFault(s.fault.Load()) {
-	case Fault5xx:
-		http.Error(w, "Service Unavailable", http.StatusServiceUnavailable)
-		return
-	case FaultHang:
-		<-r.Context().Done() // the client gives up, or Shutdown cancels the base context
-		return
-	case FaultClose:
-		panic(http.ErrAbortHandler) // net/http closes the connection without a response
-	}
 	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 	call, ok := s.parseQPSPath(r.URL.Path)
 	prefix := ""
@@ -111,6 +101,19 @@ func (s *Sim) serveQPS(w http.ResponseWriter, r *http.Request) {
 		}
 		s.record(e)
 	}()
+	switch QPSFault(s.fault.Load()) {
+	case Fault5xx:
+		http.Error(sw, "Service Unavailable", http.StatusServiceUnavailable)
+		return
+	case FaultHang:
+		<-r.Context().Done() // the client gives up, or Shutdown cancels the base context
+		sw.status = 0
+		return
+	case FaultClose:
+		sw.status = 0
+		s.record(Event{Kind: "qps", Prefix: prefix, Method: r.Method, Path: r.URL.Path, Tag: r.Header.Get("X-Sim-Tag")})
+		panic(http.ErrAbortHandler) // net/http closes the connection without a response
+	}
 	if !checkXrfkey(r) {
 		http.Error(sw, msgXSRF, http.StatusForbidden)
 		return

@@ -251,7 +251,7 @@ func (st *state) createSession(vp *vproxy, u Identity, attrs []Attribute, id str
 	defer st.mu.Unlock()
 	c := st.countsLocked(u)
 	if _, dup := st.sessions[id]; dup {
-		return nil, fmt.Errorf("session id %q is already in use", id)
+		return nil, errors.New("session id is already in use")
 	}
 	if st.liveCountLocked(u) >= MaxParallelSessions {
 		c.SessionsRefused++

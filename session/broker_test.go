@@ -193,9 +193,9 @@ func TestBrokerInvalidate(t *testing.T) {
 }
 
 func TestUserKey(t *testing.T) {
-	a := identity.User{Directory: "acme", ID: "Alice", Attributes: []identity.Attribute{{"Group", "A"}, {"Group", "B"}}}
-	b := identity.User{Directory: "ACME", ID: "alice", Attributes: []identity.Attribute{{"Group", "B"}, {"Group", "A"}}}
-	c := identity.User{Directory: "ACME", ID: "alice", Attributes: []identity.Attribute{{"Group", "A"}}}
+	a := identity.User{Directory: "acme", ID: "Alice", Attributes: []identity.Attribute{{Key: "Group", Value: "A"}, {Key: "Group", Value: "B"}}}
+	b := identity.User{Directory: "ACME", ID: "alice", Attributes: []identity.Attribute{{Key: "Group", Value: "B"}, {Key: "Group", Value: "A"}}}
+	c := identity.User{Directory: "ACME", ID: "alice", Attributes: []identity.Attribute{{Key: "Group", Value: "A"}}}
 	if a.Key() != b.Key() {
 		t.Errorf("Key differs by case or attribute order: %q vs %q", a.Key(), b.Key())
 	}

@@ -35,7 +35,7 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newVersionCmd(), newQliksimCmd())
+	root.AddCommand(newVersionCmd(), newQliksimCmd(), newCheckCmd())
 	return root
 }
 

@@ -1,0 +1,187 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/sensegate/sensegate/qliksim"
+)
+
+// runCheck runs the CLI with args and returns what it wrote to standard
+// output and standard error.
+func runCheck(t *testing.T, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	cmd := newRootCmd()
+	cmd.SetArgs(args)
+	cmd.SetOut(&out)
+	cmd.SetErr(&errOut)
+	err = cmd.ExecuteContext(context.Background())
+	return out.String(), errOut.String(), err
+}
+
+// writeConfig writes a valid configuration, with a Qlik-style certificate
+// export beside it, and returns its path.
+func writeConfig(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	certs, err := qliksim.WriteCerts(filepath.Join(dir, "certs"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return writeTestFile(t, dir, "sensegate.yaml", fmt.Sprintf(`
+qlik:
+  url: https://localhost:8443
+  user_directory: ACME
+  ca: %q
+  qps:
+    url: https://localhost:4243
+    client_cert: %q
+    client_key: %q
+identity:
+  header:
+    trusted_proxies: [127.0.0.1]
+routes:
+  - path: /mashup/
+    upstream: http://127.0.0.1:3000
+`, certs.Root, certs.Client, certs.ClientKey))
+}
+
+func writeTestFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// clearSensegateEnv hides SENSEGATE_* variables of the environment the
+// tests run in (empty ones are ignored).
+func clearSensegateEnv(t *testing.T) {
+	t.Helper()
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "SENSEGATE_") {
+			t.Setenv(k, "")
+		}
+	}
+}
+
+func TestCheck(t *testing.T) {
+	valid := writeConfig(t)
+	invalid := writeTestFile(t, t.TempDir(), "invalid.yaml", `
+qlik:
+  url: ftp://x
+  prefix: Sales
+  qps:
+    clinet_cert: /certs/client.pem
+identity:
+  provider: oidc
+log:
+  level: verbose
+`)
+	missing := filepath.Join(t.TempDir(), "missing.yaml")
+	tests := []struct {
+		name       string
+		args       []string
+		env        map[string]string
+		wantOut    string
+		wantErr    string   // substring of the returned error; "" for none
+		wantStderr []string // the lines of standard error
+	}{
+		{
+			name:    "valid",
+			args:    []string{"check", "--config", valid},
+			wantOut: "config OK: " + valid + "\n",
+		},
+		{
+			name:    "valid via SENSEGATE_CONFIG",
+			args:    []string{"check"},
+			env:     map[string]string{"SENSEGATE_CONFIG": valid},
+			wantOut: "config OK: " + valid + "\n",
+		},
+		{
+			name:    "--config wins over SENSEGATE_CONFIG",
+			args:    []string{"check", "--config", valid},
+			env:     map[string]string{"SENSEGATE_CONFIG": missing},
+			wantOut: "config OK: " + valid + "\n",
+		},
+		{
+			name:    "invalid through an environment override",
+			args:    []string{"check", "--config", valid},
+			env:     map[string]string{"SENSEGATE_QLIK_QPS_RETRIES": "99"},
+			wantErr: valid + ": 1 problem",
+			wantStderr: []string{
+				"qlik.qps.retries: 99 is out of range (use 0 to 10)",
+			},
+		},
+		{
+			name:    "invalid",
+			args:    []string{"check", "--config", invalid},
+			wantErr: invalid + ": 10 problems",
+			wantStderr: []string{
+				`identity.provider: "oidc" is not yet supported (use header behind an authenticating proxy, or static for development)`,
+				`log.level: "verbose" is unknown (use debug, info, warn or error)`,
+				`qlik.prefix: "Sales" has upper-case letters (virtual proxy prefixes are lower case: write sales)`,
+				`qlik.qps.client_cert: required (the client.pem exported from the QMC)`,
+				`qlik.qps.client_key: required (the client_key.pem exported from the QMC)`,
+				`qlik.qps.clinet_cert: unknown key (did you mean qlik.qps.client_cert?)`,
+				`qlik.qps.url: required (the address of the QPS API, e.g. https://qlik.example.com:4243)`,
+				`qlik.url: "ftp://x" has scheme ftp (use https, or http for a test server)`,
+				`qlik.user_directory: required (the Qlik user directory of users whose identity names none, e.g. ACME)`,
+				`server.tls_cert: required when server.tls_key is set (serve HTTPS with both tls_cert and tls_key, or HTTP with neither)`,
+			},
+			env: map[string]string{"SENSEGATE_SERVER_TLS_KEY": "/x/key.pem"},
+		},
+		{
+			name:    "missing file",
+			args:    []string{"check", "--config", missing},
+			wantErr: "open " + missing + ": no such file or directory",
+		},
+		{
+			name:    "missing file via SENSEGATE_CONFIG",
+			args:    []string{"check"},
+			env:     map[string]string{"SENSEGATE_CONFIG": missing},
+			wantErr: "open " + missing + ": no such file or directory",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			clearSensegateEnv(t)
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			out, errOut, err := runCheck(t, tc.args...)
+			if out != tc.wantOut {
+				t.Errorf("stdout = %q, want %q", out, tc.wantOut)
+			}
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Errorf("check = %v, want nil", err)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Errorf("check = %v, want an error containing %q", err, tc.wantErr)
+			}
+			var gotStderr []string
+			if errOut != "" {
+				gotStderr = strings.Split(strings.TrimSuffix(errOut, "\n"), "\n")
+			}
+			if diff := cmp.Diff(tc.wantStderr, gotStderr); diff != "" {
+				t.Errorf("stderr lines mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestCheckDefaultFile(t *testing.T) {
+	clearSensegateEnv(t)
+	cmd := newCheckCmd()
+	if got := cmd.Flags().Lookup("config").DefValue; got != "/etc/sensegate/sensegate.yaml" {
+		t.Errorf("--config default = %q, want /etc/sensegate/sensegate.yaml", got)
+	}
+}

@@ -1,0 +1,597 @@
+package config
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"os"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// qlikPaths are the paths the Qlik proxy serves below a virtual proxy; a
+// route on one of them would hide Qlik.
+var qlikPaths = []string{
+	"/app/", "/qrs/", "/resources/", "/api/", "/qps/", "/sense/", "/hub/",
+	"/extensions/", "/content/", "/single/", "/internal_forms_authentication/",
+}
+
+// Validate checks c and fills in the parsed forms its accessors return.
+// It reports every problem, not only the first, joined as by errors.Join
+// and sorted by key; each names the key and the fix. It reads the files
+// the configuration names (certificates, keys, CA) and changes nothing but
+// c. Validate must not be called concurrently with the use of c.
+func (c *Config) Validate() error { return joinProblems(c.validate()) }
+
+func (c *Config) validate() []problem {
+	v := new(validator)
+	c.Server.validate(v)
+	c.Qlik.validate(v)
+	c.Identity.validate(v)
+	validateRoutes(v, c.Routes, c.Qlik.Prefix)
+	c.Log.validate(v)
+	return v.probs
+}
+
+// problem is one thing wrong with the configuration: the key it is about,
+// as the operator writes it, what is wrong, and the fix.
+type problem struct {
+	key string
+	err error
+	fix string
+}
+
+func (p problem) Error() string {
+	var b strings.Builder
+	if p.key != "" {
+		b.WriteString(p.key)
+		b.WriteString(": ")
+	}
+	b.WriteString(p.err.Error())
+	if p.fix != "" {
+		b.WriteString(" (")
+		b.WriteString(p.fix)
+		b.WriteString(")")
+	}
+	return b.String()
+}
+
+func (p problem) Unwrap() error { return p.err }
+
+// joinProblems sorts probs by key, keeping the order of problems of one
+// key, and joins them; nil if there are none.
+func joinProblems(probs []problem) error {
+	if len(probs) == 0 {
+		return nil
+	}
+	slices.SortStableFunc(probs, func(a, b problem) int { return compareKeys(a.key, b.key) })
+	errs := make([]error, len(probs))
+	for i, p := range probs {
+		errs[i] = p
+	}
+	return errors.Join(errs...)
+}
+
+// compareKeys orders keys as strings, except that indices compare as
+// numbers (routes[2] before routes[10]).
+func compareKeys(a, b string) int {
+	for a != "" && b != "" {
+		if isDigit(a[0]) && isDigit(b[0]) {
+			na, ra := cutDigits(a)
+			nb, rb := cutDigits(b)
+			if c := len(na) - len(nb); c != 0 {
+				return c
+			}
+			if c := strings.Compare(na, nb); c != 0 {
+				return c
+			}
+			a, b = ra, rb
+			continue
+		}
+		if a[0] != b[0] {
+			return int(a[0]) - int(b[0])
+		}
+		a, b = a[1:], b[1:]
+	}
+	return len(a) - len(b)
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// cutDigits splits s after its leading digits, dropping leading zeros.
+func cutDigits(s string) (digits, rest string) {
+	i := 0
+	for i < len(s) && isDigit(s[i]) {
+		i++
+	}
+	return strings.TrimLeft(s[:i], "0"), s[i:]
+}
+
+type validator struct{ probs []problem }
+
+func (v *validator) err(key string, err error, fix string) {
+	v.probs = append(v.probs, problem{key: key, err: err, fix: fix})
+}
+
+func (v *validator) errorf(key, fix, format string, args ...any) {
+	v.err(key, fmt.Errorf(format, args...), fix)
+}
+
+func (v *validator) required(key, fix string) { v.errorf(key, fix, "required") }
+
+func (v *validator) positive(key string, d time.Duration, example string) {
+	if d <= 0 {
+		v.errorf(key, "write a duration such as "+example, "%s is not positive", d)
+	}
+}
+
+// readFile returns the contents of the file at name, or nil after
+// reporting why it cannot be read.
+func (v *validator) readFile(key, name, fix string) []byte {
+	b, err := os.ReadFile(name)
+	if err != nil {
+		v.err(key, err, fix)
+		return nil
+	}
+	return b
+}
+
+// keyPair checks that certFile and keyFile hold a matching PEM certificate
+// and private key.
+func (v *validator) keyPair(certKey, keyKey, certFile, keyFile, certFix, keyFix string) {
+	var certPEM, keyPEM []byte
+	if certFile == "" {
+		v.required(certKey, certFix)
+	} else {
+		certPEM = v.readFile(certKey, certFile, certFix)
+	}
+	if keyFile == "" {
+		v.required(keyKey, keyFix)
+	} else {
+		keyPEM = v.readFile(keyKey, keyFile, keyFix)
+	}
+	if certPEM == nil || keyPEM == nil {
+		return
+	}
+	if _, err := tls.X509KeyPair(certPEM, keyPEM); err != nil {
+		v.err(certKey, err, certKey+" and "+keyKey+" must be a matching PEM certificate and private key")
+	}
+}
+
+// urlRule is what a URL-valued key accepts.
+type urlRule struct {
+	schemes   []string
+	schemeFix string // what to write instead of another scheme
+	example   string // an acceptable value
+	allowPath bool
+	pathFix   string // why there is no path, what to do instead
+}
+
+var (
+	httpSchemes  = []string{"http", "https"}
+	httpsSchemes = []string{"https"}
+)
+
+// parseURL parses raw, reports its problems under key and returns it
+// (without a "/" path) if it has none.
+func (v *validator) parseURL(key, raw string, r urlRule) *url.URL {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme == "" || u.Opaque != "" || u.Hostname() == "" {
+		v.errorf(key, "write it as "+r.example, "%q is not an absolute URL", raw)
+		return nil
+	}
+	n := len(v.probs)
+	if !slices.Contains(r.schemes, u.Scheme) {
+		v.errorf(key, r.schemeFix, "%q has scheme %s", raw, u.Scheme)
+	}
+	if u.User != nil {
+		v.errorf(key, "remove it: credentials do not belong in the URL", "%q has user information", raw)
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			v.errorf(key, "use a port from 1 to 65535", "%q has port %s", raw, p)
+		}
+	}
+	if !r.allowPath && u.Path != "" && u.Path != "/" {
+		v.errorf(key, r.pathFix, "%q has the path %s", raw, u.Path)
+	}
+	if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+		v.errorf(key, "remove it", "%q has a query or fragment", raw)
+	}
+	if len(v.probs) > n {
+		return nil
+	}
+	if !r.allowPath {
+		u.Path, u.RawPath = "", ""
+	}
+	return u
+}
+
+// origin returns u's origin as a browser sends it in Origin: lower case,
+// without a default port.
+func origin(u *url.URL) string {
+	host, port := strings.ToLower(u.Hostname()), u.Port()
+	if (u.Scheme == "http" && port == "80") || (u.Scheme == "https" && port == "443") {
+		port = ""
+	}
+	switch {
+	case port != "":
+		host = net.JoinHostPort(host, port)
+	case strings.Contains(host, ":"):
+		host = "[" + host + "]"
+	}
+	return u.Scheme + "://" + host
+}
+
+func (s *ServerConfig) validate(v *validator) {
+	s.publicURL, s.allowedOrigins = nil, []string{}
+
+	if s.Listen == "" {
+		v.required("server.listen", `write host:port, e.g. ":8080" for every interface`)
+	} else if _, port, err := net.SplitHostPort(s.Listen); err != nil {
+		v.errorf("server.listen", `write host:port, e.g. ":8080" for every interface or "127.0.0.1:8080"`, "%q is not host:port", s.Listen)
+	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		v.errorf("server.listen", "use a port from 0 to 65535", "%q has port %q", s.Listen, port)
+	}
+
+	switch {
+	case s.TLSCert != "" && s.TLSKey == "":
+		v.errorf("server.tls_key", "serve HTTPS with both tls_cert and tls_key, or HTTP with neither", "required when server.tls_cert is set")
+	case s.TLSCert == "" && s.TLSKey != "":
+		v.errorf("server.tls_cert", "serve HTTPS with both tls_cert and tls_key, or HTTP with neither", "required when server.tls_key is set")
+	case s.TLSCert != "":
+		v.keyPair("server.tls_cert", "server.tls_key", s.TLSCert, s.TLSKey,
+			"the PEM certificate chain served to browsers", "the PEM private key of server.tls_cert")
+	}
+
+	if s.RawPublicURL == "" {
+		v.required("server.public_url", "the address browsers use, e.g. https://sense.example.com")
+	} else if u := v.parseURL("server.public_url", s.RawPublicURL, urlRule{
+		schemes:   httpSchemes,
+		schemeFix: "use https, or http for a test",
+		example:   "https://sense.example.com",
+		pathFix:   "sensegate serves from the root of its host: remove the path",
+	}); u != nil {
+		s.publicURL = u
+		s.allowedOrigins = append(s.allowedOrigins, origin(u))
+	}
+
+	for i, raw := range s.RawAllowedOrigins {
+		key := fmt.Sprintf("server.allowed_origins[%d]", i)
+		if raw == "*" {
+			v.errorf(key, "list each origin as scheme://host[:port]", "%q is not an origin: wildcards would allow websocket hijacking from any site", raw)
+			continue
+		}
+		u := v.parseURL(key, raw, urlRule{
+			schemes:   httpSchemes,
+			schemeFix: "use https or http",
+			example:   "scheme://host[:port], e.g. https://portal.example.com",
+			pathFix:   "an origin is scheme://host[:port]: remove the path",
+		})
+		if u != nil && !slices.Contains(s.allowedOrigins, origin(u)) {
+			s.allowedOrigins = append(s.allowedOrigins, origin(u))
+		}
+	}
+
+	v.positive("server.shutdown_grace", s.ShutdownGrace, "15s")
+}
+
+func (q *QlikConfig) validate(v *validator) {
+	q.url, q.rootCAs, q.websocketOrigin = nil, nil, ""
+
+	if q.RawURL == "" {
+		v.required("qlik.url", "the address of the Qlik Sense proxy, e.g. https://qlik.example.com")
+	} else {
+		q.url = v.parseURL("qlik.url", q.RawURL, urlRule{
+			schemes:   httpSchemes,
+			schemeFix: "use https, or http for a test server",
+			example:   "https://qlik.example.com",
+			pathFix:   "write the host alone and put the virtual proxy prefix in qlik.prefix",
+		})
+	}
+
+	validatePrefix(v, q.Prefix)
+
+	if q.SessionCookie == "" {
+		v.required("qlik.session_cookie", "the virtual proxy's session cookie header name, e.g. "+DefaultSessionCookie)
+	} else if !isToken(q.SessionCookie) {
+		v.errorf("qlik.session_cookie", "use the virtual proxy's session cookie header name, e.g. "+DefaultSessionCookie, "%q is not a valid cookie name", q.SessionCookie)
+	}
+
+	switch {
+	case strings.TrimSpace(q.UserDirectory) == "":
+		v.required("qlik.user_directory", "the Qlik user directory of users whose identity names none, e.g. ACME")
+	case strings.Contains(q.UserDirectory, `\`):
+		v.errorf("qlik.user_directory", "write the directory alone, e.g. ACME", "%s contains a backslash", quote(q.UserDirectory))
+	}
+
+	switch q.Login {
+	case LoginTicket, LoginSession:
+	default:
+		v.errorf("qlik.login", "use ticket or session", "%q is unknown", q.Login)
+	}
+
+	switch {
+	case q.RedeemPath == "":
+		v.required("qlik.redeem_path", "a static resource below the virtual proxy, e.g. "+DefaultRedeemPath)
+	case !strings.HasPrefix(q.RedeemPath, "/"):
+		v.errorf("qlik.redeem_path", "write a path below the virtual proxy, e.g. "+DefaultRedeemPath, "%q does not start with /", q.RedeemPath)
+	case strings.ContainsAny(q.RedeemPath, "?#"):
+		v.errorf("qlik.redeem_path", "write the path alone: sensegate adds the ticket", "%q has a query or fragment", q.RedeemPath)
+	}
+
+	if q.CA != "" {
+		const fix = "a PEM file of the certificates that issued Qlik's server certificates, e.g. root.pem exported from the QMC"
+		if pem := v.readFile("qlik.ca", q.CA, fix); pem != nil {
+			pool := x509.NewCertPool()
+			if pool.AppendCertsFromPEM(pem) {
+				q.rootCAs = pool
+			} else {
+				v.errorf("qlik.ca", fix, "%s holds no PEM certificate", q.CA)
+			}
+		}
+	}
+
+	if q.Origin != "" {
+		u := v.parseURL("qlik.origin", q.Origin, urlRule{
+			schemes:   httpSchemes,
+			schemeFix: "use https or http",
+			example:   "scheme://host[:port], e.g. https://sense.example.com",
+			pathFix:   "an origin is scheme://host[:port]: remove the path",
+		})
+		if u != nil {
+			q.websocketOrigin = origin(u)
+		}
+	} else if q.url != nil {
+		q.websocketOrigin = origin(q.url)
+	}
+
+	v.positive("qlik.session_timeout", q.SessionTimeout, "30m, the virtual proxy's session inactivity timeout")
+	v.positive("qlik.timeout", q.Timeout, "30s")
+
+	q.QPS.validate(v)
+}
+
+// validatePrefix reports the first problem of a virtual proxy prefix.
+func validatePrefix(v *validator, p string) {
+	if p == "" {
+		return
+	}
+	want := strings.ToLower(strings.Trim(p, "/"))
+	fix := "write " + want
+	if want == "" || strings.Contains(want, "/") || !isPrefix(want) {
+		fix = "use lower-case letters, digits, -, ., _ and ~ only"
+	}
+	switch {
+	case strings.Contains(p, "/"):
+		v.errorf("qlik.prefix", fix, "%q contains a slash", p)
+	case p != strings.ToLower(p):
+		v.errorf("qlik.prefix", "virtual proxy prefixes are lower case: "+fix, "%q has upper-case letters", p)
+	case !isPrefix(p):
+		v.errorf("qlik.prefix", "use lower-case letters, digits, -, ., _ and ~ only", "%q is not a virtual proxy prefix", p)
+	}
+}
+
+// isPrefix reports whether p is made of RFC 3986 unreserved characters in
+// lower case and is not a dot segment.
+func isPrefix(p string) bool {
+	if p == "." || p == ".." {
+		return false
+	}
+	for _, c := range []byte(p) {
+		if !('a' <= c && c <= 'z' || isDigit(c) || strings.IndexByte("-._~", c) >= 0) {
+			return false
+		}
+	}
+	return p != ""
+}
+
+// quote is %q for values that hold backslashes on purpose (DIRECTORY\user):
+// it leaves them as the operator wrote them.
+func quote(s string) string {
+	if strings.ContainsRune(s, '"') || strings.ContainsFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) {
+		return strconv.Quote(s)
+	}
+	return `"` + s + `"`
+}
+
+// isToken reports whether s is an RFC 9110 token, the syntax of header and
+// cookie names.
+func isToken(s string) bool {
+	for _, c := range []byte(s) {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || isDigit(c) || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return s != ""
+}
+
+func (q *QPSConfig) validate(v *validator) {
+	q.url = nil
+	if q.RawURL == "" {
+		v.required("qlik.qps.url", "the address of the QPS API, e.g. https://qlik.example.com:4243")
+	} else {
+		q.url = v.parseURL("qlik.qps.url", q.RawURL, urlRule{
+			schemes:   httpsSchemes,
+			schemeFix: "use https: the QPS API is mutual TLS with the client certificate",
+			example:   "https://qlik.example.com:4243",
+			pathFix:   "write the host and port alone; sensegate adds /qps/ and qlik.prefix",
+		})
+	}
+	v.keyPair("qlik.qps.client_cert", "qlik.qps.client_key", q.ClientCert, q.ClientKey,
+		"the client.pem exported from the QMC", "the client_key.pem exported from the QMC")
+	v.positive("qlik.qps.timeout", q.Timeout, "10s")
+	if q.Retries < 0 || q.Retries > MaxQPSRetries {
+		v.errorf("qlik.qps.retries", fmt.Sprintf("use 0 to %d", MaxQPSRetries), "%d is out of range", q.Retries)
+	}
+}
+
+func (i *IdentityConfig) validate(v *validator) {
+	i.Header.trustedProxies = nil
+	switch i.Provider {
+	case ProviderHeader:
+		i.Header.validate(v)
+	case ProviderStatic:
+		i.Static.validate(v)
+	case "oidc", "jwt":
+		v.errorf("identity.provider", "use header behind an authenticating proxy, or static for development", "%q is not yet supported", i.Provider)
+	case "":
+		v.required("identity.provider", "use header or static")
+	default:
+		v.errorf("identity.provider", "use header or static", "%q is unknown", i.Provider)
+	}
+}
+
+// forbiddenHeaders carry credentials or routing, never the user.
+var forbiddenHeaders = []string{"Authorization", "Proxy-Authorization", "Cookie", "Host"}
+
+func (h *HeaderConfig) validate(v *validator) {
+	const fix = "use a header of its own, such as " + DefaultHeaderName
+	switch {
+	case h.Name == "":
+		v.required("identity.header.name", "the header the authenticating proxy sets, e.g. "+DefaultHeaderName)
+	case !isToken(h.Name):
+		v.errorf("identity.header.name", fix, "%q is not a valid header name", h.Name)
+	case slices.ContainsFunc(forbiddenHeaders, func(f string) bool { return strings.EqualFold(f, h.Name) }):
+		v.errorf("identity.header.name", fix, "%q cannot carry the user", h.Name)
+	case len(h.Name) >= 7 && strings.EqualFold(h.Name[:7], "X-Qlik-"):
+		v.errorf("identity.header.name", fix, "%q is a Qlik header: sensegate never forwards client X-Qlik-* headers", h.Name)
+	}
+
+	h.trustedProxies = []netip.Prefix{}
+	if len(h.RawTrustedProxies) == 0 {
+		v.required("identity.header.trusted_proxies", "list the addresses of the proxies that set "+h.Name+", e.g. 127.0.0.1/32: no other client may")
+	}
+	for i, raw := range h.RawTrustedProxies {
+		key := fmt.Sprintf("identity.header.trusted_proxies[%d]", i)
+		p, err := netip.ParsePrefix(raw)
+		if err != nil {
+			a, aerr := netip.ParseAddr(raw)
+			if aerr != nil {
+				v.errorf(key, "write a CIDR such as 10.0.0.0/8 or an IP such as 127.0.0.1", "%q is not a CIDR or IP address", raw)
+				continue
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		if p.Bits() == 0 {
+			v.errorf(key, "list only the proxies that authenticate users", "%q trusts every address: any client could claim to be any user", raw)
+			continue
+		}
+		h.trustedProxies = append(h.trustedProxies, p.Masked())
+	}
+}
+
+func (s *StaticConfig) validate(v *validator) {
+	const fix = `write DIRECTORY\id, e.g. ACME\dev, or id alone for qlik.user_directory`
+	dir, id, found := strings.Cut(s.User, `\`)
+	switch {
+	case strings.TrimSpace(s.User) == "":
+		v.required("identity.static.user", fix)
+	case strings.Contains(id, `\`):
+		v.errorf("identity.static.user", fix, "%s has more than one backslash", quote(s.User))
+	case found && (strings.TrimSpace(dir) == "" || strings.TrimSpace(id) == ""):
+		v.errorf("identity.static.user", fix, "%s has an empty directory or user id", quote(s.User))
+	}
+}
+
+func validateRoutes(v *validator, routes []Route, prefix string) {
+	reserved := []string{ReservedPath}
+	if isPrefix(prefix) {
+		reserved = append(reserved, "/"+prefix+"/")
+	}
+	first := map[string]int{} // path → index of its first route
+	for i := range routes {
+		r := &routes[i]
+		r.upstream = nil
+		key := fmt.Sprintf("routes[%d]", i)
+		if validateRoutePath(v, key+".path", r.Path, reserved) {
+			if j, dup := first[strings.ToLower(r.Path)]; dup {
+				v.errorf(key+".path", "give each route its own path", "%q is also the path of routes[%d]", r.Path, j)
+			} else {
+				first[strings.ToLower(r.Path)] = i
+			}
+		}
+		if r.Upstream == "" {
+			v.required(key+".upstream", "the address requests are forwarded to, e.g. http://127.0.0.1:3000")
+		} else {
+			r.upstream = v.parseURL(key+".upstream", r.Upstream, urlRule{
+				schemes:   httpSchemes,
+				schemeFix: "use http or https",
+				example:   "http://127.0.0.1:3000",
+				allowPath: true,
+			})
+		}
+	}
+}
+
+// validateRoutePath reports the first problem of p and whether it has none.
+func validateRoutePath(v *validator, key, p string, reserved []string) bool {
+	if p == "" {
+		v.required(key, "the path prefix served by the upstream, e.g. /mashup/")
+		return false
+	}
+	if !strings.HasPrefix(p, "/") || !strings.HasSuffix(p, "/") {
+		v.errorf(key, "write "+cleanDir(p), "%q must start and end with /", p)
+		return false
+	}
+	if i := strings.IndexAny(p, "?#%\\ "); i >= 0 {
+		v.errorf(key, "write a plain path, e.g. /mashup/", "%q contains %q", p, string(p[i]))
+		return false
+	}
+	if want := cleanDir(p); want != p {
+		v.errorf(key, "write "+want, "%q is not a clean path", p)
+		return false
+	}
+	// Qlik matches paths without regard to case.
+	lp := strings.ToLower(p)
+	// "/" is the catch-all route (e.g. the mashup at the root): Qlik paths
+	// and sensegate's own take precedence over it, so it shadows nothing.
+	overlaps := func(q string) bool { return strings.HasPrefix(lp, q) || lp != "/" && strings.HasPrefix(q, lp) }
+	for _, q := range qlikPaths {
+		if overlaps(q) {
+			v.errorf(key, "choose another path", "%q shadows the Qlik path %s", p, q)
+			return false
+		}
+	}
+	for _, q := range reserved {
+		if overlaps(q) {
+			what := "the virtual proxy prefix"
+			if q == ReservedPath {
+				what = "sensegate's reserved path"
+			}
+			v.errorf(key, "choose another path", "%q shadows %s %s", p, what, q)
+			return false
+		}
+	}
+	return true
+}
+
+// cleanDir returns p as a clean absolute path ending in "/".
+func cleanDir(p string) string {
+	c := path.Clean("/" + p)
+	if c != "/" {
+		c += "/"
+	}
+	return c
+}
+
+func (l *LogConfig) validate(v *validator) {
+	switch l.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		v.errorf("log.level", "use debug, info, warn or error", "%q is unknown", l.Level)
+	}
+	switch l.Format {
+	case LogFormatJSON, LogFormatConsole:
+	default:
+		v.errorf("log.format", "use json or console", "%q is unknown", l.Format)
+	}
+}

@@ -1,0 +1,137 @@
+package identity
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"html/template"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// devCookie is the DevLogin session cookie.
+const devCookie = "sensegate_dev_user"
+
+// DevLogin is the demo's identity provider: a page where the visitor picks
+// one of a fixed list of users, remembered in an HMAC-signed cookie. It
+// has no passwords and is for demos and development only.
+type DevLogin struct {
+	users  []User
+	key    []byte
+	secure bool
+	prefix string // set by Mount
+}
+
+// NewDevLogin returns a DevLogin offering users. The signing key is random
+// per process, so restarting signs everyone out. secure marks the cookie
+// Secure (for HTTPS).
+func NewDevLogin(users []User, secure bool) *DevLogin {
+	key := make([]byte, 32)
+	rand.Read(key)
+	return &DevLogin{users: users, key: key, secure: secure, prefix: "/.sensegate/"}
+}
+
+// Identify implements Provider.
+func (d *DevLogin) Identify(r *http.Request) (User, error) {
+	c, err := r.Cookie(devCookie)
+	if err == nil {
+		if u, ok := d.verify(c.Value); ok {
+			return u, nil
+		}
+	}
+	return User{}, &Error{Status: http.StatusUnauthorized, Msg: "not signed in", Err: ErrNoIdentity, LoginURL: d.prefix + "login?rd=" + url.QueryEscape(r.URL.RequestURI())}
+}
+
+func (d *DevLogin) sign(u User) string {
+	m := hmac.New(sha256.New, d.key)
+	m.Write([]byte(u.String()))
+	return base64.RawURLEncoding.EncodeToString([]byte(u.String())) + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+func (d *DevLogin) verify(v string) (User, bool) {
+	name, sig, ok := strings.Cut(v, ".")
+	if !ok {
+		return User{}, false
+	}
+	raw, err1 := base64.RawURLEncoding.DecodeString(name)
+	mac, err2 := base64.RawURLEncoding.DecodeString(sig)
+	if err1 != nil || err2 != nil {
+		return User{}, false
+	}
+	m := hmac.New(sha256.New, d.key)
+	m.Write(raw)
+	if !hmac.Equal(mac, m.Sum(nil)) {
+		return User{}, false
+	}
+	return d.find(string(raw))
+}
+
+func (d *DevLogin) find(name string) (User, bool) {
+	for _, u := range d.users {
+		if strings.EqualFold(u.String(), name) {
+			return u, true
+		}
+	}
+	return User{}, false
+}
+
+// Mount implements Mounter: GET and POST {prefix}login, POST {prefix}logout.
+func (d *DevLogin) Mount(mux *http.ServeMux, prefix string) {
+	d.prefix = prefix
+	mux.HandleFunc("GET "+prefix+"login", d.page)
+	mux.HandleFunc("POST "+prefix+"login", d.login)
+	mux.HandleFunc("POST "+prefix+"logout", d.logout)
+}
+
+var devPage = template.Must(template.New("login").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>sensegate demo: sign in</title>
+<style>body{font:16px system-ui,sans-serif;max-width:28rem;margin:4rem auto}button{display:block;width:100%;margin:.5rem 0;padding:.7rem;font-size:1rem}</style></head>
+<body><h1>sensegate demo</h1><p>Sign in as one of the simulator's users. (Development login: no passwords.)</p>
+<form method="post">{{range .Users}}<button name="user" value="{{.}}">{{.}}</button>{{end}}
+<input type="hidden" name="rd" value="{{.Redirect}}"></form></body></html>
+`))
+
+func (d *DevLogin) page(w http.ResponseWriter, r *http.Request) {
+	names := make([]string, len(d.users))
+	for i, u := range d.users {
+		names[i] = u.String()
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	devPage.Execute(w, struct {
+		Users    []string
+		Redirect string
+	}{names, safeRedirect(r.URL.Query().Get("rd"))})
+}
+
+func (d *DevLogin) login(w http.ResponseWriter, r *http.Request) {
+	u, ok := d.find(r.PostFormValue("user"))
+	if !ok {
+		http.Error(w, fmt.Sprintf("unknown user %q", r.PostFormValue("user")), http.StatusBadRequest)
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: devCookie, Value: d.sign(u), Path: "/", HttpOnly: true, Secure: d.secure, SameSite: http.SameSiteLaxMode, MaxAge: 8 * 3600})
+	http.Redirect(w, r, safeRedirect(r.PostFormValue("rd")), http.StatusSeeOther)
+}
+
+func (d *DevLogin) logout(w http.ResponseWriter, r *http.Request) {
+	http.SetCookie(w, &http.Cookie{Name: devCookie, Value: "", Path: "/", HttpOnly: true, Secure: d.secure, SameSite: http.SameSiteLaxMode, MaxAge: -1})
+	http.Redirect(w, r, d.prefix+"login", http.StatusSeeOther)
+}
+
+// safeRedirect keeps post-login redirects on this origin: only an absolute
+// path, never "//host" or "/\host" (which browsers treat as another host).
+func safeRedirect(rd string) string {
+	if !strings.HasPrefix(rd, "/") || strings.HasPrefix(rd, "//") || strings.HasPrefix(rd, `/\`) || strings.ContainsAny(rd, "\r\n") {
+		return "/"
+	}
+	return rd
+}
+
+var (
+	_ Provider = (*DevLogin)(nil)
+	_ Mounter  = (*DevLogin)(nil)
+)

@@ -1,0 +1,273 @@
+// Package proxy is sensegate's http.Handler: it identifies the user of each
+// request, forwards Qlik paths to the Qlik proxy with that user's Qlik
+// session cookie (HTTP through httputil.ReverseProxy, Engine websockets
+// through a frame relay), forwards other configured routes to their
+// upstreams, and never lets a Qlik cookie or ticket reach the browser.
+package proxy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/sensegate/sensegate/identity"
+	"github.com/sensegate/sensegate/session"
+	"go.uber.org/zap"
+)
+
+// Sessions hands out users' Qlik sessions; *session.Broker is one.
+type Sessions interface {
+	// Ensure returns u's Qlik session, logging u in when there is none.
+	Ensure(ctx context.Context, u identity.User) (session.Entry, error)
+	// Invalidate drops u's session if it still holds cookie.
+	Invalidate(ctx context.Context, u identity.User, cookie string) error
+	// Update stores a session cookie Qlik set on a proxied response.
+	Update(ctx context.Context, u identity.User, e session.Entry) error
+}
+
+// Route forwards a path prefix to another upstream, e.g. the mashup's web
+// server, so the browser sees one origin.
+type Route struct {
+	// Path is the prefix, starting and ending with "/".
+	Path string
+	// Upstream is the base URL requests go to.
+	Upstream *url.URL
+	// StripPrefix removes Path (keeping one "/") before forwarding.
+	StripPrefix bool
+}
+
+// Defaults of Options.
+const (
+	DefaultUpstreamTimeout  = 30 * time.Second
+	DefaultWebsocketReadMax = 256 << 20
+	DefaultWriteWait        = 30 * time.Second
+	DefaultHandshakeTimeout = 15 * time.Second
+)
+
+// Options configure a Handler. Qlik, CookieName, Identity and Sessions are
+// required.
+type Options struct {
+	// Qlik is the base URL of the Qlik proxy side, e.g. https://qlik:443.
+	Qlik *url.URL
+	// Prefix is the virtual proxy prefix ("" for the default one).
+	Prefix string
+	// CookieName is the virtual proxy's session cookie name.
+	CookieName string
+	// QlikOrigin is the Origin sent to Qlik on websocket upgrades and on
+	// requests that carried one; it must match Qlik's host allow list.
+	// Empty means the origin of Qlik.
+	QlikOrigin string
+	// Identity identifies users.
+	Identity identity.Provider
+	// Sessions is the session broker.
+	Sessions Sessions
+	// Transport carries requests to Qlik (nil: a clone of
+	// http.DefaultTransport). Its TLS config also serves websocket dials
+	// when it is an *http.Transport.
+	Transport http.RoundTripper
+	// Routes are the non-Qlik upstreams.
+	Routes []Route
+	// PublicURL is sensegate's own origin as browsers see it; websocket
+	// upgrades must come from it or from AllowedOrigins.
+	PublicURL *url.URL
+	// AllowedOrigins are further origins ("scheme://host[:port]") allowed
+	// to open websockets.
+	AllowedOrigins []string
+	// WebsocketReadLimit bounds one websocket message in either direction
+	// (DefaultWebsocketReadMax if 0).
+	WebsocketReadLimit int64
+	// Logger receives the logs (nil discards them).
+	Logger *zap.Logger
+}
+
+// Handler is sensegate's front handler. It is safe for concurrent use.
+type Handler struct {
+	opts     Options
+	log      *zap.Logger
+	qlik     *qlikProxy
+	ws       *relay
+	routes   []*routeProxy // longest path first
+	strip    []string      // headers of the identity provider to drop
+	prefix   string        // "/{prefix}" or ""
+	qlikHost string
+	own      *http.ServeMux // sensegate's own pages under ReservedPrefix
+}
+
+// ReservedPrefix is the path prefix of sensegate's own endpoints (identity
+// pages, /.sensegate/me); it is never forwarded.
+const ReservedPrefix = "/.sensegate/"
+
+// qlikPaths are the path prefixes forwarded to Qlik (without the virtual
+// proxy prefix). Anything else is a route or a 404.
+var qlikPaths = []string{
+	"/app/", "/qrs/", "/resources/", "/api/", "/sense/", "/hub/", "/extensions/",
+	"/content/", "/single/", "/dev-hub/", "/qps/user", "/qps/csrftoken",
+}
+
+// IsQlikPath reports whether path (without a virtual proxy prefix) is one
+// that sensegate forwards to Qlik.
+func IsQlikPath(path string) bool {
+	for _, p := range qlikPaths {
+		if strings.HasPrefix(path, p) || path+"/" == p {
+			return true
+		}
+	}
+	return false
+}
+
+// New checks opts and returns a Handler.
+func New(opts Options) (*Handler, error) {
+	var errs []error
+	if opts.Qlik == nil || opts.Qlik.Host == "" {
+		errs = append(errs, errors.New("proxy: Qlik URL is required"))
+	}
+	if opts.CookieName == "" {
+		errs = append(errs, errors.New("proxy: Qlik session cookie name is required"))
+	}
+	if opts.Identity == nil || opts.Sessions == nil {
+		errs = append(errs, errors.New("proxy: identity provider and session broker are required"))
+	}
+	if opts.PublicURL == nil {
+		errs = append(errs, errors.New("proxy: public URL is required"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	if opts.Transport == nil {
+		opts.Transport = NewTransport(nil, DefaultUpstreamTimeout)
+	}
+	if opts.QlikOrigin == "" {
+		opts.QlikOrigin = opts.Qlik.Scheme + "://" + opts.Qlik.Host
+	}
+	if opts.WebsocketReadLimit <= 0 {
+		opts.WebsocketReadLimit = DefaultWebsocketReadMax
+	}
+	h := &Handler{opts: opts, log: opts.Logger, qlikHost: opts.Qlik.Host}
+	if opts.Prefix != "" {
+		h.prefix = "/" + opts.Prefix
+	}
+	if s, ok := opts.Identity.(identity.HeaderStripper); ok {
+		h.strip = s.StripHeaders()
+	}
+	h.own = http.NewServeMux()
+	if m, ok := opts.Identity.(identity.Mounter); ok {
+		m.Mount(h.own, ReservedPrefix)
+	}
+	h.own.HandleFunc("GET "+ReservedPrefix+"me", h.serveMe)
+	h.qlik = newQlikProxy(h)
+	h.ws = newRelay(h)
+	for _, rt := range opts.Routes {
+		h.routes = append(h.routes, newRouteProxy(h, rt))
+	}
+	sort.SliceStable(h.routes, func(i, j int) bool { return len(h.routes[i].route.Path) > len(h.routes[j].route.Path) })
+	return h, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	id := newRequestID()
+	r = r.WithContext(withRequestID(r.Context(), id))
+	w.Header().Set(HeaderRequestID, id)
+
+	path := r.URL.Path
+	if strings.HasPrefix(path, ReservedPrefix) {
+		h.own.ServeHTTP(w, r)
+		return
+	}
+	// Clients that build Qlik URLs with the virtual proxy prefix (Qlik's
+	// own capability APIs do) are served the same as without it.
+	if h.prefix != "" && strings.HasPrefix(path, h.prefix+"/") {
+		path = path[len(h.prefix):]
+	}
+	if IsQlikPath(path) {
+		u, ok := h.identify(w, r)
+		if !ok {
+			return
+		}
+		r = r.WithContext(withUser(r.Context(), u))
+		if isWebsocket(r) {
+			h.ws.serve(w, r, u, path)
+			return
+		}
+		h.qlik.serve(w, r, u, path)
+		return
+	}
+	for _, rp := range h.routes {
+		if strings.HasPrefix(r.URL.Path, rp.route.Path) || r.URL.Path+"/" == rp.route.Path {
+			u, ok := h.identify(w, r)
+			if !ok {
+				return
+			}
+			rp.serve(w, r.WithContext(withUser(r.Context(), u)))
+			return
+		}
+	}
+	writeError(w, r, h.log, &Error{Status: http.StatusNotFound, Msg: "no route for " + r.URL.Path})
+}
+
+// identify runs the identity provider; on failure it answers the request.
+func (h *Handler) identify(w http.ResponseWriter, r *http.Request) (identity.User, bool) {
+	u, err := h.opts.Identity.Identify(r)
+	if err == nil {
+		return u, true
+	}
+	var ie *identity.Error
+	if errors.As(err, &ie) && ie.LoginURL != "" && r.Method == http.MethodGet && wantsHTML(r) {
+		// A browser navigation goes to the login page and comes back.
+		http.Redirect(w, r, ie.LoginURL, http.StatusFound)
+		return identity.User{}, false
+	}
+	if errors.As(err, &ie) {
+		writeError(w, r, h.log, &Error{Status: ie.Status, Msg: ie.Msg, Err: err})
+	} else {
+		writeError(w, r, h.log, &Error{Status: http.StatusServiceUnavailable, Msg: "identity provider unavailable", Err: err, RetryAfter: 5})
+	}
+	return identity.User{}, false
+}
+
+// serveMe answers GET /.sensegate/me with the signed-in user as JSON.
+func (h *Handler) serveMe(w http.ResponseWriter, r *http.Request) {
+	u, ok := h.identify(w, r)
+	if !ok {
+		return
+	}
+	attrs := make([]map[string]string, 0, len(u.Attributes))
+	for _, a := range u.Attributes {
+		attrs = append(attrs, map[string]string{a.Key: a.Value})
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	json.NewEncoder(w).Encode(map[string]any{"userDirectory": u.Directory, "userId": u.ID, "attributes": attrs})
+}
+
+// Shutdown closes every relayed websocket with 1001 (going away), waiting
+// up to ctx for the closes to be sent. net/http's Server.Shutdown does not
+// touch hijacked connections, so call this from Server.RegisterOnShutdown
+// or after it.
+func (h *Handler) Shutdown(ctx context.Context) error { return h.ws.shutdown(ctx) }
+
+// OpenWebsockets returns the number of relayed websockets.
+func (h *Handler) OpenWebsockets() int { return h.ws.count() }
+
+func isWebsocket(r *http.Request) bool {
+	return headerHasToken(r.Header, "Connection", "upgrade") && headerHasToken(r.Header, "Upgrade", "websocket")
+}
+
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,237 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+
+	"github.com/sensegate/sensegate/identity"
+	"github.com/sensegate/sensegate/session"
+	"go.uber.org/zap"
+)
+
+// qlikProxy forwards HTTP requests (REST, QRS, static resources) to Qlik.
+type qlikProxy struct {
+	h  *Handler
+	rp *httputil.ReverseProxy
+}
+
+func newQlikProxy(h *Handler) *qlikProxy {
+	q := &qlikProxy{h: h}
+	q.rp = &httputil.ReverseProxy{
+		Rewrite:        q.rewrite,
+		Transport:      h.opts.Transport,
+		ModifyResponse: q.modifyResponse,
+		ErrorHandler:   q.errorHandler,
+		BufferPool:     newBufferPool(),
+		ErrorLog:       zap.NewStdLog(h.log.Named("qlik")),
+	}
+	return q
+}
+
+// errSessionRefused is returned by modifyResponse when Qlik answers as to
+// a client without a valid session: it forgot the one we sent.
+var errSessionRefused = errors.New("qlik refused the session cookie")
+
+func (q *qlikProxy) serve(w http.ResponseWriter, r *http.Request, u identity.User, path string) {
+	e, err := q.h.opts.Sessions.Ensure(r.Context(), u)
+	if err != nil {
+		writeError(w, r, q.h.log, upstreamError("could not get a Qlik session", err))
+		return
+	}
+	q.rp.ServeHTTP(w, r.WithContext(withEntry(r.Context(), e)))
+}
+
+// rewrite turns the client's request into Qlik's: the Qlik URL under the
+// virtual proxy prefix, the user's Qlik cookie and nothing the client
+// could use to act as someone else.
+func (q *qlikProxy) rewrite(pr *httputil.ProxyRequest) {
+	h := q.h
+	out := pr.Out
+	setQlikURL(out.URL, h.opts.Qlik, h.prefix, pr.In.URL)
+	out.Host = ""
+	stripTicketParams(out.URL)
+	stripClientCredentials(out.Header, h.strip)
+	if out.Header.Get("Origin") != "" {
+		out.Header.Set("Origin", h.opts.QlikOrigin)
+	}
+	if e, ok := entryFrom(out.Context()); ok {
+		out.Header.Set("Cookie", h.opts.CookieName+"="+e.Cookie)
+	}
+}
+
+// setQlikURL points dst at qlik's base URL, under prefix, with in's path
+// (without the prefix when the client used it) and query.
+func setQlikURL(dst, qlik *url.URL, prefix string, in *url.URL) {
+	path, raw := in.Path, in.EscapedPath()
+	if prefix != "" && strings.HasPrefix(path, prefix+"/") {
+		path = path[len(prefix):]
+		if strings.HasPrefix(raw, prefix+"/") {
+			raw = raw[len(prefix):]
+		}
+	}
+	base := strings.TrimSuffix(qlik.Path, "/") + prefix
+	dst.Scheme, dst.Host = qlik.Scheme, qlik.Host
+	dst.Path = base + path
+	dst.RawPath = ""
+	if raw != path {
+		dst.RawPath = strings.TrimSuffix(qlik.EscapedPath(), "/") + prefix + raw
+	}
+	dst.RawQuery = in.RawQuery
+}
+
+// stripTicketParams removes qlikTicket parameters in any spelling, so a
+// client cannot log in to Qlik as someone else through sensegate.
+func stripTicketParams(u *url.URL) {
+	if !strings.Contains(strings.ToLower(u.RawQuery), "qlikticket") {
+		return
+	}
+	q := u.Query()
+	for k := range q {
+		if strings.EqualFold(k, "qlikticket") {
+			q.Del(k)
+		}
+	}
+	u.RawQuery = q.Encode()
+}
+
+// stripClientCredentials deletes what a client could use to choose its Qlik
+// identity: all its cookies (Qlik session cookies, sensegate's own),
+// Authorization, X-Qlik-* headers but the Xrfkey (QRS's CSRF check needs
+// it), and the identity provider's headers.
+func stripClientCredentials(hdr http.Header, extra []string) {
+	hdr.Del("Cookie")
+	hdr.Del("Authorization")
+	hdr.Del("Proxy-Authorization")
+	for k := range hdr {
+		if len(k) > 7 && strings.EqualFold(k[:7], "X-Qlik-") && !strings.EqualFold(k, "X-Qlik-Xrfkey") {
+			delete(hdr, k)
+		}
+	}
+	for _, k := range extra {
+		hdr.Del(k)
+	}
+}
+
+// isQlikCookie reports whether a cookie name is a Qlik session cookie (of
+// any virtual proxy, over HTTP or HTTPS).
+func isQlikCookie(name string) bool {
+	return strings.HasPrefix(strings.ToLower(name), "x-qlik-session")
+}
+
+// modifyResponse keeps Qlik's session cookies out of the browser (a new one
+// updates the jar), points redirects at sensegate, and detects a session
+// Qlik no longer knows.
+func (q *qlikProxy) modifyResponse(resp *http.Response) error {
+	h := q.h
+	req := resp.Request
+	if sc := resp.Header.Values("Set-Cookie"); len(sc) > 0 {
+		keep := sc[:0:0]
+		for _, line := range sc {
+			c, err := http.ParseSetCookie(line)
+			if err != nil || !isQlikCookie(c.Name) {
+				keep = append(keep, line)
+				continue
+			}
+			if c.Name == h.opts.CookieName && c.Value != "" && c.MaxAge >= 0 {
+				q.storeCookie(req, c.Value)
+			}
+		}
+		resp.Header["Set-Cookie"] = keep
+		if len(keep) == 0 {
+			resp.Header.Del("Set-Cookie")
+		}
+	}
+	if loc := resp.Header.Get("Location"); loc != "" {
+		if isLoginRedirect(resp.StatusCode, loc) {
+			return errSessionRefused
+		}
+		resp.Header.Set("Location", h.publicLocation(req.URL, loc))
+	}
+	if resp.StatusCode == http.StatusInternalServerError && strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") {
+		// QPS answers a cookie it does not know (after a restart or a
+		// failover) with 500 "Authentication error: Restart the browser."
+		// Peek without consuming: only the first bytes matter.
+		if b, ok := peekBody(resp, 64); ok && strings.HasPrefix(string(b), "Authentication error") {
+			return errSessionRefused
+		}
+	}
+	return nil
+}
+
+// storeCookie records a session cookie Qlik set on a proxied response.
+func (q *qlikProxy) storeCookie(req *http.Request, value string) {
+	u, ok := userFrom(req.Context())
+	if !ok {
+		return
+	}
+	if e, ok := entryFrom(req.Context()); ok && e.Cookie == value {
+		return
+	}
+	if err := q.h.opts.Sessions.Update(req.Context(), u, session.Entry{Cookie: value}); err != nil {
+		q.h.log.Warn("jar update failed", zap.String("user", u.String()), zap.String("request_id", requestID(req.Context())), zap.Error(err))
+	}
+}
+
+// isLoginRedirect reports whether a redirect sends the client to Qlik's
+// authentication: the internal forms login or an authentication module
+// (proxyRestUri and targetId).
+func isLoginRedirect(status int, loc string) bool {
+	if status < 300 || status > 399 {
+		return false
+	}
+	l := strings.ToLower(loc)
+	return strings.Contains(l, "/internal_forms_authentication") || strings.Contains(l, "/internal_windows_authentication") ||
+		(strings.Contains(l, "proxyresturi=") && strings.Contains(l, "targetid="))
+}
+
+// publicLocation rewrites a Location that points at Qlik into one on
+// sensegate's public URL, without the virtual proxy prefix.
+func (h *Handler) publicLocation(reqURL *url.URL, loc string) string {
+	u, err := reqURL.Parse(loc)
+	if err != nil || !strings.EqualFold(u.Host, h.qlikHost) {
+		return loc
+	}
+	pub := *h.opts.PublicURL
+	path := u.Path
+	if h.prefix != "" && strings.HasPrefix(path, h.prefix+"/") {
+		path = path[len(h.prefix):]
+	}
+	pub.Path = strings.TrimSuffix(pub.Path, "/") + path
+	pub.RawPath = ""
+	pub.RawQuery = u.RawQuery
+	pub.Fragment = u.Fragment
+	stripTicketParams(&pub)
+	return pub.String()
+}
+
+func (q *qlikProxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, errSessionRefused) {
+		u, _ := userFrom(r.Context())
+		if e, ok := entryFrom(r.Context()); ok {
+			if ierr := q.h.opts.Sessions.Invalidate(r.Context(), u, e.Cookie); ierr != nil {
+				q.h.log.Warn("jar invalidate failed", zap.String("user", u.String()), zap.Error(ierr))
+			}
+		}
+		writeError(w, r, q.h.log, &Error{Status: http.StatusServiceUnavailable, Msg: "the Qlik session expired; retry the request", Err: err, RetryAfter: 1})
+		return
+	}
+	writeError(w, r, q.h.log, upstreamError("Qlik did not answer", err))
+}
+
+// peekBody returns up to n first bytes of resp's body and puts them back,
+// so the body still reads whole.
+func peekBody(resp *http.Response, n int) ([]byte, bool) {
+	buf := make([]byte, n)
+	m, err := io.ReadFull(resp.Body, buf)
+	buf = buf[:m]
+	resp.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(buf), resp.Body), resp.Body}
+	return buf, err == nil || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)
+}

@@ -1,0 +1,95 @@
+package proxy
+
+import (
+	"net/http"
+	"net/http/httputil"
+	"strings"
+
+	"go.uber.org/zap"
+)
+
+// routeProxy forwards a configured path prefix to a non-Qlik upstream.
+type routeProxy struct {
+	h     *Handler
+	route Route
+	rp    *httputil.ReverseProxy
+}
+
+func newRouteProxy(h *Handler, rt Route) *routeProxy {
+	p := &routeProxy{h: h, route: rt}
+	p.rp = &httputil.ReverseProxy{
+		Rewrite:        p.rewrite,
+		Transport:      NewTransport(nil, DefaultUpstreamTimeout),
+		ModifyResponse: p.modifyResponse,
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			writeError(w, r, h.log, upstreamError("upstream of "+rt.Path+" did not answer", err))
+		},
+		BufferPool: newBufferPool(),
+		ErrorLog:   zap.NewStdLog(h.log.Named("route")),
+	}
+	return p
+}
+
+func (p *routeProxy) serve(w http.ResponseWriter, r *http.Request) { p.rp.ServeHTTP(w, r) }
+
+func (p *routeProxy) rewrite(pr *httputil.ProxyRequest) {
+	if p.route.StripPrefix {
+		pr.Out.URL.Path = "/" + strings.TrimPrefix(pr.Out.URL.Path, p.route.Path)
+		pr.Out.URL.RawPath = ""
+	}
+	pr.SetURL(p.route.Upstream)
+	pr.SetXForwarded()
+	hdr := pr.Out.Header
+	// The upstream is not Qlik, but Qlik session cookies and identity
+	// headers still have no business there.
+	dropQlikCookies(hdr)
+	for k := range hdr {
+		if len(k) > 7 && strings.EqualFold(k[:7], "X-Qlik-") {
+			delete(hdr, k)
+		}
+	}
+	for _, k := range p.h.strip {
+		hdr.Del(k)
+	}
+}
+
+// modifyResponse drops Qlik session cookies an upstream might set (for
+// instance a mashup server that still does its own ticketing).
+func (p *routeProxy) modifyResponse(resp *http.Response) error {
+	sc := resp.Header.Values("Set-Cookie")
+	if len(sc) == 0 {
+		return nil
+	}
+	keep := sc[:0:0]
+	for _, line := range sc {
+		if c, err := http.ParseSetCookie(line); err == nil && isQlikCookie(c.Name) {
+			continue
+		}
+		keep = append(keep, line)
+	}
+	resp.Header["Set-Cookie"] = keep
+	return nil
+}
+
+// dropQlikCookies removes Qlik session cookies from a Cookie header,
+// keeping the others.
+func dropQlikCookies(hdr http.Header) {
+	lines := hdr.Values("Cookie")
+	if len(lines) == 0 {
+		return
+	}
+	var keep []string
+	for _, line := range lines {
+		for _, part := range strings.Split(line, ";") {
+			part = strings.TrimSpace(part)
+			name, _, _ := strings.Cut(part, "=")
+			if part != "" && !isQlikCookie(name) {
+				keep = append(keep, part)
+			}
+		}
+	}
+	hdr.Del("Cookie")
+	if len(keep) > 0 {
+		hdr.Set("Cookie", strings.Join(keep, "; "))
+	}
+}

@@ -1,0 +1,639 @@
+package ticket
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	mrand "math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/sensegate/sensegate/identity"
+)
+
+const (
+	// maxBody bounds the bytes read from any answer.
+	maxBody = 1 << 20
+	// maxErrorPage bounds what is kept of a proxy-side error page.
+	maxErrorPage = 4 << 10
+	// maxBackoff caps the doubling backoff.
+	maxBackoff = 30 * time.Second
+	// maxIdlePerHost keeps connections to QPS for bursts of logins (the
+	// net/http default is 2).
+	maxIdlePerHost = 16
+	// xrfkeyLen and xrfkeyChars are Qlik's Xrfkey rules: 16 characters
+	// of [0-9a-zA-Z].
+	xrfkeyLen   = 16
+	xrfkeyChars = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+)
+
+// Ping's probe user: a user no directory has, so that QPS only lists
+// (no) sessions. See Client.Ping.
+const (
+	pingDirectory = "SENSEGATE"
+	pingUserID    = "readiness-probe"
+)
+
+// Client talks to QPS and the Qlik proxy for one virtual proxy. Create it
+// with New. It is safe for concurrent use and holds no per-user state.
+type Client struct {
+	cfg   Config
+	log   *zap.Logger
+	qps   *http.Client // QPS API: presents the client certificate
+	proxy *http.Client // redemption: no client certificate, no redirects, no keep-alive; nil without ProxyURL
+}
+
+// New validates cfg (naming every bad field at once), fills in defaults and
+// returns a Client. log receives one entry per attempt (nil discards them);
+// name it in the caller. New makes no network calls: see Ping.
+func New(cfg Config, log *zap.Logger) (*Client, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	c := &Client{
+		cfg: cfg,
+		log: log.With(zap.String("prefix", cfg.Prefix)),
+	}
+	noRedirect := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	qtr := newTransport(&tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		RootCAs:      cfg.RootCAs,
+		Certificates: []tls.Certificate{cfg.ClientCert},
+	})
+	c.qps = &http.Client{Transport: qtr, CheckRedirect: noRedirect}
+	if cfg.ProxyURL != nil {
+		ptr := newTransport(&tls.Config{MinVersion: tls.VersionTLS12, RootCAs: cfg.RootCAs})
+		// A fresh connection per redemption: net/http silently re-sends a
+		// GET when a reused connection breaks before the answer, and the
+		// proxy may already have consumed the single-use ticket by then.
+		ptr.DisableKeepAlives = true
+		c.proxy = &http.Client{Transport: ptr, CheckRedirect: noRedirect}
+	}
+	return c, nil
+}
+
+// newTransport clones http.DefaultTransport (proxy from environment, dial
+// and TLS handshake timeouts) with tlsCfg.
+func newTransport(tlsCfg *tls.Config) *http.Transport {
+	var tr *http.Transport
+	if dt, ok := http.DefaultTransport.(*http.Transport); ok {
+		tr = dt.Clone()
+	} else {
+		tr = &http.Transport{
+			Proxy:                 http.ProxyFromEnvironment,
+			DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			ForceAttemptHTTP2:     true,
+			MaxIdleConns:          100,
+			IdleConnTimeout:       90 * time.Second,
+			TLSHandshakeTimeout:   10 * time.Second,
+			ExpectContinueTimeout: time.Second,
+		}
+	}
+	tr.TLSClientConfig = tlsCfg
+	tr.MaxIdleConnsPerHost = maxIdlePerHost
+	return tr
+}
+
+// CloseIdleConnections closes the idle connections to QPS and the proxy,
+// e.g. at shutdown.
+func (c *Client) CloseIdleConnections() {
+	c.qps.CloseIdleConnections()
+	if c.proxy != nil {
+		c.proxy.CloseIdleConnections()
+	}
+}
+
+// Login establishes a Qlik session for u and returns its session cookie,
+// to be sent upstream with u's requests. In ModeTicket it calls Ticket and
+// Redeem; in ModeSession it calls CreateSession with a fresh random id and
+// returns {Name: SessionCookie, Value: id, Path: "/"}.
+func (c *Client) Login(ctx context.Context, u identity.User) (*http.Cookie, error) {
+	start := time.Now()
+	var (
+		cookie *http.Cookie
+		err    error
+	)
+	if c.cfg.Mode == ModeSession {
+		id := newSessionID()
+		if err = c.CreateSession(ctx, u, id); err == nil {
+			cookie = &http.Cookie{Name: c.cfg.SessionCookie, Value: id, Path: "/"}
+		}
+	} else {
+		var t string
+		if t, err = c.Ticket(ctx, u); err == nil {
+			cookie, err = c.redeem(ctx, t, u.String())
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.log.Info("qlik login", zap.String("user", u.String()), zap.Stringer("mode", c.cfg.Mode), zap.Duration("duration", time.Since(start)))
+	return cookie, nil
+}
+
+// attribute is an identity.Attribute as QPS reads it: {"Key":"Value"}.
+type attribute identity.Attribute
+
+func (a attribute) MarshalJSON() ([]byte, error) {
+	return json.Marshal(map[string]string{a.Key: a.Value})
+}
+
+// userBody is the body of the ticket and session APIs.
+type userBody struct {
+	UserDirectory string      `json:"UserDirectory"`
+	UserID        string      `json:"UserId"`
+	Attributes    []attribute `json:"Attributes"`
+	SessionID     string      `json:"SessionId,omitempty"`
+}
+
+func newUserBody(u identity.User, sessionID string) ([]byte, error) {
+	b := userBody{UserDirectory: u.Directory, UserID: u.ID, Attributes: make([]attribute, len(u.Attributes)), SessionID: sessionID}
+	for i, a := range u.Attributes {
+		b.Attributes[i] = attribute(a)
+	}
+	return json.Marshal(b)
+}
+
+// checkUser validates u before a call, so a bad identity is reported here
+// rather than as QPS's 400.
+func (c *Client) checkUser(op string, u identity.User) *Error {
+	if err := u.Validate(); err != nil {
+		return &Error{Op: op, User: u.String(), Kind: ErrRejected, Msg: "invalid Qlik user", Cause: err}
+	}
+	return nil
+}
+
+// Ticket requests a ticket for u from QPS: POST
+// {QPSURL}/qps/{prefix}/ticket with a fresh Xrfkey, u's directory, id and
+// attributes. It accepts 200 and 201 and returns the non-empty Ticket of
+// the answer. Network errors and 5xx are retried (an unused ticket expires
+// after a minute, so a duplicate is harmless). The ticket is a credential:
+// never log it.
+func (c *Client) Ticket(ctx context.Context, u identity.User) (string, error) {
+	if e := c.checkUser("ticket", u); e != nil {
+		return "", e
+	}
+	body, err := newUserBody(u, "")
+	if err != nil {
+		return "", &Error{Op: "ticket", User: u.String(), Kind: ErrRejected, Msg: "encoding the request", Cause: err}
+	}
+	r := &request{op: "ticket", user: u.String(), method: http.MethodPost, url: c.qpsURL("ticket"), body: body, qps: true, replayable: true}
+	var t string
+	err = c.do(ctx, r, func(res *response) *Error {
+		if res.status != http.StatusOK && res.status != http.StatusCreated {
+			return c.statusError(r, res.status, res.body)
+		}
+		var out struct {
+			Ticket string `json:"Ticket"`
+		}
+		// The body holds the ticket: the error may describe it, not quote it.
+		if err := json.Unmarshal(res.body, &out); err != nil {
+			return &Error{Op: r.op, User: r.user, Kind: ErrRejected, Status: res.status, Msg: "QPS answered with a body that is not a ticket (invalid JSON)"}
+		}
+		if strings.TrimSpace(out.Ticket) == "" {
+			return &Error{Op: r.op, User: r.user, Kind: ErrRejected, Status: res.status, Msg: "QPS answered without a Ticket"}
+		}
+		t = out.Ticket
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return t, nil
+}
+
+// Redeem presents ticket to the Qlik proxy (GET
+// {ProxyURL}/{prefix}{RedeemPath}?qlikTicket=…, no redirects followed) and
+// returns the session cookie named SessionCookie from its answer,
+// whatever the status (Qlik may redirect after a successful redemption).
+// Without that cookie: a redirect (or the cookie being cleared) means the
+// ticket was refused (ErrTicketRefused); a 2xx means the cookie has
+// another name, which the error lists (names only, never values); a 403
+// about parallel sessions is ErrTooManySessions; other 4xx and 5xx are
+// ErrRejected and ErrUnavailable.
+//
+// A ticket is single-use and the proxy consumes it when it reads the
+// request, so Redeem retries only when the request never left (dial or TLS
+// handshake failures); after that, even a 5xx or a broken connection is
+// final: re-sending the same ticket could only fail, and would hide the
+// real error. A new Login, with a new ticket, may succeed.
+func (c *Client) Redeem(ctx context.Context, ticket string) (*http.Cookie, error) {
+	return c.redeem(ctx, ticket, "")
+}
+
+// redeem is Redeem, with the ticket's user (if known) for logs and errors.
+func (c *Client) redeem(ctx context.Context, ticket, user string) (*http.Cookie, error) {
+	if c.proxy == nil {
+		return nil, &Error{Op: "redeem", User: user, Kind: ErrRejected, Msg: "no ProxyURL configured"}
+	}
+	if ticket == "" {
+		return nil, &Error{Op: "redeem", User: user, Kind: ErrRejected, Msg: "empty ticket"}
+	}
+	u := c.vpURL(c.cfg.RedeemPath)
+	u.RawQuery = "qlikTicket=" + url.QueryEscape(ticket)
+	r := &request{op: "redeem", user: user, method: http.MethodGet, url: u, secret: ticket}
+	var cookie *http.Cookie
+	err := c.do(ctx, r, func(res *response) *Error {
+		var names []string
+		cleared := false
+		for _, k := range res.cookies {
+			if k.Name == c.cfg.SessionCookie && (k.Value == "" || k.MaxAge < 0) {
+				cleared = true
+				continue
+			}
+			if k.Name == c.cfg.SessionCookie {
+				cookie = &http.Cookie{
+					Name: k.Name, Value: k.Value, Path: k.Path, Domain: k.Domain,
+					Expires: k.Expires, MaxAge: k.MaxAge, Secure: k.Secure, HttpOnly: k.HttpOnly,
+					SameSite: k.SameSite, Partitioned: k.Partitioned,
+				}
+				if res.status >= 300 {
+					c.log.Warn("redeem path answered an error status with a session cookie", zap.String("user", user), zap.Int("status", res.status), zap.String("redeem_path", c.cfg.RedeemPath))
+				}
+				return nil
+			}
+			names = append(names, k.Name)
+		}
+		return c.noCookieError(r, res, names, cleared)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return cookie, nil
+}
+
+// noCookieError explains a redemption answer without the session cookie.
+// names are the cookies that were set; their values are never quoted.
+func (c *Client) noCookieError(r *request, res *response, names []string, cleared bool) *Error {
+	status := res.status
+	e := &Error{Op: r.op, User: r.user, Kind: ErrRejected, Status: status}
+	text := http.StatusText(status)
+	switch {
+	case status == http.StatusForbidden && strings.Contains(strings.ToLower(string(res.body)), tooManySessions):
+		e.Kind = ErrTooManySessions
+		e.Msg = fmt.Sprintf("the Qlik proxy refused the session (403): the user has too many sessions active in parallel (Qlik allows %d)", maxParallelSessions)
+	case status >= 300 && status < 400:
+		e.Kind = ErrTicketRefused
+		e.Msg = fmt.Sprintf("the Qlik proxy refused the ticket (%d %s to the login page): it expired, was used already, or was issued for another virtual proxy than %q or another Qlik node", status, text, c.cfg.Prefix)
+	case status >= 500:
+		e.Kind, e.Temporary = ErrUnavailable, true
+		e.Msg = fmt.Sprintf("the Qlik proxy answered %d %s", status, text)
+	case status >= 400:
+		e.Msg = fmt.Sprintf("the Qlik proxy answered %d %s to %s: check the proxy URL, prefix %q and redeem path", status, text, r.url.Path, c.cfg.Prefix)
+	case cleared:
+		e.Kind = ErrTicketRefused
+		e.Msg = fmt.Sprintf("the Qlik proxy answered %d clearing the session cookie %q instead of setting it: the ticket was not accepted", status, c.cfg.SessionCookie)
+	case len(names) == 0:
+		e.Msg = fmt.Sprintf("the Qlik proxy answered %d without setting any cookie, expected %q: is %s served by the Qlik proxy?", status, c.cfg.SessionCookie, r.where())
+	default:
+		names = uniq(names)
+		e.Msg = fmt.Sprintf("expected session cookie %q but the Qlik proxy set %s", c.cfg.SessionCookie, quoteAll(names))
+		for _, n := range names {
+			if strings.HasPrefix(strings.ToLower(n), "x-qlik-session") {
+				e.Msg += fmt.Sprintf(": the configured session cookie name does not match the virtual proxy's (Qlik appends \"-HTTP\" over plain http); configure %q", n)
+				break
+			}
+		}
+	}
+	return e
+}
+
+func uniq(s []string) []string {
+	seen := map[string]bool{}
+	out := s[:0:0]
+	for _, x := range s {
+		if !seen[x] {
+			seen[x] = true
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func quoteAll(s []string) string {
+	q := make([]string, len(s))
+	for i, x := range s {
+		q[i] = fmt.Sprintf("%q", x)
+	}
+	return strings.Join(q, ", ")
+}
+
+// CreateSession creates a Qlik session for u with the caller-chosen id
+// through the session API (POST {QPSURL}/qps/{prefix}/session); the caller
+// then sends id as the value of the SessionCookie cookie. id is a
+// credential: use a long random value (Login uses 128 bits). Network
+// errors and 5xx are retried with the same id; a 409 Conflict on a retry
+// means the earlier attempt created the session, and counts as success.
+func (c *Client) CreateSession(ctx context.Context, u identity.User, id string) error {
+	if e := c.checkUser("session", u); e != nil {
+		return e
+	}
+	if strings.TrimSpace(id) == "" {
+		return &Error{Op: "session", User: u.String(), Kind: ErrRejected, Msg: "empty session id"}
+	}
+	body, err := newUserBody(u, id)
+	if err != nil {
+		return &Error{Op: "session", User: u.String(), Kind: ErrRejected, Msg: "encoding the request", Cause: err}
+	}
+	r := &request{op: "session", user: u.String(), method: http.MethodPost, url: c.qpsURL("session"), body: body, qps: true, replayable: true, secret: id}
+	err = c.do(ctx, r, func(res *response) *Error {
+		switch {
+		case res.status == http.StatusOK || res.status == http.StatusCreated:
+			return nil
+		case res.status == http.StatusConflict && res.attempt > 1:
+			return nil
+		}
+		return c.statusError(r, res.status, res.body)
+	})
+	return err
+}
+
+// Logout ends all of u's sessions on the virtual proxy (DELETE
+// {QPSURL}/qps/{prefix}/user/{dir}/{id}); QPS closes their websockets.
+// It returns how many sessions QPS reports ended (0 when its answer is
+// not the documented array). Retried like Ticket.
+func (c *Client) Logout(ctx context.Context, u identity.User) (int, error) {
+	if e := c.checkUser("logout", u); e != nil {
+		return 0, e
+	}
+	r := &request{op: "logout", user: u.String(), method: http.MethodDelete, url: c.qpsURL("user", u.Directory, u.ID), qps: true, replayable: true}
+	var n int
+	err := c.do(ctx, r, func(res *response) *Error {
+		if res.status < 200 || res.status > 299 {
+			return c.statusError(r, res.status, res.body)
+		}
+		var ended []json.RawMessage
+		if err := json.Unmarshal(res.body, &ended); err != nil {
+			c.log.Warn("logout answer is not a list of sessions", zap.String("user", r.user), zap.Int("status", res.status))
+			return nil
+		}
+		n = len(ended)
+		return nil
+	})
+	return n, err
+}
+
+// Ping checks that QPS is reachable for this virtual proxy with the
+// configured trust, client certificate and Xrfkey handling, cheaply: it
+// lists the sessions of a user no directory has (GET
+// {QPSURL}/qps/{prefix}/user/SENSEGATE/readiness-probe), which changes
+// nothing and succeeds with any 2xx. An unknown prefix fails (404). It
+// makes one attempt (readiness probes repeat anyway) and does not touch
+// the proxy side.
+func (c *Client) Ping(ctx context.Context) error {
+	r := &request{op: "ping", method: http.MethodGet, url: c.qpsURL("user", pingDirectory, pingUserID), qps: true, noRetry: true}
+	err := c.do(ctx, r, func(res *response) *Error {
+		if res.status < 200 || res.status > 299 {
+			return c.statusError(r, res.status, res.body)
+		}
+		return nil
+	})
+	return err
+}
+
+// qpsURL is {QPSURL}/qps/{prefix}/{segs...} with each segment
+// path-escaped ("/" too), and "." and ".." escaped so they stay segments.
+func (c *Client) qpsURL(segs ...string) *url.URL {
+	parts := []string{"qps"}
+	if c.cfg.Prefix != "" {
+		parts = append(parts, c.cfg.Prefix)
+	}
+	parts = append(parts, segs...)
+	return joinPath(c.cfg.QPSURL, parts...)
+}
+
+// vpURL is {ProxyURL}/{prefix}{path}.
+func (c *Client) vpURL(path string) *url.URL {
+	u := *c.cfg.ProxyURL
+	p := strings.TrimSuffix(u.Path, "/")
+	if c.cfg.Prefix != "" {
+		p += "/" + c.cfg.Prefix
+	}
+	u.Path, u.RawPath = p+path, ""
+	return &u
+}
+
+func joinPath(base *url.URL, segs ...string) *url.URL {
+	u := *base
+	u.RawQuery, u.Fragment = "", ""
+	path := strings.TrimSuffix(u.Path, "/")
+	raw := strings.TrimSuffix(u.EscapedPath(), "/")
+	for _, s := range segs {
+		path += "/" + s
+		e := url.PathEscape(s)
+		if s == "." || s == ".." {
+			e = strings.Repeat("%2E", len(s))
+		}
+		raw += "/" + e
+	}
+	u.Path, u.RawPath = path, raw
+	return &u
+}
+
+// newXrfkey returns a fresh Xrfkey: 16 characters of [0-9a-zA-Z] from
+// crypto/rand, by rejection sampling so that every character is equally
+// likely.
+func newXrfkey() string {
+	const limit = 256 - 256%len(xrfkeyChars)
+	out := make([]byte, 0, xrfkeyLen)
+	buf := make([]byte, 2*xrfkeyLen)
+	for len(out) < xrfkeyLen {
+		rand.Read(buf) // never fails (crypto/rand)
+		for _, b := range buf {
+			if int(b) < limit && len(out) < xrfkeyLen {
+				out = append(out, xrfkeyChars[int(b)%len(xrfkeyChars)])
+			}
+		}
+	}
+	return string(out)
+}
+
+// newSessionID returns 128 random bits in hex.
+func newSessionID() string {
+	b := make([]byte, 16)
+	rand.Read(b) // never fails (crypto/rand)
+	return hex.EncodeToString(b)
+}
+
+// request is one logical call, made in one or more attempts.
+type request struct {
+	op     string
+	user   string // "DIRECTORY\id", for logs and errors
+	method string
+	url    *url.URL // without the xrfkey
+	body   []byte
+	qps    bool // a QPS API call: Xrfkey, client certificate, JSON body read
+	// replayable allows a retry after the request may have reached the
+	// server (network error after sending, 5xx).
+	replayable bool
+	noRetry    bool
+	// secret is a value to scrub from errors (ticket, session id).
+	secret string
+}
+
+// where names the server of r for messages.
+func (r *request) where() string {
+	if r.qps {
+		return "QPS at " + r.url.Host
+	}
+	return "the Qlik proxy at " + r.url.Host
+}
+
+// response is what an attempt read from an answer.
+type response struct {
+	status  int
+	body    []byte // QPS calls only, at most maxBody
+	cookies []*http.Cookie
+	attempt int
+}
+
+// errTooLarge marks an answer body over maxBody.
+var errTooLarge = fmt.Errorf("answer body larger than %d bytes", maxBody)
+
+// attempt makes one attempt of r. wrote reports whether the request may
+// have reached the server.
+func (c *Client) attempt(ctx context.Context, r *request) (res *response, wrote bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	var sent atomic.Bool
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		WroteHeaders: func() { sent.Store(true) },
+		WroteRequest: func(httptrace.WroteRequestInfo) { sent.Store(true) },
+	})
+	u := *r.url
+	var key string
+	if r.qps {
+		key = newXrfkey()
+		u.RawQuery = "xrfkey=" + key
+	}
+	var body io.Reader
+	if r.body != nil {
+		body = bytes.NewReader(r.body)
+	}
+	req, err := http.NewRequestWithContext(ctx, r.method, u.String(), body)
+	if err != nil {
+		return nil, false, err
+	}
+	client := c.proxy
+	if r.qps {
+		client = c.qps
+		req.Header.Set("X-Qlik-Xrfkey", key)
+		req.Header.Set("Accept", "application/json")
+		if r.body != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+	}
+	req.Header.Set("User-Agent", "sensegate")
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, sent.Load(), err
+	}
+	defer resp.Body.Close()
+	res = &response{status: resp.StatusCode, cookies: resp.Cookies()}
+	if r.qps {
+		b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
+		if err != nil {
+			return nil, true, err
+		}
+		if len(b) > maxBody {
+			return nil, true, errTooLarge
+		}
+		res.body = b
+	} else {
+		// Keep the start of an error page (it may explain a refusal), drain
+		// the rest (bounded) so the answer completes. The cookie came with
+		// the headers, so a failure here does not matter.
+		if resp.StatusCode >= 400 {
+			res.body, _ = io.ReadAll(io.LimitReader(resp.Body, maxErrorPage))
+		}
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxBody))
+	}
+	return res, true, nil
+}
+
+// do runs r until check accepts an answer, an error is final, the retries
+// are used up or ctx ends. check returns nil to accept.
+func (c *Client) do(ctx context.Context, r *request, check func(*response) *Error) error {
+	maxAttempts := 1 + c.cfg.Retries
+	if r.noRetry {
+		maxAttempts = 1
+	}
+	for n := 1; ; n++ {
+		start := time.Now()
+		res, wrote, err := c.attempt(ctx, r)
+		var e *Error
+		switch {
+		case err == errTooLarge:
+			e = &Error{Op: r.op, User: r.user, Kind: ErrRejected, Msg: "QPS answered with an oversized body", Cause: err}
+		case err != nil:
+			e = c.transportError(ctx, r, err)
+		default:
+			res.attempt = n
+			e = check(res)
+		}
+		fields := []zap.Field{zap.String("op", r.op), zap.Int("attempt", n), zap.Duration("duration", time.Since(start))}
+		if r.user != "" {
+			fields = append(fields, zap.String("user", r.user))
+		}
+		if res != nil {
+			fields = append(fields, zap.Int("status", res.status))
+		}
+		if e == nil {
+			c.log.Debug("qlik request", fields...)
+			return nil
+		}
+		e.Attempts = n
+		// A redemption may be retried only if the ticket never left.
+		retry := e.Temporary && n < maxAttempts && ctx.Err() == nil && (r.replayable || res == nil && !wrote)
+		var wait time.Duration
+		if retry {
+			wait = backoff(c.cfg.Backoff, n)
+			if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
+				retry = false // no time left for another attempt: report the real error
+			}
+		}
+		c.log.Warn("qlik request failed", append(fields, zap.Bool("retry", retry), zap.Error(e))...)
+		if !retry {
+			return e
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			ce := c.canceled(ctx, r, e)
+			ce.Attempts = n
+			return ce
+		case <-t.C:
+		}
+	}
+}
+
+// backoff is the wait after attempt n (1-based): base doubled n-1 times,
+// capped, with jitter in [d/2, d).
+func backoff(base time.Duration, n int) time.Duration {
+	d := base
+	for i := 1; i < n && d < maxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, maxBackoff)
+	if d < 2 {
+		return d
+	}
+	return d/2 + mrand.N(d/2)
+}

@@ -1,0 +1,233 @@
+package ticket
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+func TestLoadClientCert(t *testing.T) {
+	a, b := otherExport(t), otherExport(t)
+	dir := t.TempDir()
+	notPEM := filepath.Join(dir, "client.pfx")
+	if err := os.WriteFile(notPEM, []byte("\x30\x82binary"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "nope.pem")
+	tests := []struct {
+		name      string
+		cert, key string
+		want      []string
+	}{
+		{"missing certificate", missing, a.ClientKey, []string{"client certificate", missing, "no such file"}},
+		{"missing key", a.Client, missing, []string{"client key", missing, "no such file"}},
+		{"key of another export", a.Client, b.ClientKey, []string{b.ClientKey, a.Client, "does not match"}},
+		{"certificate not PEM", notPEM, a.ClientKey, []string{notPEM, "not PEM"}},
+		{"key not PEM", a.Client, notPEM, []string{notPEM, "not PEM"}},
+		{"swapped", a.ClientKey, a.Client, []string{a.ClientKey, "swapped"}},
+		{"no file", "", a.ClientKey, []string{"client certificate", "no file"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := LoadClientCert(tt.cert, tt.key)
+			if err == nil {
+				t.Fatal("LoadClientCert = nil error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("LoadClientCert(%s, %s) = %q, want it to mention %q", tt.cert, tt.key, err, w)
+				}
+			}
+		})
+	}
+	cert, err := LoadClientCert(a.Client, a.ClientKey)
+	if err != nil || cert.Leaf == nil || cert.Leaf.Subject.CommonName != "QlikClient" {
+		t.Errorf("LoadClientCert of a good export = %v, want the QlikClient certificate", err)
+	}
+}
+
+func TestLoadCAPool(t *testing.T) {
+	if p, err := LoadCAPool(""); p != nil || err != nil {
+		t.Errorf(`LoadCAPool("") = %v, %v; want nil, nil (system roots)`, p, err)
+	}
+	dir := t.TempDir()
+	notPEM := filepath.Join(dir, "root.cer")
+	if err := os.WriteFile(notPEM, []byte("not a certificate"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadCAPool(notPEM); err == nil || !strings.Contains(err.Error(), notPEM) || !strings.Contains(err.Error(), "not PEM") {
+		t.Errorf("LoadCAPool(non-PEM) = %v, want an error naming the file", err)
+	}
+	if _, err := LoadCAPool(filepath.Join(dir, "missing.pem")); err == nil || !strings.Contains(err.Error(), "missing.pem") {
+		t.Errorf("LoadCAPool(missing) = %v, want an error naming the file", err)
+	}
+	a := otherExport(t)
+	if _, err := LoadCAPool(a.ClientKey); err == nil || !strings.Contains(err.Error(), "no CERTIFICATE") {
+		t.Errorf("LoadCAPool(key file) = %v, want it to say there is no certificate", err)
+	}
+	if p, err := LoadCAPool(a.Root); err != nil || p == nil {
+		t.Errorf("LoadCAPool(root.pem) = %v, %v; want a pool", p, err)
+	}
+}
+
+func TestNewValidates(t *testing.T) {
+	a := otherExport(t)
+	cert, err := LoadClientCert(a.Client, a.ClientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := func() Config {
+		return Config{
+			ProxyURL:      mustURL(t, "https://qlik.example.com"),
+			QPSURL:        mustURL(t, "https://qlik.example.com:4243"),
+			SessionCookie: "X-Qlik-Session",
+			ClientCert:    cert,
+		}
+	}
+	tests := []struct {
+		name   string
+		mutate func(*Config)
+		want   []string // "" entries: must succeed
+	}{
+		{"good", func(*Config) {}, nil},
+		{"session mode needs no proxy URL", func(c *Config) { c.Mode, c.ProxyURL = ModeSession, nil }, nil},
+		{"missing QPS URL", func(c *Config) { c.QPSURL = nil }, []string{"QPSURL: is required"}},
+		{"http QPS URL", func(c *Config) { c.QPSURL = mustURL(t, "http://qlik:4243") }, []string{"QPSURL", "https"}},
+		{"ticket mode needs proxy URL", func(c *Config) { c.ProxyURL = nil }, []string{"ProxyURL: is required"}},
+		{"proxy URL with query", func(c *Config) { c.ProxyURL = mustURL(t, "https://qlik/?a=b") }, []string{"ProxyURL", "query"}},
+		{"prefix with slash", func(c *Config) { c.Prefix = "/ticket" }, []string{"Prefix", "no slashes"}},
+		{"cookie missing", func(c *Config) { c.SessionCookie = "" }, []string{"SessionCookie: is empty"}},
+		{"cookie invalid", func(c *Config) { c.SessionCookie = "a b" }, []string{"SessionCookie", "not a valid cookie name"}},
+		{"redeem path relative", func(c *Config) { c.RedeemPath = "hub" }, []string{"RedeemPath"}},
+		{"no client cert", func(c *Config) { c.ClientCert = tls.Certificate{} }, []string{"ClientCert: is empty"}},
+		{"negative timeout", func(c *Config) { c.Timeout = -time.Second }, []string{"Timeout"}},
+		{"bad mode", func(c *Config) { c.Mode = 7 }, []string{"Mode"}},
+		{"all at once", func(c *Config) { c.QPSURL, c.SessionCookie, c.Backoff = nil, "", -1 }, []string{"QPSURL", "SessionCookie", "Backoff"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := good()
+			tt.mutate(&cfg)
+			c, err := New(cfg, nil)
+			if len(tt.want) == 0 {
+				if err != nil {
+					t.Fatalf("New = %v, want success", err)
+				}
+				c.CloseIdleConnections()
+				return
+			}
+			if err == nil {
+				t.Fatal("New = nil error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("New = %q, want it to mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	a := otherExport(t)
+	cert, _ := LoadClientCert(a.Client, a.ClientKey)
+	cfg := Config{ProxyURL: mustURL(t, "https://q"), QPSURL: mustURL(t, "https://q:4243"), SessionCookie: "X-Qlik-Session", ClientCert: cert}
+	c, err := New(cfg, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseIdleConnections()
+	got := c.cfg
+	if got.Timeout != DefaultTimeout || got.Retries != DefaultRetries || got.Backoff != DefaultBackoff || got.RedeemPath != DefaultRedeemPath || got.Mode != ModeTicket {
+		t.Errorf("defaults = timeout %s, retries %d, backoff %s, redeem %q, mode %v", got.Timeout, got.Retries, got.Backoff, got.RedeemPath, got.Mode)
+	}
+	cfg.Retries = NoRetries
+	c2, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.CloseIdleConnections()
+	if c2.cfg.Retries != 0 {
+		t.Errorf("Retries with NoRetries = %d, want 0", c2.cfg.Retries)
+	}
+}
+
+func TestParseMode(t *testing.T) {
+	for in, want := range map[string]Mode{"ticket": ModeTicket, "Session": ModeSession} {
+		if got, err := ParseMode(in); err != nil || got != want {
+			t.Errorf("ParseMode(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	if _, err := ParseMode("jwt"); err == nil {
+		t.Error(`ParseMode("jwt") = nil error`)
+	}
+}
+
+func TestHTTPStatus(t *testing.T) {
+	tests := []struct {
+		err  error
+		want int
+	}{
+		{nil, 200},
+		{&Error{Kind: ErrUnreachable}, 502},
+		{&Error{Kind: ErrTimeout}, 504},
+		{&Error{Kind: ErrUnavailable}, 503},
+		{&Error{Kind: ErrRejected}, 502},
+		{&Error{Kind: ErrTicketRefused}, 502},
+		{&Error{Kind: ErrTooManySessions}, 502},
+		{&Error{Cause: context.Canceled}, 499},
+		{fmt.Errorf("session: %w", &Error{Kind: ErrTimeout}), 504},
+		{errors.New("other"), 502},
+	}
+	for _, tt := range tests {
+		if got := HTTPStatus(tt.err); got != tt.want {
+			t.Errorf("HTTPStatus(%v) = %d, want %d", tt.err, got, tt.want)
+		}
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	base := 200 * time.Millisecond
+	for n, want := range map[int]time.Duration{1: base, 2: 2 * base, 3: 4 * base, 20: maxBackoff} {
+		for range 100 {
+			if got := backoff(base, n); got < want/2 || got >= want {
+				t.Fatalf("backoff(%s, %d) = %s, want in [%s, %s)", base, n, got, want/2, want)
+			}
+		}
+	}
+}
+
+func TestXrfkeyAndSessionIDShape(t *testing.T) {
+	re := regexp.MustCompile(`^[0-9a-zA-Z]{16}$`)
+	seen := map[string]bool{}
+	for range 1000 {
+		k := newXrfkey()
+		if !re.MatchString(k) || seen[k] {
+			t.Fatalf("newXrfkey() = %q: want fresh 16 alphanumeric chars", k)
+		}
+		seen[k] = true
+	}
+	if a, b := newSessionID(), newSessionID(); len(a) != 32 || a == b {
+		t.Errorf("newSessionID() = %q, %q; want distinct 32-char ids", a, b)
+	}
+}
+
+func TestErrorText(t *testing.T) {
+	e := &Error{Op: "ticket", User: `ACME\alice`, Kind: ErrUnavailable, Status: http.StatusServiceUnavailable, Msg: "QPS answered 503", Attempts: 3, Cause: errors.New("x")}
+	if got, want := e.Error(), `ticket: ticket for ACME\alice: QPS answered 503 (after 3 attempts): x`; got != want {
+		t.Errorf("Error() = %q, want %q", got, want)
+	}
+	if !errors.Is(e, ErrUnavailable) || errors.Is(e, ErrRejected) || errors.Unwrap(e).Error() != "x" {
+		t.Error("Is/Unwrap do not follow Kind and Cause")
+	}
+}
