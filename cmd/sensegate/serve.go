@@ -1,0 +1,211 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/sensegate/sensegate/config"
+	"github.com/sensegate/sensegate/identity"
+	"github.com/sensegate/sensegate/proxy"
+	"github.com/sensegate/sensegate/session"
+	"github.com/sensegate/sensegate/ticket"
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// Server limits (not yet configurable).
+const (
+	readHeaderTimeout = 10 * time.Second
+	idleTimeout       = 2 * time.Minute
+	maxHeaderBytes    = 1 << 20
+)
+
+func newServeCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the authenticating reverse proxy in front of Qlik Sense",
+		Args:  cobra.NoArgs,
+	}
+	configFile := addConfigFlag(cmd)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		cfg, err := config.Load(configFile())
+		if err != nil {
+			return err
+		}
+		log, err := newServerLogger(cfg.Log)
+		if err != nil {
+			return err
+		}
+		defer log.Sync()
+		provider, err := newProvider(cfg, log)
+		if err != nil {
+			return err
+		}
+		gw, err := newGateway(cfg, provider, log)
+		if err != nil {
+			return err
+		}
+		defer gw.close()
+		return serve(cmd.Context(), cfg.Server, gw.handler, nil, log)
+	}
+	return cmd
+}
+
+// newServerLogger builds the zap logger of log.level and log.format.
+func newServerLogger(lc config.LogConfig) (*zap.Logger, error) {
+	level, err := zapcore.ParseLevel(lc.Level)
+	if err != nil {
+		return nil, fmt.Errorf("log.level: %w", err)
+	}
+	zc := zap.NewProductionConfig()
+	zc.Level = zap.NewAtomicLevelAt(level)
+	zc.Sampling = nil
+	zc.EncoderConfig.TimeKey = "time"
+	zc.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
+	if lc.Format == config.LogFormatConsole {
+		zc.Encoding = "console"
+		zc.EncoderConfig.EncodeLevel = zapcore.CapitalLevelEncoder
+	}
+	return zc.Build()
+}
+
+// newProvider builds the configured identity provider.
+func newProvider(cfg *config.Config, log *zap.Logger) (identity.Provider, error) {
+	switch cfg.Identity.Provider {
+	case config.ProviderHeader:
+		return identity.NewHeader(cfg.Identity.Header.Name, cfg.Identity.Header.TrustedProxies(), cfg.Qlik.UserDirectory), nil
+	case config.ProviderStatic:
+		u, err := identity.ParseUser(cfg.Identity.Static.User, cfg.Qlik.UserDirectory)
+		if err != nil {
+			return nil, fmt.Errorf("identity.static.user: %w", err)
+		}
+		if !cfg.Server.TLS() && !isLoopbackListen(cfg.Server.Listen) {
+			log.Warn("DANGER: identity provider static serves every visitor as one Qlik user, without TLS, on a non-loopback address: use it for development only",
+				zap.String("user", u.String()), zap.String("listen", cfg.Server.Listen))
+		}
+		return identity.NewStatic(u), nil
+	}
+	return nil, fmt.Errorf("identity.provider: %q is not supported", cfg.Identity.Provider)
+}
+
+// isLoopbackListen reports whether a listen address binds only loopback.
+func isLoopbackListen(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// gateway is sensegate assembled: the proxy handler and what it owns.
+type gateway struct {
+	handler *proxy.Handler
+	tickets *ticket.Client
+}
+
+func (g *gateway) close() { g.tickets.CloseIdleConnections() }
+
+// newGateway wires the QPS client, the session broker and the proxy
+// handler from cfg.
+func newGateway(cfg *config.Config, provider identity.Provider, log *zap.Logger) (*gateway, error) {
+	q := cfg.Qlik
+	cert, err := ticket.LoadClientCert(q.QPS.ClientCert, q.QPS.ClientKey)
+	if err != nil {
+		return nil, fmt.Errorf("qlik.qps.client_cert/client_key: %w", err)
+	}
+	mode, err := ticket.ParseMode(string(q.Login))
+	if err != nil {
+		return nil, fmt.Errorf("qlik.login: %w", err)
+	}
+	tc, err := ticket.New(ticket.Config{
+		ProxyURL: q.URL(), QPSURL: q.QPS.URL(), Prefix: q.Prefix, SessionCookie: q.SessionCookie,
+		RedeemPath: q.RedeemPath, Mode: mode, RootCAs: q.RootCAs(), ClientCert: cert,
+		Timeout: q.QPS.Timeout, Retries: q.QPS.Retries,
+	}, log.Named("ticket"))
+	if err != nil {
+		return nil, fmt.Errorf("qlik: %w", err)
+	}
+	broker := session.NewBroker(session.NewMemory(q.SessionTimeout, nil), tc, session.BrokerOptions{Logger: log.Named("session")})
+	var routes []proxy.Route
+	for _, r := range cfg.Routes {
+		routes = append(routes, proxy.Route{Path: r.Path, Upstream: r.UpstreamURL(), StripPrefix: r.StripPrefix})
+	}
+	h, err := proxy.New(proxy.Options{
+		Qlik: q.URL(), Prefix: q.Prefix, CookieName: q.SessionCookie, QlikOrigin: q.WebsocketOrigin(),
+		Identity: provider, Sessions: broker,
+		Transport:      proxy.NewTransport(&tls.Config{RootCAs: q.RootCAs()}, q.Timeout),
+		Routes:         routes,
+		PublicURL:      cfg.Server.PublicURL(),
+		AllowedOrigins: cfg.Server.AllowedOrigins(),
+		Logger:         log.Named("proxy"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &gateway{handler: h, tickets: tc}, nil
+}
+
+// serve runs h on sc.Listen until ctx ends, then shuts down gracefully:
+// stop accepting, close relayed websockets with 1001, finish requests, all
+// within sc.ShutdownGrace. ready, when not nil, receives the bound address.
+func serve(ctx context.Context, sc config.ServerConfig, h *proxy.Handler, ready chan<- net.Addr, log *zap.Logger) error {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12},
+		ErrorLog:          zap.NewStdLog(log.Named("http")),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	ln, err := net.Listen("tcp", sc.Listen)
+	if err != nil {
+		return fmt.Errorf("server.listen: %w", err)
+	}
+	scheme := "http"
+	if sc.TLS() {
+		scheme = "https"
+	}
+	log.Info("sensegate listening", zap.String("addr", ln.Addr().String()), zap.String("scheme", scheme), zap.String("public_url", sc.PublicURL().String()))
+	if ready != nil {
+		ready <- ln.Addr()
+	}
+	errc := make(chan error, 1)
+	go func() {
+		if sc.TLS() {
+			errc <- srv.ServeTLS(ln, sc.TLSCert, sc.TLSKey)
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", zap.Duration("grace", sc.ShutdownGrace))
+	sctx, cancel := context.WithTimeout(context.Background(), sc.ShutdownGrace)
+	defer cancel()
+	// Server.Shutdown neither closes nor waits for hijacked connections:
+	// close the websockets ourselves, alongside.
+	wsDone := make(chan error, 1)
+	go func() { wsDone <- h.Shutdown(sctx) }()
+	err = srv.Shutdown(sctx)
+	if werr := <-wsDone; werr != nil {
+		err = errors.Join(err, fmt.Errorf("websockets: %w", werr))
+	}
+	if e := <-errc; e != nil && !errors.Is(e, http.ErrServerClosed) {
+		err = errors.Join(err, e)
+	}
+	return err
+}
