@@ -4,10 +4,11 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: test fmt-check vet unit build demo qliksim clean
+.PHONY: test fmt-check vet unit e2e build demo qliksim clean
 
-## test: gofmt check, go vet, and the whole Go suite under the race detector
-test: fmt-check vet unit
+## test: gofmt check, go vet, the whole Go suite under the race detector, and
+## the end-to-end suite with real clients (installs Node packages as needed)
+test: fmt-check vet unit e2e
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go')); \
@@ -19,13 +20,16 @@ vet:
 unit:
 	$(GO) test -race -count=1 ./...
 
+e2e:
+	./scripts/e2e.sh
+
 ## build: the sensegate binary in bin/
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/sensegate ./cmd/sensegate
 
-## demo: the one-command demo (for now: the QSEoW simulator with its admin API)
+## demo: the one-command demo: simulator + sensegate + sample mashup on http://localhost:8080
 demo:
-	$(GO) run ./cmd/sensegate qliksim --cert-dir .demo/certs --admin-listen 127.0.0.1:4250
+	$(GO) run ./cmd/sensegate demo --data-dir .demo
 
 ## qliksim: the QSEoW simulator alone, on its default loopback ports
 qliksim:

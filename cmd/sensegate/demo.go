@@ -20,9 +20,10 @@ import (
 
 func newDemoCmd() *cobra.Command {
 	var (
-		listen  string
-		dataDir string
-		debug   bool
+		listen   string
+		dataDir  string
+		simAdmin string
+		debug    bool
 	)
 	cmd := &cobra.Command{
 		Use:   "demo",
@@ -34,21 +35,28 @@ you pick a user. Open the printed address in a browser.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := newLogger(cmd.ErrOrStderr(), debug)
 			defer log.Sync()
-			return runDemo(cmd.Context(), cmd.OutOrStdout(), listen, dataDir, log, nil)
+			return runDemo(cmd.Context(), cmd.OutOrStdout(), demoOptions{listen: listen, dataDir: dataDir, simAdmin: simAdmin}, log, nil)
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "address of sensegate")
 	cmd.Flags().StringVar(&dataDir, "data-dir", ".demo", "directory for the simulator's certificates")
+	cmd.Flags().StringVar(&simAdmin, "sim-admin-listen", "", "loopback address of the simulator's inspection and fault API (empty: off)")
 	cmd.Flags().BoolVar(&debug, "debug", false, "log at debug level")
 	return cmd
 }
 
+// demoOptions are the demo command's flags.
+type demoOptions struct {
+	listen, dataDir, simAdmin string
+}
+
 // runDemo starts the demo and blocks until ctx ends. ready, when not nil,
 // receives sensegate's address once it listens.
-func runDemo(ctx context.Context, out io.Writer, listen, dataDir string, log *zap.Logger, ready chan<- net.Addr) error {
+func runDemo(ctx context.Context, out io.Writer, o demoOptions, log *zap.Logger, ready chan<- net.Addr) error {
+	listen := o.listen
 	simCfg := qliksim.DefaultConfig()
-	simCfg.ProxyListen, simCfg.QPSListen = "127.0.0.1:0", "127.0.0.1:0"
-	simCfg.CertDir = filepath.Join(dataDir, "qlik-certs")
+	simCfg.ProxyListen, simCfg.QPSListen, simCfg.AdminListen = "127.0.0.1:0", "127.0.0.1:0", o.simAdmin
+	simCfg.CertDir = filepath.Join(o.dataDir, "qlik-certs")
 	sim, err := qliksim.New(simCfg, qliksim.Options{Logger: log.Named("qliksim")})
 	if err != nil {
 		return err
@@ -110,6 +118,9 @@ func runDemo(ctx context.Context, out io.Writer, listen, dataDir string, log *za
 	case a := <-addrs:
 		fmt.Fprintf(out, "\nsensegate demo: open %s/ in a browser and pick a user.\n", c.Server.PublicURL())
 		fmt.Fprintf(out, "  Qlik simulator: proxy %s, QPS %s (certificates in %s)\n", sim.ProxyURL(), sim.QPSURL(), simCfg.CertDir)
+		if u := sim.AdminURL(); u != "" {
+			fmt.Fprintf(out, "  Simulator admin: %s\n", u)
+		}
 		fmt.Fprintf(out, "  Stop with Ctrl-C.\n\n")
 		if ready != nil {
 			ready <- a

@@ -1,0 +1,67 @@
+// Starts `sensegate demo` (simulator + sensegate + sample mashup) for a test
+// file and signs users in through its development login.
+'use strict';
+
+const { spawn } = require('node:child_process');
+const fs = require('node:fs');
+const net = require('node:net');
+const os = require('node:os');
+const path = require('node:path');
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+// startDemo runs the binary named by $SENSEGATE_BIN and resolves when it
+// prints its address. The returned object's stop() ends it.
+async function startDemo() {
+  const bin = process.env.SENSEGATE_BIN;
+  if (!bin) throw new Error('SENSEGATE_BIN is not set: run the suite with `make e2e` (or set it to a built sensegate binary)');
+  const port = await freePort();
+  const adminPort = await freePort();
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sensegate-e2e-'));
+  const proc = spawn(bin, ['demo', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, '--sim-admin-listen', `127.0.0.1:${adminPort}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  proc.stderr.on('data', (d) => { output += d; });
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`sensegate demo did not start within 30 s:\n${output}`)), 30_000);
+    proc.stdout.on('data', (d) => {
+      output += d;
+      if (output.includes('sensegate demo: open')) { clearTimeout(timer); resolve(); }
+    });
+    proc.once('exit', (code) => { clearTimeout(timer); reject(new Error(`sensegate demo exited with ${code}:\n${output}`)); });
+  });
+  const base = `http://127.0.0.1:${port}`;
+  return {
+    base,
+    wsBase: `ws://127.0.0.1:${port}`,
+    admin: `http://127.0.0.1:${adminPort}`,
+    output: () => output,
+    // login signs a user in and returns the Cookie header value.
+    async login(user) {
+      const r = await fetch(`${base}/.sensegate/login`, {
+        method: 'POST',
+        body: new URLSearchParams({ user, rd: '/' }),
+        redirect: 'manual',
+      });
+      if (r.status !== 303) throw new Error(`login ${user}: status ${r.status}`);
+      return r.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
+    },
+    async stop() {
+      if (proc.exitCode !== null) return;
+      const exited = new Promise((resolve) => proc.once('exit', resolve));
+      proc.kill('SIGTERM');
+      await exited;
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+module.exports = { startDemo };

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# End-to-end suite with real third-party clients (enigma.js on Node).
+# Installs what it needs, idempotently: Node.js (Debian's package, only
+# when missing) and the npm packages pinned in e2e/package-lock.json.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
+command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "e2e: installing ${need_apt[*]} from Debian"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+fi
+
+# npm ci runs when node_modules was not installed from this very lockfile.
+if ! cmp -s e2e/package-lock.json e2e/node_modules/.installed-lock.json 2>/dev/null; then
+  (cd e2e && npm ci --no-audit --no-fund && cp package-lock.json node_modules/.installed-lock.json)
+fi
+
+mkdir -p bin
+go build -o bin/sensegate-e2e ./cmd/sensegate
+cd e2e
+SENSEGATE_BIN="$PWD/../bin/sensegate-e2e" node --test --test-reporter=spec
