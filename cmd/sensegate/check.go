@@ -1,7 +1,12 @@
 package main
 
 import (
+	"context"
+	"time"
+
 	"fmt"
+	"github.com/sensegate/sensegate/identity"
+	"go.uber.org/zap"
 	"os"
 
 	"github.com/sensegate/sensegate/config"
@@ -33,6 +38,22 @@ func addConfigFlag(cmd *cobra.Command) func() string {
 	}
 }
 
+// checkConnect makes one QPS API call as serve would and reports.
+func checkConnect(cmd *cobra.Command, cfg *config.Config) error {
+	gw, err := newGateway(cfg, identity.NewStatic(identity.User{}), zap.NewNop())
+	if err != nil {
+		return err
+	}
+	defer gw.close()
+	ctx, cancel := context.WithTimeout(cmd.Context(), cfg.Qlik.QPS.Timeout+5*time.Second)
+	defer cancel()
+	if err := gw.tickets.Ping(ctx); err != nil {
+		return fmt.Errorf("qlik.qps.url %s: %w", cfg.Qlik.QPS.URL(), err)
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "QPS OK: %s (client certificate accepted, prefix %q)\n", cfg.Qlik.QPS.URL(), cfg.Qlik.Prefix)
+	return nil
+}
+
 func newCheckCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "check",
@@ -44,11 +65,15 @@ standard error, each naming the key and the fix; the exit status is then 1.`,
 		Args: cobra.NoArgs,
 	}
 	configFile := addConfigFlag(cmd)
+	connect := cmd.Flags().Bool("connect", false, "also call the QPS API with the client certificate (proves qlik.qps.*, qlik.ca and qlik.prefix)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		file := configFile()
-		_, err := config.Load(file)
+		cfg, err := config.Load(file)
 		if err == nil {
 			fmt.Fprintf(cmd.OutOrStdout(), "config OK: %s\n", file)
+			if *connect {
+				return checkConnect(cmd, cfg)
+			}
 			return nil
 		}
 		joined, ok := err.(interface{ Unwrap() []error })

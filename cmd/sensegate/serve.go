@@ -52,6 +52,7 @@ func newServeCmd() *cobra.Command {
 			return err
 		}
 		defer gw.close()
+		gw.probe(cmd.Context(), cfg, log)
 		return serve(cmd.Context(), cfg.Server, gw.handler, nil, log)
 	}
 	return cmd
@@ -114,6 +115,19 @@ type gateway struct {
 }
 
 func (g *gateway) close() { g.tickets.CloseIdleConnections() }
+
+// probe calls QPS once at startup so that a wrong certificate, CA or
+// prefix shows in the log at once rather than at the first user's
+// request. Qlik may come up later, so a failure is a warning.
+func (g *gateway) probe(ctx context.Context, cfg *config.Config, log *zap.Logger) {
+	ctx, cancel := context.WithTimeout(ctx, cfg.Qlik.QPS.Timeout)
+	defer cancel()
+	if err := g.tickets.Ping(ctx); err != nil {
+		log.Warn("QPS is not usable yet; users will get errors until it is", zap.String("qps", cfg.Qlik.QPS.URL().String()), zap.Error(err))
+		return
+	}
+	log.Info("QPS reachable", zap.String("qps", cfg.Qlik.QPS.URL().String()), zap.String("prefix", cfg.Qlik.Prefix))
+}
 
 // newGateway wires the QPS client, the session broker and the proxy
 // handler from cfg.
