@@ -1,0 +1,305 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"runtime"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/sensegate/sensegate/identity"
+	"github.com/sensegate/sensegate/session"
+)
+
+// Benchmarks of the hot path (DESIGN.md, "Performance shape"): a warm
+// user's small Qlik request, measured side by side
+//
+//	direct:    client → upstream
+//	bare:      client → httputil.ReverseProxy (SetURL, tuned transport, BufferPool) → upstream
+//	sensegate: client → Handler (identity, jar lookup, rewrite) → upstream
+//
+// Run them together so that the ratios come from one machine state:
+//
+//	go test -run XXX -bench . -benchtime 3s -count 3 ./proxy/
+
+// benchBody is the fixed 1 KB body the upstream serves.
+var benchBody = bytes.Repeat([]byte("0123456789abcdef"), 64)
+
+// benchPaths are Qlik-looking paths; requests alternate between them.
+var benchPaths = []string{"/qrs/about", "/resources/x.css"}
+
+const (
+	benchCookieName = "X-Qlik-Session"
+	benchCookie     = "warm-session-cookie"
+	// benchEchoPath makes the upstream echo the Cookie header it got, so
+	// the setup can check that sensegate really forwards the jar's cookie.
+	benchEchoPath = "/qrs/bench-echo-cookie"
+	// benchClients is the number of concurrent clients.
+	benchClients = 64
+)
+
+var benchUser = identity.User{Directory: "ACME", ID: "alice"}
+
+// newBenchUpstream serves benchBody as text/plain on any path.
+func newBenchUpstream() *httptest.Server {
+	contentLength := strconv.Itoa(len(benchBody))
+	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == benchEchoPath {
+			w.Write([]byte(r.Header.Get("Cookie")))
+			return
+		}
+		h := w.Header()
+		h["Content-Type"] = []string{"text/plain; charset=utf-8"}
+		h["Content-Length"] = []string{contentLength}
+		w.Write(benchBody)
+	}))
+}
+
+// benchLoginer hands out one fixed cookie; it is called once, to warm the jar.
+type benchLoginer struct{}
+
+func (benchLoginer) Login(context.Context, identity.User) (*http.Cookie, error) {
+	return &http.Cookie{Name: benchCookieName, Value: benchCookie}, nil
+}
+
+// newWarmBroker returns a real broker over an in-memory jar that already
+// holds benchUser's session, so Ensure is a jar hit.
+func newWarmBroker(tb testing.TB) *session.Broker {
+	tb.Helper()
+	br := session.NewBroker(session.NewMemory(30*time.Minute, nil), benchLoginer{}, session.BrokerOptions{})
+	if _, err := br.Ensure(context.Background(), benchUser); err != nil {
+		tb.Fatal(err)
+	}
+	return br
+}
+
+// newBenchSensegate returns sensegate's handler in front of qlik with a
+// static identity and a warm jar. transport nil takes the handler's default.
+func newBenchSensegate(tb testing.TB, qlik string, transport http.RoundTripper) *Handler {
+	tb.Helper()
+	qu, err := url.Parse(qlik)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	pub, _ := url.Parse("http://localhost")
+	h, err := New(Options{
+		Qlik:       qu,
+		CookieName: benchCookieName,
+		Identity:   identity.NewStatic(benchUser),
+		Sessions:   newWarmBroker(tb),
+		PublicURL:  pub,
+		Transport:  transport,
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return h
+}
+
+// newBareProxy is the baseline: httputil.ReverseProxy with SetURL only.
+func newBareProxy(tb testing.TB, upstream string, transport http.RoundTripper) *httputil.ReverseProxy {
+	tb.Helper()
+	u, err := url.Parse(upstream)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return &httputil.ReverseProxy{
+		Rewrite:    func(pr *httputil.ProxyRequest) { pr.SetURL(u) },
+		Transport:  transport,
+		BufferPool: newBufferPool(),
+	}
+}
+
+// newBenchClient allows an idle connection per concurrent client.
+func newBenchClient() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 0
+	t.MaxIdleConnsPerHost = 2 * benchClients
+	t.MaxConnsPerHost = 0
+	return &http.Client{Transport: t}
+}
+
+// benchGet does one request and checks the answer; it returns the body
+// when keep is set.
+func benchGet(c *http.Client, req *http.Request, keep bool) (string, error) {
+	resp, err := c.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	if keep {
+		b, err := io.ReadAll(resp.Body)
+		if err == nil && resp.StatusCode != http.StatusOK {
+			err = &benchStatusError{resp.StatusCode}
+		}
+		return string(b), err
+	}
+	n, err := io.Copy(io.Discard, resp.Body)
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK || n != int64(len(benchBody)) {
+		return "", &benchStatusError{resp.StatusCode}
+	}
+	return "", nil
+}
+
+type benchStatusError struct{ status int }
+
+func (e *benchStatusError) Error() string {
+	return "unexpected answer: status " + strconv.Itoa(e.status) + " or wrong body length"
+}
+
+func BenchmarkHTTPSmall(b *testing.B) {
+	upstream := newBenchUpstream()
+	defer upstream.Close()
+
+	bareRP := newBareProxy(b, upstream.URL, NewTransport(nil, 0))
+	bare := httptest.NewServer(bareRP)
+	defer bare.Close()
+	defer bareRP.Transport.(*http.Transport).CloseIdleConnections()
+
+	sg := newBenchSensegate(b, upstream.URL, nil) // the production default transport
+	sense := httptest.NewServer(sg)
+	defer sense.Close()
+	defer sg.opts.Transport.(*http.Transport).CloseIdleConnections()
+
+	// The handler must really be on the warm path: the jar's cookie goes
+	// upstream, nothing else.
+	{
+		c := newBenchClient()
+		req, _ := http.NewRequest("GET", sense.URL+benchEchoPath, nil)
+		req.Header.Set("Cookie", benchCookieName+"=client-forged")
+		got, err := benchGet(c, req, true)
+		if err != nil || got != benchCookieName+"="+benchCookie {
+			b.Fatalf("sensegate forwarded Cookie %q (%v), want the jar's", got, err)
+		}
+		c.CloseIdleConnections()
+	}
+
+	for _, front := range []struct{ name, url string }{
+		{"direct", upstream.URL},
+		{"bare", bare.URL},
+		{"sensegate", sense.URL},
+	} {
+		b.Run(front.name, func(b *testing.B) {
+			c := newBenchClient()
+			defer c.CloseIdleConnections()
+			for _, p := range benchPaths {
+				req, _ := http.NewRequest("GET", front.url+p, nil)
+				if _, err := benchGet(c, req, false); err != nil {
+					b.Fatalf("GET %s: %v", p, err)
+				}
+			}
+			b.SetParallelism(max(1, benchClients/runtime.GOMAXPROCS(0)))
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				// A request may be reused once its body is closed.
+				reqs := make([]*http.Request, len(benchPaths))
+				for i, p := range benchPaths {
+					reqs[i], _ = http.NewRequest("GET", front.url+p, nil)
+				}
+				for i := 0; pb.Next(); i++ {
+					if _, err := benchGet(c, reqs[i%len(reqs)], false); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+		})
+	}
+}
+
+// stubTransport answers every request with a canned 1 KB text/plain
+// response without any network, so that only the proxies' own work is
+// measured.
+type stubTransport struct{ contentLength string }
+
+func (s *stubTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Body != nil {
+		req.Body.Close()
+	}
+	return &http.Response{
+		Status:     "200 OK",
+		StatusCode: http.StatusOK,
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header: http.Header{
+			"Content-Type":   {"text/plain; charset=utf-8"},
+			"Content-Length": {s.contentLength},
+		},
+		Body:          io.NopCloser(bytes.NewReader(benchBody)),
+		ContentLength: int64(len(benchBody)),
+		Request:       req,
+	}, nil
+}
+
+// discardWriter is a reusable http.ResponseWriter that drops the body.
+type discardWriter struct {
+	h      http.Header
+	status int
+	n      int
+}
+
+func (w *discardWriter) Header() http.Header { return w.h }
+func (w *discardWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+}
+func (w *discardWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	w.n += len(p)
+	return len(p), nil
+}
+func (w *discardWriter) reset() {
+	clear(w.h)
+	w.status, w.n = 0, 0
+}
+
+func BenchmarkHandlerNoNetwork(b *testing.B) {
+	const qlik = "http://qlik.example:443"
+	stub := &stubTransport{contentLength: strconv.Itoa(len(benchBody))}
+	for _, tc := range []struct {
+		name string
+		h    http.Handler
+	}{
+		{"bare", newBareProxy(b, qlik, stub)},
+		{"sensegate", newBenchSensegate(b, qlik, stub)},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			// The requests are what net/http's server hands the handler
+			// for the client of BenchmarkHTTPSmall; handlers do not
+			// modify them (they clone), so they are reused.
+			reqs := make([]*http.Request, len(benchPaths))
+			for i, p := range benchPaths {
+				r := httptest.NewRequest("GET", p, nil)
+				r.Header.Set("User-Agent", "Go-http-client/1.1")
+				r.Header.Set("Accept-Encoding", "gzip")
+				reqs[i] = r
+			}
+			w := &discardWriter{h: make(http.Header)}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				w.reset()
+				tc.h.ServeHTTP(w, reqs[i%len(reqs)])
+				i++
+				if w.status != http.StatusOK || w.n != len(benchBody) {
+					b.Fatalf("status %d, %d bytes", w.status, w.n)
+				}
+			}
+		})
+	}
+}
