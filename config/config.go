@@ -28,6 +28,10 @@
 //	  origin: ""                                   # "" is the origin of url
 //	  session_timeout: 30m
 //	  timeout: 30s
+//	  websocket_csrf: auto                         # auto | on | off
+//	  websocket_ping: 30s                          # 0 disables
+//	  replay_limit: 1048576                        # bytes buffered for replay
+//	  auth_module_url: ""                          # the VP's authentication module, if any
 //	  qps:
 //	    url: "https://qlik.example.com:4243"       # required
 //	    client_cert: "/certs/client.pem"           # required
@@ -79,6 +83,9 @@ const (
 	DefaultSessionTimeout = 30 * time.Minute
 	DefaultQlikTimeout    = 30 * time.Second
 	DefaultQPSTimeout     = 10 * time.Second
+	DefaultWebsocketCSRF  = CSRFAuto
+	DefaultWebsocketPing  = 30 * time.Second
+	DefaultReplayLimit    = 1 << 20
 	DefaultQPSRetries     = 2
 	DefaultProvider       = ProviderHeader
 	DefaultHeaderName     = "X-Forwarded-User"
@@ -92,6 +99,16 @@ const MaxQPSRetries = 10
 // ReservedPath is the path prefix of sensegate's own endpoints (login,
 // logout and the like); no route may use it.
 const ReservedPath = "/.sensegate/"
+
+// CSRFMode is qlik.websocket_csrf.
+type CSRFMode string
+
+// Websocket CSRF modes.
+const (
+	CSRFAuto CSRFMode = "auto"
+	CSRFOn   CSRFMode = "on"
+	CSRFOff  CSRFMode = "off"
+)
 
 // LoginMode is how sensegate logs a user into Qlik (qlik.login).
 type LoginMode string
@@ -194,6 +211,25 @@ type QlikConfig struct {
 	// Timeout bounds the wait for the response headers of Qlik
 	// (DefaultQlikTimeout).
 	Timeout time.Duration `mapstructure:"timeout"`
+	// WebsocketCSRF is whether Engine websockets carry Qlik's November 2024
+	// websocket CSRF token: on, off, or auto (DefaultWebsocketCSRF), which
+	// asks /qps/csrftoken once per session and uses a token when the
+	// server has one.
+	WebsocketCSRF CSRFMode `mapstructure:"websocket_csrf"`
+	// WebsocketPing is the interval of pings sensegate sends to Qlik on
+	// relayed websockets, so that idle sockets are not cut by load
+	// balancers on the way; 0 disables them (DefaultWebsocketPing).
+	WebsocketPing time.Duration `mapstructure:"websocket_ping"`
+	// ReplayLimit is the largest request body, in bytes, that sensegate
+	// buffers so it can replay the request when Qlik has forgotten the
+	// session (DefaultReplayLimit). Larger bodies stream through; if their
+	// session turns out stale the client gets 503 with Retry-After.
+	ReplayLimit int64 `mapstructure:"replay_limit"`
+	// AuthModuleURL is the virtual proxy's authentication module redirect
+	// URI, if any: a redirect there means the session is gone. Redirects
+	// with proxyRestUri and targetId, and to Qlik's internal login pages,
+	// are recognised without it.
+	AuthModuleURL string `mapstructure:"auth_module_url"`
 	// QPS is the Qlik Proxy Service API.
 	QPS QPSConfig `mapstructure:"qps"`
 
@@ -290,6 +326,9 @@ func Default() *Config {
 			RedeemPath:     DefaultRedeemPath,
 			SessionTimeout: DefaultSessionTimeout,
 			Timeout:        DefaultQlikTimeout,
+			WebsocketCSRF:  DefaultWebsocketCSRF,
+			WebsocketPing:  DefaultWebsocketPing,
+			ReplayLimit:    DefaultReplayLimit,
 			QPS: QPSConfig{
 				Timeout: DefaultQPSTimeout,
 				Retries: DefaultQPSRetries,

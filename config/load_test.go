@@ -143,6 +143,10 @@ qlik:
   origin: "https://Sense.Example.com"
   session_timeout: 1h
   timeout: 45s
+  websocket_csrf: "on"
+  websocket_ping: 20s
+  replay_limit: 65536
+  auth_module_url: https://login.example.com/qlik
   qps:
     url: "https://qlik.example.com:4243"
     client_cert: %[1]q
@@ -191,6 +195,10 @@ log:
 			Origin:         "https://Sense.Example.com",
 			SessionTimeout: time.Hour,
 			Timeout:        45 * time.Second,
+			WebsocketCSRF:  CSRFOn,
+			WebsocketPing:  20 * time.Second,
+			ReplayLimit:    65536,
+			AuthModuleURL:  "https://login.example.com/qlik",
 			QPS: QPSConfig{
 				RawURL:     "https://qlik.example.com:4243",
 				ClientCert: c.cert,
@@ -399,11 +407,11 @@ func TestEveryKeyOverridableByEnv(t *testing.T) {
 			env := EnvPrefix + "_" + strings.ToUpper(strings.ReplaceAll(k.path, ".", "_"))
 			var val string
 			switch k.value.(type) {
-			case string, LoginMode, Provider, LogFormat:
+			case string, LoginMode, Provider, LogFormat, CSRFMode:
 				val = "from-env"
 			case time.Duration:
 				val = "42s"
-			case int:
+			case int, int64:
 				val = "7"
 			case []string:
 				val = "a,b"

@@ -357,6 +357,23 @@ func (q *QlikConfig) validate(v *validator) {
 	v.positive("qlik.session_timeout", q.SessionTimeout, "30m, the virtual proxy's session inactivity timeout")
 	v.positive("qlik.timeout", q.Timeout, "30s")
 
+	switch q.WebsocketCSRF {
+	case CSRFAuto, CSRFOn, CSRFOff:
+	default:
+		v.errorf("qlik.websocket_csrf", "use auto, on or off", "%q is unknown", q.WebsocketCSRF)
+	}
+	if q.WebsocketPing < 0 {
+		v.errorf("qlik.websocket_ping", "use a duration such as 30s, or 0 to send no pings", "%s is negative", q.WebsocketPing)
+	}
+	if q.ReplayLimit < 0 {
+		v.errorf("qlik.replay_limit", "use a size in bytes such as 1048576, or 0 to replay only bodiless requests", "%d is negative", q.ReplayLimit)
+	}
+	if q.AuthModuleURL != "" {
+		v.parseURL("qlik.auth_module_url", q.AuthModuleURL, urlRule{
+			schemes: httpSchemes, schemeFix: "use https or http", example: "https://login.example.com/qlik", allowPath: true,
+		})
+	}
+
 	q.QPS.validate(v)
 }
 

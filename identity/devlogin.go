@@ -78,12 +78,11 @@ func (d *DevLogin) find(name string) (User, bool) {
 	return User{}, false
 }
 
-// Mount implements Mounter: GET and POST {prefix}login, POST {prefix}logout.
+// Mount implements Mounter: GET and POST {prefix}login.
 func (d *DevLogin) Mount(mux *http.ServeMux, prefix string) {
 	d.prefix = prefix
 	mux.HandleFunc("GET "+prefix+"login", d.page)
 	mux.HandleFunc("POST "+prefix+"login", d.login)
-	mux.HandleFunc("POST "+prefix+"logout", d.logout)
 }
 
 var devPage = template.Must(template.New("login").Parse(`<!doctype html>
@@ -117,9 +116,9 @@ func (d *DevLogin) login(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, safeRedirect(r.PostFormValue("rd")), http.StatusSeeOther)
 }
 
-func (d *DevLogin) logout(w http.ResponseWriter, r *http.Request) {
+// Logout implements Logouter: it expires the login cookie.
+func (d *DevLogin) Logout(w http.ResponseWriter, _ *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: devCookie, Value: "", Path: "/", HttpOnly: true, Secure: d.secure, SameSite: http.SameSiteLaxMode, MaxAge: -1})
-	http.Redirect(w, r, d.prefix+"login", http.StatusSeeOther)
 }
 
 // safeRedirect keeps post-login redirects on this origin: only an absolute
@@ -134,4 +133,5 @@ func safeRedirect(rd string) string {
 var (
 	_ Provider = (*DevLogin)(nil)
 	_ Mounter  = (*DevLogin)(nil)
+	_ Logouter = (*DevLogin)(nil)
 )

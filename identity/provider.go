@@ -30,6 +30,14 @@ type Mounter interface {
 	Mount(mux *http.ServeMux, prefix string)
 }
 
+// Logouter is implemented by providers that keep a session of their own
+// (a login cookie): Logout ends it, typically by setting an expired
+// cookie on w. It must not write the status or body: sensegate answers
+// the logout request itself.
+type Logouter interface {
+	Logout(w http.ResponseWriter, r *http.Request)
+}
+
 // Error is an identification failure: Status is 401 or 403, Msg is safe
 // to show to the client, Err is for the log.
 type Error struct {

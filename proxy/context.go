@@ -35,12 +35,25 @@ func userFrom(ctx context.Context) (identity.User, bool) {
 	return u, ok
 }
 
-func withEntry(ctx context.Context, e session.Entry) context.Context {
-	return context.WithValue(ctx, keyEntry, e)
+// attempt is one try of forwarding a request to Qlik with a session.
+type attempt struct {
+	entry session.Entry
+	// n counts tries: 1, then 2 for the one replay after Qlik refused the
+	// session.
+	n int
+	// body is the buffered request body (nil when the request has none or
+	// it was streamed); replayable says whether the request can be sent
+	// again.
+	body       []byte
+	replayable bool
 }
 
-// entryFrom returns the Qlik session the request is forwarded with.
-func entryFrom(ctx context.Context) (session.Entry, bool) {
-	e, ok := ctx.Value(keyEntry).(session.Entry)
-	return e, ok
+func withAttempt(ctx context.Context, a *attempt) context.Context {
+	return context.WithValue(ctx, keyEntry, a)
+}
+
+// attemptFrom returns the try the request is forwarded as.
+func attemptFrom(ctx context.Context) (*attempt, bool) {
+	a, ok := ctx.Value(keyEntry).(*attempt)
+	return a, ok
 }

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/sensegate/sensegate/identity"
 	"github.com/sensegate/sensegate/session"
 	"go.uber.org/zap"
@@ -41,8 +42,26 @@ type Route struct {
 	StripPrefix bool
 }
 
+// CSRFMode selects the handling of Qlik's websocket CSRF token.
+type CSRFMode string
+
+// CSRF modes: CSRFAuto asks Qlik once per session whether it has a token.
+const (
+	CSRFAuto CSRFMode = "auto"
+	CSRFOn   CSRFMode = "on"
+	CSRFOff  CSRFMode = "off"
+)
+
+// CSRFTokener fetches the websocket CSRF token of a Qlik session;
+// *ticket.Client is one. supported is false when the server has no
+// websocket CSRF protection (before November 2024).
+type CSRFTokener interface {
+	CSRFToken(ctx context.Context, sessionCookie string) (token string, supported bool, err error)
+}
+
 // Defaults of Options.
 const (
+	DefaultReplayLimit      = 1 << 20
 	DefaultUpstreamTimeout  = 30 * time.Second
 	DefaultWebsocketReadMax = 256 << 20
 	DefaultWriteWait        = 30 * time.Second
@@ -81,6 +100,20 @@ type Options struct {
 	// WebsocketReadLimit bounds one websocket message in either direction
 	// (DefaultWebsocketReadMax if 0).
 	WebsocketReadLimit int64
+	// WebsocketPing is the interval of pings to Qlik on relayed sockets,
+	// which keep load balancers from cutting idle ones (0: none).
+	WebsocketPing time.Duration
+	// WebsocketCSRF selects Qlik's websocket CSRF token handling
+	// (CSRFAuto if empty); CSRF fetches the tokens.
+	WebsocketCSRF CSRFMode
+	CSRF          CSRFTokener
+	// ReplayLimit is the largest request body buffered for a replay after
+	// Qlik refused the session (DefaultReplayLimit if 0; negative: only
+	// requests without a body are replayed).
+	ReplayLimit int64
+	// AuthModuleURL is the virtual proxy's authentication module redirect
+	// URI, if any (redirects there mean the session is gone).
+	AuthModuleURL string
 	// Logger receives the logs (nil discards them).
 	Logger *zap.Logger
 }
@@ -150,6 +183,18 @@ func New(opts Options) (*Handler, error) {
 	if opts.WebsocketReadLimit <= 0 {
 		opts.WebsocketReadLimit = DefaultWebsocketReadMax
 	}
+	if opts.ReplayLimit == 0 {
+		opts.ReplayLimit = DefaultReplayLimit
+	}
+	if opts.WebsocketCSRF == "" {
+		opts.WebsocketCSRF = CSRFAuto
+	}
+	if opts.CSRF == nil {
+		if opts.WebsocketCSRF == CSRFOn {
+			return nil, errors.New("proxy: websocket CSRF mode on needs a CSRF token fetcher")
+		}
+		opts.WebsocketCSRF = CSRFOff
+	}
 	h := &Handler{opts: opts, log: opts.Logger, qlikHost: opts.Qlik.Host}
 	if opts.Prefix != "" {
 		h.prefix = "/" + opts.Prefix
@@ -162,6 +207,7 @@ func New(opts Options) (*Handler, error) {
 		m.Mount(h.own, ReservedPrefix)
 	}
 	h.own.HandleFunc("GET "+ReservedPrefix+"me", h.serveMe)
+	h.own.HandleFunc("POST "+ReservedPrefix+"logout", h.serveLogout)
 	h.qlik = newQlikProxy(h)
 	h.ws = newRelay(h)
 	for _, rt := range opts.Routes {
@@ -193,6 +239,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		r = r.WithContext(withUser(r.Context(), u))
+		if path == "/qps/user" && r.Method == http.MethodDelete {
+			// Qlik's Personal API logout: end the user's sessions the
+			// way /.sensegate/logout does, answering like Qlik.
+			h.logout(w, r, u)
+			w.Header().Set("Content-Type", "application/json; charset=utf-8")
+			w.Write([]byte(`{"session":"ended"}` + "\n"))
+			return
+		}
 		if isWebsocket(r) {
 			h.ws.serve(w, r, u, path)
 			return
@@ -233,7 +287,19 @@ func (h *Handler) identify(w http.ResponseWriter, r *http.Request) (identity.Use
 	return identity.User{}, false
 }
 
-// serveMe answers GET /.sensegate/me with the signed-in user as JSON.
+// sessionPeeker and sessionLogouter are the optional abilities of
+// Sessions that /.sensegate/me and logout use; *session.Broker has both.
+type (
+	sessionPeeker interface {
+		Peek(ctx context.Context, u identity.User) (session.Entry, bool, error)
+	}
+	sessionLogouter interface {
+		Logout(ctx context.Context, u identity.User) (int, error)
+	}
+)
+
+// serveMe answers GET /.sensegate/me with the signed-in user and the age
+// of their Qlik session, as JSON.
 func (h *Handler) serveMe(w http.ResponseWriter, r *http.Request) {
 	u, ok := h.identify(w, r)
 	if !ok {
@@ -243,9 +309,54 @@ func (h *Handler) serveMe(w http.ResponseWriter, r *http.Request) {
 	for _, a := range u.Attributes {
 		attrs = append(attrs, map[string]string{a.Key: a.Value})
 	}
+	qs := map[string]any{"active": false}
+	if p, ok := h.opts.Sessions.(sessionPeeker); ok {
+		if e, ok, err := p.Peek(r.Context(), u); err == nil && ok {
+			qs["active"] = true
+			if !e.Created.IsZero() {
+				qs["ageSeconds"] = int(time.Since(e.Created).Seconds())
+			}
+		}
+	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	json.NewEncoder(w).Encode(map[string]any{"userDirectory": u.Directory, "userId": u.ID, "attributes": attrs})
+	json.NewEncoder(w).Encode(map[string]any{"userDirectory": u.Directory, "userId": u.ID, "attributes": attrs, "qlikSession": qs})
+}
+
+// serveLogout answers POST /.sensegate/logout: the user's Qlik sessions
+// end, their websockets close, sensegate's own login ends; browsers are
+// sent to "/", other clients get JSON.
+func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request) {
+	u, ok := h.identify(w, r)
+	if !ok {
+		return
+	}
+	n := h.logout(w, r, u)
+	if wantsHTML(r) || strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		http.Redirect(w, r, "/", http.StatusSeeOther)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	json.NewEncoder(w).Encode(map[string]any{"loggedOut": true, "qlikSessionsEnded": n})
+}
+
+// logout ends u's Qlik sessions through QPS, drops the jar entry, closes
+// u's relayed websockets and ends the identity provider's own session. A
+// QPS failure is logged: the rest goes on, and Qlik's sessions time out.
+func (h *Handler) logout(w http.ResponseWriter, r *http.Request, u identity.User) int {
+	n := 0
+	if lo, ok := h.opts.Sessions.(sessionLogouter); ok {
+		var err error
+		if n, err = lo.Logout(r.Context(), u); err != nil {
+			h.log.Warn("qlik logout failed", zap.String("user", u.String()), zap.String("request_id", requestID(r.Context())), zap.Error(err))
+		}
+	}
+	closed := h.ws.closeUser(u.Key(), websocket.CloseNormalClosure, "logged out")
+	if lo, ok := h.opts.Identity.(identity.Logouter); ok {
+		lo.Logout(w, r)
+	}
+	h.log.Info("logout", zap.String("user", u.String()), zap.Int("qlik_sessions", n), zap.Int("websockets", closed), zap.String("request_id", requestID(r.Context())))
+	return n
 }
 
 // Shutdown closes every relayed websocket with 1001 (going away), waiting

@@ -8,6 +8,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/sensegate/sensegate/identity"
 	"github.com/sensegate/sensegate/session"
@@ -38,12 +39,48 @@ func newQlikProxy(h *Handler) *qlikProxy {
 var errSessionRefused = errors.New("qlik refused the session cookie")
 
 func (q *qlikProxy) serve(w http.ResponseWriter, r *http.Request, u identity.User, path string) {
+	a := &attempt{n: 1, replayable: true}
+	if r.Body != nil && r.Body != http.NoBody {
+		if err := q.bufferBody(r, a); err != nil {
+			writeError(w, r, q.h.log, &Error{Status: http.StatusBadRequest, Msg: "could not read the request body", Err: err})
+			return
+		}
+	}
 	e, err := q.h.opts.Sessions.Ensure(r.Context(), u)
 	if err != nil {
 		writeError(w, r, q.h.log, upstreamError("could not get a Qlik session", err))
 		return
 	}
-	q.rp.ServeHTTP(w, r.WithContext(withEntry(r.Context(), e)))
+	a.entry = e
+	q.rp.ServeHTTP(w, r.WithContext(withAttempt(r.Context(), a)))
+}
+
+// bufferBody reads a body of up to the replay limit into a.body so that
+// the request can be replayed; a larger one is put back together and
+// streams through, unreplayable.
+func (q *qlikProxy) bufferBody(r *http.Request, a *attempt) error {
+	limit := q.h.opts.ReplayLimit
+	if limit < 0 || r.ContentLength > limit {
+		a.replayable = false
+		return nil
+	}
+	buf, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		return err
+	}
+	if int64(len(buf)) > limit {
+		a.replayable = false
+		r.Body = struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(buf), r.Body), r.Body}
+		return nil
+	}
+	r.Body.Close()
+	a.body = buf
+	r.Body = io.NopCloser(bytes.NewReader(buf))
+	r.ContentLength = int64(len(buf))
+	return nil
 }
 
 // rewrite turns the client's request into Qlik's: the Qlik URL under the
@@ -59,8 +96,8 @@ func (q *qlikProxy) rewrite(pr *httputil.ProxyRequest) {
 	if out.Header.Get("Origin") != "" {
 		out.Header.Set("Origin", h.opts.QlikOrigin)
 	}
-	if e, ok := entryFrom(out.Context()); ok {
-		out.Header.Set("Cookie", h.opts.CookieName+"="+e.Cookie)
+	if a, ok := attemptFrom(out.Context()); ok {
+		out.Header.Set("Cookie", h.opts.CookieName+"="+a.entry.Cookie)
 	}
 }
 
@@ -146,8 +183,11 @@ func (q *qlikProxy) modifyResponse(resp *http.Response) error {
 			resp.Header.Del("Set-Cookie")
 		}
 	}
+	if resp.StatusCode == http.StatusUnauthorized {
+		return errSessionRefused
+	}
 	if loc := resp.Header.Get("Location"); loc != "" {
-		if isLoginRedirect(resp.StatusCode, loc) {
+		if h.isLoginRedirect(resp.StatusCode, loc) {
 			return errSessionRefused
 		}
 		resp.Header.Set("Location", h.publicLocation(req.URL, loc))
@@ -169,24 +209,25 @@ func (q *qlikProxy) storeCookie(req *http.Request, value string) {
 	if !ok {
 		return
 	}
-	if e, ok := entryFrom(req.Context()); ok && e.Cookie == value {
+	if a, ok := attemptFrom(req.Context()); ok && a.entry.Cookie == value {
 		return
 	}
-	if err := q.h.opts.Sessions.Update(req.Context(), u, session.Entry{Cookie: value}); err != nil {
+	if err := q.h.opts.Sessions.Update(req.Context(), u, session.Entry{Cookie: value, Created: time.Now()}); err != nil {
 		q.h.log.Warn("jar update failed", zap.String("user", u.String()), zap.String("request_id", requestID(req.Context())), zap.Error(err))
 	}
 }
 
 // isLoginRedirect reports whether a redirect sends the client to Qlik's
-// authentication: the internal forms login or an authentication module
-// (proxyRestUri and targetId).
-func isLoginRedirect(status int, loc string) bool {
+// authentication: the internal forms or Windows login, an authentication
+// module (proxyRestUri and targetId), or the configured module URL.
+func (h *Handler) isLoginRedirect(status int, loc string) bool {
 	if status < 300 || status > 399 {
 		return false
 	}
 	l := strings.ToLower(loc)
 	return strings.Contains(l, "/internal_forms_authentication") || strings.Contains(l, "/internal_windows_authentication") ||
-		(strings.Contains(l, "proxyresturi=") && strings.Contains(l, "targetid="))
+		(strings.Contains(l, "proxyresturi=") && strings.Contains(l, "targetid=")) ||
+		(h.opts.AuthModuleURL != "" && strings.HasPrefix(l, strings.ToLower(h.opts.AuthModuleURL)))
 }
 
 // publicLocation rewrites a Location that points at Qlik into one on
@@ -211,16 +252,49 @@ func (h *Handler) publicLocation(reqURL *url.URL, loc string) string {
 
 func (q *qlikProxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(err, errSessionRefused) {
-		u, _ := userFrom(r.Context())
-		if e, ok := entryFrom(r.Context()); ok {
-			if ierr := q.h.opts.Sessions.Invalidate(r.Context(), u, e.Cookie); ierr != nil {
-				q.h.log.Warn("jar invalidate failed", zap.String("user", u.String()), zap.Error(ierr))
-			}
-		}
-		writeError(w, r, q.h.log, &Error{Status: http.StatusServiceUnavailable, Msg: "the Qlik session expired; retry the request", Err: err, RetryAfter: 1})
+		q.recover(w, r)
 		return
 	}
 	writeError(w, r, q.h.log, upstreamError("Qlik did not answer", err))
+}
+
+// recover handles a request Qlik answered as if it had no session: the
+// session timed out, Qlik restarted, or the user was logged out
+// elsewhere. The jar entry is dropped (only if it still holds the refused
+// cookie, so concurrent requests do not thrash), a new session is made
+// through the broker, and the request is replayed once. Nothing has been
+// written to the client yet.
+func (q *qlikProxy) recover(w http.ResponseWriter, r *http.Request) {
+	h := q.h
+	u, _ := userFrom(r.Context())
+	a, ok := attemptFrom(r.Context())
+	if !ok {
+		writeError(w, r, h.log, &Error{Status: http.StatusBadGateway, Msg: "Qlik refused the session"})
+		return
+	}
+	if err := h.opts.Sessions.Invalidate(r.Context(), u, a.entry.Cookie); err != nil {
+		h.log.Warn("jar invalidate failed", zap.String("user", u.String()), zap.String("request_id", requestID(r.Context())), zap.Error(err))
+	}
+	switch {
+	case a.n >= 2:
+		writeError(w, r, h.log, &Error{Status: http.StatusBadGateway, Msg: "Qlik refused a fresh session", Err: errSessionRefused})
+		return
+	case !a.replayable:
+		writeError(w, r, h.log, &Error{Status: http.StatusServiceUnavailable, Msg: "the Qlik session expired while a large request body was sent; retry the request", Err: errSessionRefused, RetryAfter: 1})
+		return
+	}
+	h.log.Info("qlik session expired: replaying with a new one", zap.String("user", u.String()), zap.String("request_id", requestID(r.Context())), zap.String("path", r.URL.Path))
+	e, err := h.opts.Sessions.Ensure(r.Context(), u)
+	if err != nil {
+		writeError(w, r, h.log, upstreamError("could not get a Qlik session", err))
+		return
+	}
+	next := &attempt{entry: e, n: a.n + 1, body: a.body, replayable: a.replayable}
+	r2 := r.WithContext(withAttempt(r.Context(), next))
+	if a.body != nil {
+		r2.Body = io.NopCloser(bytes.NewReader(a.body))
+	}
+	q.rp.ServeHTTP(w, r2)
 }
 
 // peekBody returns up to n first bytes of resp's body and puts them back,

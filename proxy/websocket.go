@@ -1,9 +1,12 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -13,6 +16,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/sensegate/sensegate/identity"
+	"github.com/sensegate/sensegate/session"
 	"go.uber.org/zap"
 )
 
@@ -60,52 +64,52 @@ func newRelay(h *Handler) *relay {
 }
 
 // serve relays one Engine websocket: check the Origin, get the user's Qlik
-// session, dial Qlik with it, and only then upgrade the client, so a
-// refused handshake reaches the client as an HTTP status.
+// session, dial Qlik with it and make sure Qlik accepts it (see connect),
+// and only then upgrade the client, so the client only ever sees an
+// authenticated session and a refused handshake reaches it as an HTTP
+// status.
 func (rl *relay) serve(w http.ResponseWriter, r *http.Request, u identity.User, path string) {
 	h := rl.h
 	if !h.originAllowed(r.Header.Get("Origin")) {
 		writeError(w, r, h.log, &Error{Status: http.StatusForbidden, Msg: "websocket origin not allowed", Err: errors.New("origin " + r.Header.Get("Origin"))})
 		return
 	}
-	e, err := h.opts.Sessions.Ensure(r.Context(), u)
-	if err != nil {
-		writeError(w, r, h.log, upstreamError("could not get a Qlik session", err))
-		return
-	}
 	target := &url.URL{}
 	setQlikURL(target, h.opts.Qlik, h.prefix, r.URL)
 	stripTicketParams(target)
+	stripParam(target, "qlik-csrf-token")
 	target.Scheme = "ws"
 	if h.opts.Qlik.Scheme == "https" {
 		target.Scheme = "wss"
 	}
-	hdr := http.Header{}
-	hdr.Set("Cookie", h.opts.CookieName+"="+e.Cookie)
-	hdr.Set("Origin", h.opts.QlikOrigin)
-	if ua := r.Header.Get("User-Agent"); ua != "" {
-		hdr.Set("User-Agent", ua)
-	}
-	d := rl.dialer
-	d.Subprotocols = websocket.Subprotocols(r)
-	up, resp, err := d.DialContext(r.Context(), target.String(), hdr)
-	if err != nil {
-		if resp != nil {
-			resp.Body.Close()
-			if isLoginRedirect(resp.StatusCode, resp.Header.Get("Location")) {
-				_ = h.opts.Sessions.Invalidate(r.Context(), u, e.Cookie)
-				writeError(w, r, h.log, &Error{Status: http.StatusServiceUnavailable, Msg: "the Qlik session expired; retry", Err: err, RetryAfter: 1})
-				return
-			}
-			status := resp.StatusCode
-			if status < 400 {
-				status = http.StatusBadGateway
-			}
-			writeError(w, r, h.log, &Error{Status: status, Msg: "Qlik refused the websocket", Err: err})
+	var (
+		up      *websocket.Conn
+		pending [][]byte
+		e       session.Entry
+		err     error
+	)
+	for try := 1; ; try++ {
+		e, err = h.opts.Sessions.Ensure(r.Context(), u)
+		if err != nil {
+			writeError(w, r, h.log, upstreamError("could not get a Qlik session", err))
 			return
 		}
-		writeError(w, r, h.log, upstreamError("could not open the Qlik websocket", err))
-		return
+		up, pending, err = rl.connect(r, u, &e, target)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, errSessionRefused) {
+			writeError(w, r, h.log, wsError(err))
+			return
+		}
+		if ierr := h.opts.Sessions.Invalidate(r.Context(), u, e.Cookie); ierr != nil {
+			h.log.Warn("jar invalidate failed", zap.String("user", u.String()), zap.Error(ierr))
+		}
+		if try == 2 {
+			writeError(w, r, h.log, &Error{Status: http.StatusBadGateway, Msg: "Qlik refused a fresh session", Err: err})
+			return
+		}
+		h.log.Info("qlik session expired: re-dialling the websocket with a new one", zap.String("user", u.String()), zap.String("request_id", requestID(r.Context())))
 	}
 	respHdr := http.Header{}
 	if sp := up.Subprotocol(); sp != "" {
@@ -117,7 +121,7 @@ func (rl *relay) serve(w http.ResponseWriter, r *http.Request, u identity.User, 
 		up.Close()
 		return
 	}
-	p := &wsPair{rl: rl, client: client, up: up, user: u, reqID: requestID(r.Context())}
+	p := &wsPair{rl: rl, client: client, up: up, user: u, cookie: e.Cookie, reqID: requestID(r.Context()), ctx: r.Context()}
 	if !rl.register(p) {
 		p.closeBoth(websocket.CloseGoingAway, "sensegate is shutting down")
 		client.Close()
@@ -125,7 +129,219 @@ func (rl *relay) serve(w http.ResponseWriter, r *http.Request, u identity.User, 
 		return
 	}
 	defer rl.unregister(p)
+	// The notifications read while checking the session are the client's.
+	client.SetWriteDeadline(time.Now().Add(DefaultWriteWait))
+	for _, m := range pending {
+		if err := client.WriteMessage(websocket.TextMessage, m); err != nil {
+			client.Close()
+			up.Close()
+			return
+		}
+	}
 	p.run()
+}
+
+// handshakeError is Qlik refusing a websocket handshake with a status.
+type handshakeError struct {
+	status int
+	err    error
+}
+
+func (e *handshakeError) Error() string {
+	return fmt.Sprintf("qlik refused the websocket handshake with %d: %v", e.status, e.err)
+}
+func (e *handshakeError) Unwrap() error { return e.err }
+
+// wsError maps a connect error to the client's answer.
+func wsError(err error) *Error {
+	var he *handshakeError
+	if errors.As(err, &he) {
+		status := he.status
+		if status < 400 {
+			status = http.StatusBadGateway
+		}
+		return &Error{Status: status, Msg: "Qlik refused the websocket", Err: err}
+	}
+	return upstreamError("could not open the Qlik websocket", err)
+}
+
+// probeID is the JSON-RPC id of sensegate's own first message on a new
+// Qlik socket; clients count their ids from 1 and never get near it.
+const probeID = 1_000_000_007
+
+// probeRequest is that first message: EngineVersion on the Global, which
+// every Engine answers and which changes nothing.
+var probeRequest = []byte(`{"jsonrpc":"2.0","id":1000000007,"method":"EngineVersion","handle":-1,"params":[]}`)
+
+// connect dials Qlik with the session e (and its websocket CSRF token when
+// Qlik wants one), then sends the probe: QPS authenticates a socket only
+// at its first message, answering OnAuthenticationInformation. With
+// mustAuthenticate true the session is gone (errSessionRefused). Otherwise
+// the notifications that came before the probe's answer are returned for
+// the client; the answer itself is dropped.
+func (rl *relay) connect(r *http.Request, u identity.User, e *session.Entry, target *url.URL) (*websocket.Conn, [][]byte, error) {
+	h := rl.h
+	ctx := r.Context()
+	token, err := rl.csrfToken(r, u, e, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	up, err := rl.dial(r, e.Cookie, token, target)
+	var he *handshakeError
+	if errors.As(err, &he) && he.status == http.StatusForbidden && token == "" && h.opts.WebsocketCSRF == CSRFAuto {
+		// Qlik may have turned on websocket CSRF since we asked: ask again.
+		if token, err = rl.csrfToken(r, u, e, true); err != nil {
+			return nil, nil, err
+		}
+		if token != "" {
+			up, err = rl.dial(r, e.Cookie, token, target)
+		} else {
+			err = he
+		}
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	deadline := time.Now().Add(DefaultHandshakeTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	up.SetWriteDeadline(deadline)
+	up.SetReadDeadline(deadline)
+	if err := up.WriteMessage(websocket.TextMessage, probeRequest); err != nil {
+		up.Close()
+		return nil, nil, fmt.Errorf("probe: %w", err)
+	}
+	var pending [][]byte
+	for {
+		_, m, err := up.ReadMessage()
+		if err != nil {
+			up.Close()
+			return nil, nil, fmt.Errorf("probe: %w", err)
+		}
+		var msg struct {
+			ID     *int64 `json:"id"`
+			Method string `json:"method"`
+			Params struct {
+				MustAuthenticate bool `json:"mustAuthenticate"`
+			} `json:"params"`
+		}
+		if err := json.Unmarshal(m, &msg); err != nil {
+			up.Close()
+			return nil, nil, fmt.Errorf("probe: qlik sent a message that is not JSON-RPC: %w", err)
+		}
+		switch {
+		case msg.ID != nil && *msg.ID == probeID:
+			up.SetReadDeadline(time.Time{})
+			up.SetWriteDeadline(time.Time{})
+			return up, pending, nil
+		case msg.Method == "OnAuthenticationInformation" && msg.Params.MustAuthenticate:
+			up.Close()
+			return nil, nil, errSessionRefused
+		case isFatalTopic(msg.Method):
+			up.Close()
+			return nil, nil, fmt.Errorf("qlik ended the session at once: %s", msg.Method)
+		}
+		pending = append(pending, m)
+	}
+}
+
+// dial opens the Qlik side of a websocket with the session cookie (and
+// CSRF token). No Authorization header is ever sent: Qlik refuses CSRF
+// checked upgrades that carry one.
+func (rl *relay) dial(r *http.Request, cookie, token string, target *url.URL) (*websocket.Conn, error) {
+	h := rl.h
+	t := *target
+	if token != "" {
+		q := t.Query()
+		q.Set("qlik-csrf-token", token)
+		t.RawQuery = q.Encode()
+	}
+	hdr := http.Header{}
+	hdr.Set("Cookie", h.opts.CookieName+"="+cookie)
+	hdr.Set("Origin", h.opts.QlikOrigin)
+	if ua := r.Header.Get("User-Agent"); ua != "" {
+		hdr.Set("User-Agent", ua)
+	}
+	d := rl.dialer
+	d.Subprotocols = websocket.Subprotocols(r)
+	up, resp, err := d.DialContext(r.Context(), t.String(), hdr)
+	if err == nil {
+		return up, nil
+	}
+	if resp == nil {
+		return nil, err
+	}
+	resp.Body.Close()
+	if h.isLoginRedirect(resp.StatusCode, resp.Header.Get("Location")) || resp.StatusCode == http.StatusUnauthorized {
+		return nil, errSessionRefused
+	}
+	return nil, &handshakeError{status: resp.StatusCode, err: err}
+}
+
+// noCSRFToken marks, in a jar entry, that Qlik has no websocket CSRF
+// protection for the session.
+const noCSRFToken = "-"
+
+// csrfToken returns the websocket CSRF token to send with session e, ""
+// for none. In mode auto it asks Qlik once per session (again when
+// refresh) and remembers the answer in the jar.
+func (rl *relay) csrfToken(r *http.Request, u identity.User, e *session.Entry, refresh bool) (string, error) {
+	h := rl.h
+	if h.opts.WebsocketCSRF == CSRFOff {
+		return "", nil
+	}
+	if !refresh && e.CSRFToken != "" {
+		if e.CSRFToken == noCSRFToken {
+			return "", nil
+		}
+		return e.CSRFToken, nil
+	}
+	token, supported, err := h.opts.CSRF.CSRFToken(r.Context(), e.Cookie)
+	switch {
+	case err != nil && isSessionRefused(err):
+		return "", errSessionRefused
+	case err != nil:
+		return "", fmt.Errorf("websocket CSRF token: %w", err)
+	case !supported && h.opts.WebsocketCSRF == CSRFOn:
+		return "", errors.New("websocket CSRF token: qlik.websocket_csrf is on but Qlik has no /qps/csrftoken (use auto or off)")
+	case !supported:
+		e.CSRFToken = noCSRFToken
+		token = ""
+	default:
+		e.CSRFToken = token
+	}
+	if err := h.opts.Sessions.Update(r.Context(), u, *e); err != nil {
+		h.log.Warn("jar update failed", zap.String("user", u.String()), zap.Error(err))
+	}
+	return token, nil
+}
+
+// isSessionRefused reports whether err says Qlik no longer knows the
+// session (the ticket package's ErrSessionRefused kind and this
+// package's errSessionRefused both answer to it).
+func isSessionRefused(err error) bool {
+	var sr interface{ SessionRefused() bool }
+	return errors.Is(err, errSessionRefused) || errors.As(err, &sr) && sr.SessionRefused()
+}
+
+// stripParam removes a query parameter.
+func stripParam(u *url.URL, name string) {
+	if !strings.Contains(u.RawQuery, name) {
+		return
+	}
+	q := u.Query()
+	q.Del(name)
+	u.RawQuery = q.Encode()
+}
+
+// isFatalTopic reports whether a proxy notification ends the session.
+func isFatalTopic(method string) bool {
+	switch method {
+	case "OnSessionTimedOut", "OnSessionLoggedOut", "OnSessionClosed":
+		return true
+	}
+	return false
 }
 
 // originAllowed reports whether a websocket upgrade's Origin may open a
@@ -182,6 +398,23 @@ func (rl *relay) unregister(p *wsPair) {
 	rl.wg.Done()
 }
 
+// closeUser sends a close frame to both sides of every relayed websocket of
+// the user with key and returns how many there were.
+func (rl *relay) closeUser(key string, code int, text string) int {
+	rl.mu.Lock()
+	var pairs []*wsPair
+	for p := range rl.pairs {
+		if p.user.Key() == key {
+			pairs = append(pairs, p)
+		}
+	}
+	rl.mu.Unlock()
+	for _, p := range pairs {
+		p.closeBoth(code, text)
+	}
+	return len(pairs)
+}
+
 func (rl *relay) count() int {
 	rl.mu.Lock()
 	defer rl.mu.Unlock()
@@ -225,7 +458,9 @@ type wsPair struct {
 	client *websocket.Conn
 	up     *websocket.Conn
 	user   identity.User
+	cookie string // the Qlik session the socket runs on
 	reqID  string
+	ctx    context.Context // the upgrade request's, live while the pair runs
 }
 
 func (p *wsPair) run() {
@@ -233,6 +468,11 @@ func (p *wsPair) run() {
 	p.client.SetReadLimit(limit)
 	p.up.SetReadLimit(limit)
 	ended := make(chan struct{}, 2)
+	stopPing := make(chan struct{})
+	defer close(stopPing)
+	if every := p.rl.h.opts.WebsocketPing; every > 0 {
+		go p.pingQlik(every, stopPing)
+	}
 	go func() { p.pumpQlikToClient(); ended <- struct{}{} }()
 	go func() { p.pumpClientToQlik(); ended <- struct{}{} }()
 	<-ended
@@ -251,10 +491,97 @@ func (p *wsPair) run() {
 	p.rl.h.log.Debug("websocket closed", zap.String("user", p.user.String()), zap.String("request_id", p.reqID))
 }
 
-// pumpQlikToClient and pumpClientToQlik are separate functions so the
-// goroutines have telling names in stack dumps.
-func (p *wsPair) pumpQlikToClient() { pump(p.client, p.up) }
+// pingQlik pings Qlik every interval until stop closes, so that load
+// balancers between sensegate and Qlik do not cut idle sockets.
+func (p *wsPair) pingQlik(every time.Duration, stop <-chan struct{}) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			if err := p.up.WriteControl(websocket.PingMessage, nil, time.Now().Add(DefaultWriteWait)); err != nil {
+				return
+			}
+		}
+	}
+}
+
+// pumpClientToQlik copies the client's messages to Qlik.
 func (p *wsPair) pumpClientToQlik() { pump(p.up, p.client) }
+
+// peekSize is how much of each Qlik message is looked at for proxy
+// notifications: they are small, and the rest of a message streams.
+const peekSize = 256
+
+// pumpQlikToClient copies Qlik's messages to the client, watching for the
+// notifications that end the session: the jar entry is then dropped so
+// the next request logs in again, and Qlik's close follows through.
+func (p *wsPair) pumpQlikToClient() {
+	buf := make([]byte, peekSize)
+	for {
+		mt, r, err := p.up.NextReader()
+		if err != nil {
+			passClose(p.client, err)
+			return
+		}
+		n, rerr := io.ReadFull(r, buf)
+		if mt == websocket.TextMessage && bytes.Contains(buf[:n], []byte(`"OnSession`)) {
+			p.checkFatal(buf[:n])
+		}
+		p.client.SetWriteDeadline(time.Now().Add(DefaultWriteWait))
+		w, err := p.client.NextWriter(mt)
+		if err != nil {
+			p.up.Close()
+			return
+		}
+		_, err = w.Write(buf[:n])
+		if err == nil && rerr == nil {
+			_, err = io.Copy(w, r)
+		} else if rerr != nil && rerr != io.EOF && rerr != io.ErrUnexpectedEOF {
+			err = rerr
+		}
+		if err != nil {
+			w.Close()
+			if errors.Is(err, websocket.ErrReadLimit) {
+				passClose(p.client, err)
+			} else {
+				p.client.Close()
+			}
+			return
+		}
+		if err := w.Close(); err != nil {
+			p.up.Close()
+			return
+		}
+	}
+}
+
+// checkFatal drops the jar entry when msg is a notification that ends the
+// session.
+func (p *wsPair) checkFatal(msg []byte) {
+	var n struct {
+		Method string `json:"method"`
+	}
+	// A notification longer than the peek is not valid JSON here; look
+	// for the topic by name then.
+	if json.Unmarshal(msg, &n) != nil {
+		for _, t := range []string{"OnSessionTimedOut", "OnSessionLoggedOut", "OnSessionClosed"} {
+			if bytes.Contains(msg, []byte(`"method":"`+t+`"`)) {
+				n.Method = t
+			}
+		}
+	}
+	if !isFatalTopic(n.Method) {
+		return
+	}
+	h := p.rl.h
+	h.log.Info("qlik ended the session of a websocket", zap.String("user", p.user.String()), zap.String("topic", n.Method), zap.String("request_id", p.reqID))
+	if err := h.opts.Sessions.Invalidate(p.ctx, p.user, p.cookie); err != nil {
+		h.log.Warn("jar invalidate failed", zap.String("user", p.user.String()), zap.Error(err))
+	}
+}
 
 // pump copies messages from src to dst as streams (no whole-message
 // buffering) until src ends, then passes src's ending on to dst.

@@ -114,6 +114,30 @@ func (b *Broker) Invalidate(ctx context.Context, u identity.User, cookie string)
 	return nil
 }
 
+// Logouter ends all of a user's Qlik sessions; *ticket.Client is one.
+type Logouter interface {
+	Logout(ctx context.Context, u identity.User) (int, error)
+}
+
+// Logout ends u's Qlik sessions (when the Loginer is also a Logouter) and
+// drops u's jar entry. It returns how many Qlik sessions ended.
+func (b *Broker) Logout(ctx context.Context, u identity.User) (int, error) {
+	n := 0
+	var err error
+	if lo, ok := b.login.(Logouter); ok {
+		n, err = lo.Logout(ctx, u)
+	}
+	if derr := b.store.Delete(ctx, u.Key(), ""); derr != nil {
+		err = errors.Join(err, fmt.Errorf("session: jar delete: %w", derr))
+	}
+	return n, err
+}
+
+// Peek returns u's session without logging in.
+func (b *Broker) Peek(ctx context.Context, u identity.User) (Entry, bool, error) {
+	return b.store.Get(ctx, u.Key())
+}
+
 // Update stores e as u's session, e.g. when Qlik sets a new session
 // cookie on a proxied response.
 func (b *Broker) Update(ctx context.Context, u identity.User, e Entry) error {

@@ -407,6 +407,187 @@ func (c *Client) Ping(ctx context.Context) error {
 	return err
 }
 
+// csrfTokenHeader is the response header carrying the websocket CSRF
+// token (QSEoW November 2024 and later).
+const csrfTokenHeader = "qlik-csrf-token"
+
+// CSRFToken fetches the websocket CSRF token of the Qlik session whose
+// cookie value is sessionCookie: GET {ProxyURL}/{prefix}/qps/csrftoken
+// with "Cookie: {SessionCookie}={sessionCookie}" and "Origin: {Origin}",
+// no redirects followed. The token is meant for the qlik-csrf-token query
+// parameter of Engine websocket upgrades, which must carry the same cookie
+// and Origin. QSEoW gives the same token for the life of the session, so
+// callers may keep it with the cookie.
+//
+// A 204 or 200 with a non-empty qlik-csrf-token header returns (token,
+// true, nil). A 404 returns ("", false, nil): the server predates the
+// November 2024 websocket CSRF protection (or has it off) and websockets
+// need no token. A 302 to the login page, a 401, or the proxy's 500
+// "Authentication error" (a cookie it does not know) is ErrSessionRefused:
+// the cookie is dead and a new Login is needed. A 403 is ErrRejected: the
+// host of Origin is probably not on the virtual proxy's host allow list.
+// Network errors and other 5xx are retried (the call is idempotent) and
+// end as ErrUnreachable, ErrTimeout or ErrUnavailable; any other answer,
+// including a success without a token, is ErrRejected.
+//
+// The cookie and the token are credentials: they never appear in errors
+// or logs.
+func (c *Client) CSRFToken(ctx context.Context, sessionCookie string) (token string, supported bool, err error) {
+	const op = "csrftoken"
+	if c.proxy == nil {
+		return "", false, &Error{Op: op, Kind: ErrRejected, Msg: "no ProxyURL configured"}
+	}
+	if sessionCookie == "" {
+		return "", false, &Error{Op: op, Kind: ErrRejected, Msg: "empty session cookie"}
+	}
+	if !validCookieValue(sessionCookie) {
+		// Not quoted: it is a credential, even if mangled.
+		return "", false, &Error{Op: op, Kind: ErrRejected, Msg: "the session cookie value has characters a cookie value cannot hold (RFC 6265 §4.1.1)"}
+	}
+	r := &request{
+		op: op, method: http.MethodGet, url: c.vpURL("/qps/csrftoken"),
+		replayable: true, secret: sessionCookie,
+		header: http.Header{
+			"Cookie": {c.cfg.SessionCookie + "=" + sessionCookie},
+			"Origin": {c.cfg.Origin},
+		},
+	}
+	err = c.do(ctx, r, func(res *response) *Error {
+		switch res.status {
+		case http.StatusOK, http.StatusNoContent:
+			if t := res.header.Get(csrfTokenHeader); t != "" {
+				token, supported = t, true
+				return nil
+			}
+			return &Error{Op: r.op, Kind: ErrRejected, Status: res.status, Msg: fmt.Sprintf("the Qlik proxy answered %d without a %s header at %s: is it served by a Qlik proxy, and does nothing in between drop the header?", res.status, csrfTokenHeader, r.url.Path)}
+		case http.StatusNotFound:
+			return nil
+		}
+		return c.csrfError(r, res)
+	})
+	if err != nil {
+		return "", false, err
+	}
+	return token, supported, nil
+}
+
+// csrfError interprets an answer of the csrftoken endpoint that is not a
+// token or a 404.
+func (c *Client) csrfError(r *request, res *response) *Error {
+	status := res.status
+	text := http.StatusText(status)
+	e := &Error{Op: r.op, Kind: ErrRejected, Status: status}
+	loc := res.header.Get("Location")
+	switch {
+	case status >= 300 && status < 400 && isLoginURL(loc):
+		e.Kind = ErrSessionRefused
+		e.Msg = fmt.Sprintf("the Qlik proxy sent the session to the login page (%d %s): the session ended (inactivity timeout, logout) or belongs to another virtual proxy than %s; log in again", status, text, c.vpName())
+	case status == http.StatusUnauthorized:
+		e.Kind = ErrSessionRefused
+		e.Msg = fmt.Sprintf("the Qlik proxy refused the session cookie %q (401 Unauthorized); log in again", c.cfg.SessionCookie)
+	case status == http.StatusInternalServerError && strings.Contains(string(res.body), authErrorText):
+		// Not a failure of the proxy: it answers so for a cookie it does
+		// not know, e.g. after a restart or a failover to another node.
+		e.Kind = ErrSessionRefused
+		e.Msg = "the Qlik proxy does not know the session (500 Authentication error): it forgot it in a restart or failover to another node; log in again"
+	case status >= 500:
+		e.Kind, e.Temporary = ErrUnavailable, true
+		e.Msg = fmt.Sprintf("the Qlik proxy answered %d %s", status, text)
+	case status >= 300 && status < 400:
+		e.Msg = fmt.Sprintf("the Qlik proxy answered %d %s to %s, redirecting to %s instead of the login page: check the proxy URL (scheme, host, port)", status, text, r.url.Path, redactedLocation(loc))
+	case status == http.StatusForbidden:
+		e.Msg = fmt.Sprintf("the Qlik proxy refused the websocket CSRF token for origin %q (403 Forbidden): the host %q is probably not on the host allow list of %s: add it to that list in the QMC, or set qlik.origin to an origin whose host is on it", c.cfg.Origin, originHost(c.cfg.Origin), c.vpName())
+	case status == http.StatusBadRequest:
+		e.Msg = fmt.Sprintf("the Qlik proxy answered 400 Bad Request to %s: check the prefix %q, and that the virtual proxy is linked to this proxy (and to the central node's proxy)", r.url.Path, c.cfg.Prefix)
+	default:
+		e.Msg = fmt.Sprintf("the Qlik proxy answered unexpected status %d %s to %s", status, text, r.url.Path)
+	}
+	return e
+}
+
+// isLoginURL reports whether a redirect target is a Qlik login: the
+// internal forms login or an authentication module (with proxyRestUri).
+func isLoginURL(loc string) bool {
+	l := strings.ToLower(loc)
+	return strings.Contains(l, "internal_forms_authentication") || strings.Contains(l, "proxyresturi=") ||
+		strings.Contains(l, "internal_windows_authentication")
+}
+
+// redactedLocation is a redirect target for messages: without its query,
+// which may carry anything.
+func redactedLocation(loc string) string {
+	u, err := url.Parse(loc)
+	if err != nil {
+		return "an unparsable Location"
+	}
+	u.RawQuery, u.ForceQuery, u.Fragment = "", false, ""
+	return fmt.Sprintf("%q", u.Redacted())
+}
+
+// originHost is the host of a normalised origin.
+func originHost(origin string) string {
+	if u, err := url.Parse(origin); err == nil {
+		return u.Hostname()
+	}
+	return origin
+}
+
+// vpName names the virtual proxy for messages.
+func (c *Client) vpName() string {
+	if c.cfg.Prefix == "" {
+		return "the default virtual proxy"
+	}
+	return fmt.Sprintf("virtual proxy %q", c.cfg.Prefix)
+}
+
+// validCookieValue reports whether v is a cookie-value of RFC 6265
+// §4.1.1 (without the optional quotes), so that it can go into a Cookie
+// header verbatim. net/http's own sanitising would log the bad bytes.
+func validCookieValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		b := v[i]
+		if b < 0x21 || b > 0x7e || b == '"' || b == ',' || b == ';' || b == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// EndSession ends the Qlik session with the given id (DELETE
+// {QPSURL}/qps/{prefix}/session/{id}, the id path-escaped); QPS closes its
+// websockets. It reports true when QPS ended it and false, with a nil
+// error, when QPS does not know it (404: it ended already, or a retry
+// follows an attempt whose answer was lost). Either way the session no
+// longer exists. Retried like Ticket. The id is the session cookie value,
+// a credential: errors and logs say "session" only.
+func (c *Client) EndSession(ctx context.Context, id string) (bool, error) {
+	const op = "endsession"
+	if strings.TrimSpace(id) == "" {
+		return false, &Error{Op: op, Kind: ErrRejected, Msg: "empty session id"}
+	}
+	r := &request{op: op, method: http.MethodDelete, url: c.qpsURL("session", id), qps: true, replayable: true, secret: id}
+	var ended bool
+	err := c.do(ctx, r, func(res *response) *Error {
+		switch {
+		case res.status >= 200 && res.status <= 299:
+			ended = true
+			return nil
+		case res.status == http.StatusNotFound:
+			if !strings.Contains(string(res.body), noSessionText) {
+				// QPS's 404 for an unknown session names it; one that
+				// does not may be a wrong prefix or URL. Ping tells.
+				c.log.Warn("end session: qps answered 404 without naming the session", zap.Int("status", res.status), zap.Int("attempt", res.attempt))
+			}
+			return nil
+		}
+		return c.statusError(r, res.status, res.body)
+	})
+	if err != nil {
+		return false, err
+	}
+	return ended, nil
+}
+
 // qpsURL is {QPSURL}/qps/{prefix}/{segs...} with each segment
 // path-escaped ("/" too), and "." and ".." escaped so they stay segments.
 func (c *Client) qpsURL(segs ...string) *url.URL {
@@ -485,6 +666,8 @@ type request struct {
 	noRetry    bool
 	// secret is a value to scrub from errors (ticket, session id).
 	secret string
+	// header holds extra request headers (proxy side: Cookie, Origin).
+	header http.Header
 }
 
 // where names the server of r for messages.
@@ -498,7 +681,8 @@ func (r *request) where() string {
 // response is what an attempt read from an answer.
 type response struct {
 	status  int
-	body    []byte // QPS calls only, at most maxBody
+	header  http.Header
+	body    []byte // QPS calls, or the start of a proxy-side error page
 	cookies []*http.Cookie
 	attempt int
 }
@@ -530,6 +714,9 @@ func (c *Client) attempt(ctx context.Context, r *request) (res *response, wrote 
 	if err != nil {
 		return nil, false, err
 	}
+	for k, v := range r.header {
+		req.Header[k] = v
+	}
 	client := c.proxy
 	if r.qps {
 		client = c.qps
@@ -545,7 +732,7 @@ func (c *Client) attempt(ctx context.Context, r *request) (res *response, wrote 
 		return nil, sent.Load(), err
 	}
 	defer resp.Body.Close()
-	res = &response{status: resp.StatusCode, cookies: resp.Cookies()}
+	res = &response{status: resp.StatusCode, header: resp.Header, cookies: resp.Cookies()}
 	if r.qps {
 		b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
 		if err != nil {

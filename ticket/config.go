@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"net/url"
 	"os"
 	"regexp"
@@ -86,6 +87,12 @@ type Config struct {
 	// "-HTTP" over plain http; the caller must configure the exact name,
 	// this package does not guess.
 	SessionCookie string
+	// Origin is the Origin header sent to the Qlik proxy with the session
+	// (Client.CSRFToken), scheme://host[:port]. Its host must be on the
+	// virtual proxy's host allow list, or Qlik answers 403. Empty means
+	// scheme://host of ProxyURL. New normalises it (lower-case host, no
+	// default port).
+	Origin string
 	// RedeemPath is the resource, under the prefix, requested with the
 	// ticket (DefaultRedeemPath if empty). It must start with "/".
 	RedeemPath string
@@ -141,6 +148,16 @@ func (c Config) withDefaults() (Config, error) {
 	} else if !tokenRE.MatchString(c.SessionCookie) {
 		bad("SessionCookie: %q is not a valid cookie name", c.SessionCookie)
 	}
+	switch {
+	case c.Origin != "":
+		o, err := parseOrigin(c.Origin)
+		if err != nil {
+			bad("Origin: %v", err)
+		}
+		c.Origin = o
+	case c.ProxyURL != nil && checkBaseURL(c.ProxyURL, false) == nil:
+		c.Origin = origin(c.ProxyURL)
+	}
 	if c.RedeemPath == "" {
 		c.RedeemPath = DefaultRedeemPath
 	}
@@ -190,6 +207,41 @@ func checkBaseURL(u *url.URL, httpsOnly bool) error {
 		return fmt.Errorf("%q must not have a query or fragment", u.Redacted())
 	}
 	return nil
+}
+
+// parseOrigin checks that s is an http or https origin (RFC 6454 §7:
+// scheme://host[:port], a trailing "/" tolerated) and returns it
+// normalised.
+func parseOrigin(s string) (string, error) {
+	u, err := url.Parse(s)
+	if err != nil || u.Opaque != "" || u.Host == "" || u.Hostname() == "" {
+		return "", fmt.Errorf("%q is not an origin: write scheme://host[:port], e.g. https://sense.example.com", s)
+	}
+	switch {
+	case u.Scheme != "https" && u.Scheme != "http":
+		return "", fmt.Errorf("%q must be an http or https origin, e.g. https://sense.example.com", u.Redacted())
+	case u.User != nil:
+		return "", fmt.Errorf("%q must not contain user information", u.Redacted())
+	case u.Path != "" && u.Path != "/", u.RawQuery != "", u.ForceQuery, u.Fragment != "":
+		return "", fmt.Errorf("%q is not an origin: remove the path, query or fragment (an origin is scheme://host[:port])", u.Redacted())
+	}
+	return origin(u), nil
+}
+
+// origin is the ASCII serialisation of u's origin (RFC 6454 §6.2):
+// scheme://host[:port] with a lower-case host and no default port.
+func origin(u *url.URL) string {
+	host, port := strings.ToLower(u.Hostname()), u.Port()
+	if u.Scheme == "http" && port == "80" || u.Scheme == "https" && port == "443" {
+		port = ""
+	}
+	switch {
+	case port != "":
+		host = net.JoinHostPort(host, port)
+	case strings.Contains(host, ":"):
+		host = "[" + host + "]"
+	}
+	return strings.ToLower(u.Scheme) + "://" + host
 }
 
 // LoadClientCert loads the Qlik client certificate (client.pem) and its

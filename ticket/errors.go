@@ -41,12 +41,20 @@ var (
 	// already has the maximum of parallel sessions (5, fixed in QSEoW).
 	// Sessions leak when cookies are lost; Logout ends them all.
 	ErrTooManySessions = errors.New("too many parallel qlik sessions")
+	// ErrSessionRefused: the Qlik proxy no longer accepts a session cookie
+	// (a 302 to the login page, 401, or its 500 "Authentication error" for
+	// a cookie it does not know): the session ended (inactivity timeout,
+	// logout, EndSession) or the proxy forgot it (restart, failover to
+	// another node). Not temporary: the cookie is dead, a new Login is
+	// needed.
+	ErrSessionRefused = errors.New("session refused by the qlik proxy")
 )
 
 // Error is the error of every Client call. Its message names the cause an
 // operator can act on and never contains a ticket or cookie value.
 type Error struct {
-	// Op is the call: "ticket", "redeem", "session", "logout" or "ping".
+	// Op is the call: "ticket", "redeem", "session", "logout", "ping",
+	// "csrftoken" or "endsession".
 	Op string
 	// User is the Qlik user ("DIRECTORY\id") the call was for, if any.
 	User string
@@ -96,8 +104,9 @@ func (e *Error) Is(target error) bool { return e.Kind != nil && target == e.Kind
 // HTTPStatus suggests the status a proxy should answer a browser with when
 // err ended a login: 499 (client closed request) for a cancelled context,
 // 504 for timeouts, 503 for QPS or proxy 5xx, 502 for everything else
-// (unreachable, rejected, ticket refused, too many sessions, unknown
-// errors). nil gives 200.
+// (unreachable, rejected, ticket or session refused, too many sessions,
+// unknown errors). nil gives 200. A caller that can log in again should do
+// so on ErrSessionRefused rather than answer with a status.
 func HTTPStatus(err error) int {
 	switch {
 	case err == nil:
@@ -139,6 +148,12 @@ func redact(err error, secret string) error {
 const (
 	xsrfText        = "XSRF prevention check failed"
 	tooManySessions = "too many sessions"
+	// authErrorText starts the proxy's 500 for a session cookie it does
+	// not know: "Authentication error: Restart the browser." (observed).
+	authErrorText = "Authentication error"
+	// noSessionText is in QPS's answer for an unknown session id (observed;
+	// its status is undocumented).
+	noSessionText = "No session with id"
 )
 
 // maxSnippet bounds the part of an answer body quoted in an error.
@@ -171,6 +186,11 @@ func snippet(body []byte, secret string) string {
 func (c *Client) statusError(r *request, status int, body []byte) *Error {
 	e := &Error{Op: r.op, User: r.user, Status: status, Kind: ErrRejected}
 	text := http.StatusText(status)
+	path := r.url.Path
+	if r.secret != "" {
+		// The session API has the session id in its path.
+		path = strings.ReplaceAll(path, r.secret, "[redacted]")
+	}
 	switch {
 	case status >= 500:
 		e.Kind, e.Temporary = ErrUnavailable, true
@@ -185,9 +205,9 @@ func (c *Client) statusError(r *request, status int, body []byte) *Error {
 	case status == http.StatusForbidden || status == http.StatusUnauthorized:
 		e.Msg = fmt.Sprintf("QPS refused the client certificate or the user (%d %s): check qlik.qps.client_cert/client_key are the client certificate exported from this Qlik site", status, text)
 	case status == http.StatusNotFound && c.cfg.Prefix == "":
-		e.Msg = fmt.Sprintf("QPS has no API at %s (404): check the QPS URL and port (4243)", r.url.Path)
+		e.Msg = fmt.Sprintf("QPS has no API at %s (404): check the QPS URL and port (4243)", path)
 	case status == http.StatusNotFound:
-		e.Msg = fmt.Sprintf("unknown virtual proxy prefix %q (QPS has no API at %s, 404)", c.cfg.Prefix, r.url.Path)
+		e.Msg = fmt.Sprintf("unknown virtual proxy prefix %q (QPS has no API at %s, 404)", c.cfg.Prefix, path)
 	case status == http.StatusConflict:
 		// The body quotes the session id: never include it.
 		e.Msg = "QPS answered 409 Conflict: the session id is already in use"
