@@ -36,14 +36,20 @@ type envOption func(*qliksim.Config, *Options)
 
 func newEnv(t *testing.T, opts ...envOption) *env {
 	t.Helper()
+	return newEnvClock(t, nil, opts...)
+}
+
+// newEnvClock is newEnv with the simulator on clock (nil: the real one).
+func newEnvClock(t *testing.T, clock qliksim.Clock, opts ...envOption) *env {
+	t.Helper()
 	cfg := qliksim.DefaultConfig()
 	cfg.ProxyListen, cfg.QPSListen = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.CertDir = t.TempDir()
-	o := Options{CookieName: qliksim.DefaultCookieName}
+	o := Options{CookieName: qliksim.DefaultCookieName, WebsocketCSRF: CSRFOff}
 	for _, f := range opts {
 		f(&cfg, &o)
 	}
-	sim, err := qliksim.New(cfg, qliksim.Options{SweepInterval: -1})
+	sim, err := qliksim.New(cfg, qliksim.Options{SweepInterval: -1, Clock: clock})
 	if err != nil {
 		t.Fatal(err)
 	}
