@@ -506,7 +506,8 @@ func (c *Client) csrfError(r *request, res *response) *Error {
 }
 
 // isLoginURL reports whether a redirect target is a Qlik login: the
-// internal forms login or an authentication module (with proxyRestUri).
+// internal forms or Windows login, or an authentication module (which
+// QPS hands proxyRestUri).
 func isLoginURL(loc string) bool {
 	l := strings.ToLower(loc)
 	return strings.Contains(l, "internal_forms_authentication") || strings.Contains(l, "proxyresturi=") ||

@@ -112,6 +112,10 @@ func TestNewValidates(t *testing.T) {
 		{"no client cert", func(c *Config) { c.ClientCert = tls.Certificate{} }, []string{"ClientCert: is empty"}},
 		{"negative timeout", func(c *Config) { c.Timeout = -time.Second }, []string{"Timeout"}},
 		{"bad mode", func(c *Config) { c.Mode = 7 }, []string{"Mode"}},
+		{"origin with path", func(c *Config) { c.Origin = "https://sense.example.com/hub" }, []string{"Origin", "remove the path"}},
+		{"origin without scheme", func(c *Config) { c.Origin = "sense.example.com" }, []string{"Origin", "not an origin"}},
+		{"origin ws scheme", func(c *Config) { c.Origin = "wss://sense.example.com" }, []string{"Origin", "http or https"}},
+		{"origin with user", func(c *Config) { c.Origin = "https://u:p@sense.example.com" }, []string{"Origin", "user information"}},
 		{"all at once", func(c *Config) { c.QPSURL, c.SessionCookie, c.Backoff = nil, "", -1 }, []string{"QPSURL", "SessionCookie", "Backoff"}},
 	}
 	for _, tt := range tests {
@@ -162,6 +166,36 @@ func TestDefaults(t *testing.T) {
 	}
 }
 
+func TestOrigin(t *testing.T) {
+	a := otherExport(t)
+	cert, _ := LoadClientCert(a.Client, a.ClientKey)
+	tests := []struct {
+		name, proxy, origin, want string
+	}{
+		{"default from proxy URL", "https://Qlik.Example.com/base/", "", "https://qlik.example.com"},
+		{"default keeps a port", "http://qlik:8080", "", "http://qlik:8080"},
+		{"default drops the default port", "https://qlik:443", "", "https://qlik"},
+		{"default IPv6", "https://[::1]", "", "https://[::1]"},
+		{"configured, normalised", "https://qlik", "HTTPS://Sense.Example.COM:443/", "https://sense.example.com"},
+		{"configured with port", "https://qlik", "https://sense.example.com:8443", "https://sense.example.com:8443"},
+		{"no proxy URL", "", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := Config{QPSURL: mustURL(t, "https://q:4243"), SessionCookie: "X-Qlik-Session", ClientCert: cert, Origin: tt.origin}
+			if tt.proxy != "" {
+				cfg.ProxyURL = mustURL(t, tt.proxy)
+			} else {
+				cfg.Mode = ModeSession
+			}
+			got, err := cfg.withDefaults()
+			if err != nil || got.Origin != tt.want {
+				t.Errorf("Origin with ProxyURL %q, Origin %q = %q, %v; want %q", tt.proxy, tt.origin, got.Origin, err, tt.want)
+			}
+		})
+	}
+}
+
 func TestParseMode(t *testing.T) {
 	for in, want := range map[string]Mode{"ticket": ModeTicket, "Session": ModeSession} {
 		if got, err := ParseMode(in); err != nil || got != want {
@@ -185,6 +219,7 @@ func TestHTTPStatus(t *testing.T) {
 		{&Error{Kind: ErrRejected}, 502},
 		{&Error{Kind: ErrTicketRefused}, 502},
 		{&Error{Kind: ErrTooManySessions}, 502},
+		{&Error{Kind: ErrSessionRefused}, 502},
 		{&Error{Cause: context.Canceled}, 499},
 		{fmt.Errorf("session: %w", &Error{Kind: ErrTimeout}), 504},
 		{errors.New("other"), 502},
@@ -229,5 +264,8 @@ func TestErrorText(t *testing.T) {
 	}
 	if !errors.Is(e, ErrUnavailable) || errors.Is(e, ErrRejected) || errors.Unwrap(e).Error() != "x" {
 		t.Error("Is/Unwrap do not follow Kind and Cause")
+	}
+	if e.SessionRefused() || !(&Error{Kind: ErrSessionRefused}).SessionRefused() {
+		t.Error("SessionRefused does not follow Kind")
 	}
 }

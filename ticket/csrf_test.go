@@ -3,6 +3,7 @@ package ticket
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -10,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/gorilla/websocket"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/sensegate/sensegate/identity"
 	"github.com/sensegate/sensegate/qliksim"
@@ -145,6 +147,11 @@ func TestCSRFTokenStaleSession(t *testing.T) {
 				}
 				if IsTemporary(err) || !strings.Contains(err.Error(), "log in again") {
 					t.Errorf("error %q: want it to say to log in again", err)
+				}
+				// How packages that do not import ticket recognise it.
+				var sr interface{ SessionRefused() bool }
+				if wrapped := fmt.Errorf("relay: %w", err); !errors.As(wrapped, &sr) || !sr.SessionRefused() {
+					t.Error("the error does not report SessionRefused() through a wrapper")
 				}
 				assertNoSecrets(t, logs, []string{err.Error()}, cookie.Value)
 			})
@@ -410,9 +417,9 @@ func TestSessionCallsNoSecrets(t *testing.T) {
 	evilCfg := cfg
 	evilCfg.Origin = "https://evil.example"
 	evil, evilLogs := newClient(t, evilCfg, nil)
-	bobCfg := cfg
-	bobCfg.Prefix, bobCfg.SessionCookie = "nope", "X-Qlik-Session-nope"
-	nope, nopeLogs := newClient(t, bobCfg, nil)
+	nopeCfg := cfg
+	nopeCfg.Prefix, nopeCfg.SessionCookie = "nope", "X-Qlik-Session-nope"
+	nope, nopeLogs := newClient(t, nopeCfg, nil)
 	ctx := context.Background()
 
 	cookie, err := c.Login(ctx, alice)
@@ -427,13 +434,17 @@ func TestSessionCallsNoSecrets(t *testing.T) {
 	if err != nil || tok == "" {
 		t.Fatalf("CSRFToken = %v", err)
 	}
-	var texts []string
+	var (
+		texts  []string
+		failed int
+	)
 	collect := func(err error) {
 		if err == nil {
 			t.Error("want an error")
 			return
 		}
-		texts = append(texts, err.Error(), (&Error{}).Error())
+		failed++
+		texts = append(texts, err.Error())
 		var e *Error
 		if errors.As(err, &e) && e.Cause != nil {
 			texts = append(texts, e.Cause.Error())
@@ -463,12 +474,13 @@ func TestSessionCallsNoSecrets(t *testing.T) {
 		t.Errorf("EndSession after ExpireAll = %t, %v", ended, err)
 	}
 
-	for _, l := range []interface{ Len() int }{logs, evilLogs, nopeLogs} {
+	if failed != 5 {
+		t.Fatalf("collected %d errors, want 5", failed)
+	}
+	for _, l := range []*observer.ObservedLogs{logs, evilLogs, nopeLogs} {
 		if l.Len() == 0 {
 			t.Fatal("no log entries captured")
 		}
-	}
-	for _, l := range []*observedLogs{logs, evilLogs, nopeLogs} {
 		assertNoSecrets(t, l, texts, tok, cookie.Value, bob.Value)
 	}
 }

@@ -101,6 +101,11 @@ func (e *Error) Unwrap() error { return e.Cause }
 // Is reports whether target is e's Kind.
 func (e *Error) Is(target error) bool { return e.Kind != nil && target == e.Kind }
 
+// SessionRefused reports whether e's Kind is ErrSessionRefused. It lets
+// packages that do not import ticket recognise a dead Qlik session through
+// an interface{ SessionRefused() bool }.
+func (e *Error) SessionRefused() bool { return e.Kind == ErrSessionRefused }
+
 // HTTPStatus suggests the status a proxy should answer a browser with when
 // err ended a login: 499 (client closed request) for a cancelled context,
 // 504 for timeouts, 503 for QPS or proxy 5xx, 502 for everything else
