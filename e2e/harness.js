@@ -21,13 +21,13 @@ function freePort() {
 
 // startDemo runs the binary named by $SENSEGATE_BIN and resolves when it
 // prints its address. The returned object's stop() ends it.
-async function startDemo() {
+async function startDemo(extraArgs = []) {
   const bin = process.env.SENSEGATE_BIN;
   if (!bin) throw new Error('SENSEGATE_BIN is not set: run the suite with `make e2e` (or set it to a built sensegate binary)');
   const port = await freePort();
   const adminPort = await freePort();
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sensegate-e2e-'));
-  const proc = spawn(bin, ['demo', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, '--sim-admin-listen', `127.0.0.1:${adminPort}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(bin, ['demo', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, '--sim-admin-listen', `127.0.0.1:${adminPort}`, ...extraArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   proc.stderr.on('data', (d) => { output += d; });
   await new Promise((resolve, reject) => {

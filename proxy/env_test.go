@@ -90,6 +90,9 @@ func newEnvClock(t *testing.T, clock qliksim.Clock, opts ...envOption) *env {
 	if o.Sessions == nil {
 		o.Sessions = e.broker
 	}
+	if o.WebsocketCSRF != CSRFOff {
+		o.CSRF = tc
+	}
 	o.Transport = NewTransport(&tls.Config{RootCAs: pool}, 30*time.Second)
 	o.PublicURL = pub
 	o.Logger = zaptest.NewLogger(t)

@@ -368,3 +368,107 @@ func TestReplayedPostReachesQlikWithBody(t *testing.T) {
 		t.Errorf("Qlik received %q, want the body twice, on the old then the new session", bodies)
 	}
 }
+
+func TestWebsocketCSRF(t *testing.T) {
+	csrfSim := func(c *qliksim.Config) { c.WebsocketCSRF = true }
+	tests := []struct {
+		mode   CSRFMode
+		wantOK bool
+	}{
+		{CSRFAuto, true},
+		{CSRFOn, true},
+		{CSRFOff, false}, // proves the test can fail: without the token Qlik refuses
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.mode), func(t *testing.T) {
+			e := newEnv(t, func(c *qliksim.Config, o *Options) { csrfSim(c); o.WebsocketCSRF = tt.mode })
+			c, resp, err := e.dialEngine(t, "/app/engineData", "alice", http.Header{"Authorization": {"Bearer client-token"}})
+			if !tt.wantOK {
+				if err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
+					t.Fatalf("without the CSRF token: err %v, resp %v; want Qlik's 403 passed through", err, resp)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("dial with CSRF mode %s: %v", tt.mode, err)
+			}
+			if ans, _ := call(t, c, 1, "GetAuthenticatedUser", -1, ""); !strings.Contains(string(ans.Result), "alice") {
+				t.Errorf("GetAuthenticatedUser = %s", ans.Result)
+			}
+			// The token is cached with the session: a second socket asks
+			// Qlik for no new one.
+			before := len(e.sim.Events(0))
+			c2, _, err := e.dialEngine(t, "/app/engineData", "alice", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			call(t, c2, 1, "EngineVersion", -1, "")
+			for _, ev := range e.sim.Events(0)[before:] {
+				if ev.Path == "/qps/csrftoken" {
+					t.Errorf("second socket fetched the CSRF token again")
+				}
+			}
+		})
+	}
+	t.Run("auto without CSRF on the server", func(t *testing.T) {
+		e := newEnv(t, func(_ *qliksim.Config, o *Options) { o.WebsocketCSRF = CSRFAuto })
+		c, _, err := e.dialEngine(t, "/app/engineData", "alice", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		call(t, c, 1, "EngineVersion", -1, "")
+	})
+}
+
+func TestWebsocketPingsQlik(t *testing.T) {
+	pings := make(chan struct{}, 16)
+	up := websocket.Upgrader{}
+	qlik := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		c.SetPingHandler(func(string) error {
+			select {
+			case pings <- struct{}{}:
+			default:
+			}
+			return nil
+		})
+		for {
+			_, m, err := c.ReadMessage()
+			if err != nil {
+				return
+			}
+			if strings.Contains(string(m), `"id":1000000007`) {
+				c.WriteMessage(websocket.TextMessage, []byte(`{"jsonrpc":"2.0","id":1000000007,"result":{"qVersion":{"qComponentVersion":"x"}}}`))
+			}
+		}
+	}))
+	defer qlik.Close()
+	qu, _ := url.Parse(qlik.URL)
+	pub, _ := url.Parse("http://sensegate.example")
+	h, err := New(Options{Qlik: qu, CookieName: "X-Qlik-Session", Identity: identity.NewStatic(identity.User{Directory: "ACME", ID: "alice"}),
+		Sessions: &countingSessions{}, PublicURL: pub, WebsocketPing: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	front := httptest.NewServer(h)
+	defer front.Close()
+	c, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(front.URL, "http")+"/app/engineData", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for i := 0; i < 3; i++ {
+		select {
+		case <-pings:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("Qlik got %d pings, want 3", i)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	h.Shutdown(ctx)
+}

@@ -23,6 +23,8 @@ func newDemoCmd() *cobra.Command {
 		listen   string
 		dataDir  string
 		simAdmin string
+		csrf     bool
+		csrfMode string
 		debug    bool
 	)
 	cmd := &cobra.Command{
@@ -35,12 +37,14 @@ you pick a user. Open the printed address in a browser.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := newLogger(cmd.ErrOrStderr(), debug)
 			defer log.Sync()
-			return runDemo(cmd.Context(), cmd.OutOrStdout(), demoOptions{listen: listen, dataDir: dataDir, simAdmin: simAdmin}, log, nil)
+			return runDemo(cmd.Context(), cmd.OutOrStdout(), demoOptions{listen: listen, dataDir: dataDir, simAdmin: simAdmin, simCSRF: csrf, csrfMode: csrfMode}, log, nil)
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "address of sensegate")
 	cmd.Flags().StringVar(&dataDir, "data-dir", ".demo", "directory for the simulator's certificates")
 	cmd.Flags().StringVar(&simAdmin, "sim-admin-listen", "", "loopback address of the simulator's inspection and fault API (empty: off)")
+	cmd.Flags().BoolVar(&csrf, "websocket-csrf", false, "make the simulator require Qlik's November 2024 websocket CSRF token")
+	cmd.Flags().StringVar(&csrfMode, "qlik-websocket-csrf", string(config.DefaultWebsocketCSRF), "sensegate's qlik.websocket_csrf (auto, on, off)")
 	cmd.Flags().BoolVar(&debug, "debug", false, "log at debug level")
 	return cmd
 }
@@ -48,6 +52,8 @@ you pick a user. Open the printed address in a browser.`,
 // demoOptions are the demo command's flags.
 type demoOptions struct {
 	listen, dataDir, simAdmin string
+	simCSRF                   bool
+	csrfMode                  string
 }
 
 // runDemo starts the demo and blocks until ctx ends. ready, when not nil,
@@ -57,6 +63,7 @@ func runDemo(ctx context.Context, out io.Writer, o demoOptions, log *zap.Logger,
 	simCfg := qliksim.DefaultConfig()
 	simCfg.ProxyListen, simCfg.QPSListen, simCfg.AdminListen = "127.0.0.1:0", "127.0.0.1:0", o.simAdmin
 	simCfg.CertDir = filepath.Join(o.dataDir, "qlik-certs")
+	simCfg.WebsocketCSRF = o.simCSRF
 	sim, err := qliksim.New(simCfg, qliksim.Options{Logger: log.Named("qliksim")})
 	if err != nil {
 		return err
@@ -96,6 +103,9 @@ func runDemo(ctx context.Context, out io.Writer, o demoOptions, log *zap.Logger,
 	c.Identity.Static.User = `ACME\dev`
 	c.Routes = []config.Route{{Path: "/", Upstream: "http://" + mln.Addr().String()}}
 	c.Log.Format = config.LogFormatConsole
+	if o.csrfMode != "" {
+		c.Qlik.WebsocketCSRF = config.CSRFMode(o.csrfMode)
+	}
 	if err := c.Validate(); err != nil {
 		return fmt.Errorf("demo configuration: %w", err)
 	}

@@ -144,7 +144,7 @@ func newGateway(cfg *config.Config, provider identity.Provider, log *zap.Logger)
 	tc, err := ticket.New(ticket.Config{
 		ProxyURL: q.URL(), QPSURL: q.QPS.URL(), Prefix: q.Prefix, SessionCookie: q.SessionCookie,
 		RedeemPath: q.RedeemPath, Mode: mode, RootCAs: q.RootCAs(), ClientCert: cert,
-		Timeout: q.QPS.Timeout, Retries: q.QPS.Retries,
+		Timeout: q.QPS.Timeout, Retries: q.QPS.Retries, Origin: q.WebsocketOrigin(),
 	}, log.Named("ticket"))
 	if err != nil {
 		return nil, fmt.Errorf("qlik: %w", err)
@@ -157,6 +157,8 @@ func newGateway(cfg *config.Config, provider identity.Provider, log *zap.Logger)
 	h, err := proxy.New(proxy.Options{
 		Qlik: q.URL(), Prefix: q.Prefix, CookieName: q.SessionCookie, QlikOrigin: q.WebsocketOrigin(),
 		Identity: provider, Sessions: broker,
+		WebsocketCSRF: proxy.CSRFMode(q.WebsocketCSRF), CSRF: tc, WebsocketPing: q.WebsocketPing,
+		ReplayLimit: replayLimit(q.ReplayLimit), AuthModuleURL: q.AuthModuleURL,
 		Transport:      proxy.NewTransport(&tls.Config{RootCAs: q.RootCAs()}, q.Timeout),
 		Routes:         routes,
 		PublicURL:      cfg.Server.PublicURL(),
@@ -167,6 +169,15 @@ func newGateway(cfg *config.Config, provider identity.Provider, log *zap.Logger)
 		return nil, err
 	}
 	return &gateway{handler: h, tickets: tc}, nil
+}
+
+// replayLimit maps qlik.replay_limit to proxy.Options.ReplayLimit, where 0
+// means the default and a negative value "bodiless requests only".
+func replayLimit(n int64) int64 {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
 
 // serve runs h on sc.Listen until ctx ends, then shuts down gracefully:
