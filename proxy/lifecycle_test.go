@@ -468,6 +468,7 @@ func TestWebsocketPingsQlik(t *testing.T) {
 			t.Fatalf("Qlik got %d pings, want 3", i)
 		}
 	}
+	c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	h.Shutdown(ctx)
