@@ -10,50 +10,74 @@ import (
 type ctxKey int
 
 const (
-	keyRequestID ctxKey = iota
-	keyUser
-	keyEntry
+	keyState ctxKey = iota
+	keyAttempt
 )
 
-func withRequestID(ctx context.Context, id string) context.Context {
-	return context.WithValue(ctx, keyRequestID, id)
+// reqState is what sensegate knows of a request, attached to its context
+// once (one allocation, one request copy) and filled in as the request
+// goes: the id, then the user, then the first attempt.
+type reqState struct {
+	id    string
+	idHdr [1]string // X-Request-Id value, set without allocating a slice
+	user  identity.User
+	// hasUser is set once the user is identified.
+	hasUser bool
+	first   attempt
+}
+
+func withState(ctx context.Context, st *reqState) context.Context {
+	return context.WithValue(ctx, keyState, st)
+}
+
+func stateFrom(ctx context.Context) *reqState {
+	st, _ := ctx.Value(keyState).(*reqState)
+	return st
 }
 
 // requestID returns the request's id, "" when none was assigned.
 func requestID(ctx context.Context) string {
-	id, _ := ctx.Value(keyRequestID).(string)
-	return id
-}
-
-func withUser(ctx context.Context, u identity.User) context.Context {
-	return context.WithValue(ctx, keyUser, u)
+	if st := stateFrom(ctx); st != nil {
+		return st.id
+	}
+	return ""
 }
 
 // userFrom returns the identified user of the request, if any.
 func userFrom(ctx context.Context) (identity.User, bool) {
-	u, ok := ctx.Value(keyUser).(identity.User)
-	return u, ok
+	if st := stateFrom(ctx); st != nil && st.hasUser {
+		return st.user, true
+	}
+	return identity.User{}, false
 }
 
 // attempt is one try of forwarding a request to Qlik with a session.
 type attempt struct {
 	entry session.Entry
 	// n counts tries: 1, then 2 for the one replay after Qlik refused the
-	// session.
+	// session; 0 means no try was made.
 	n int
 	// body is the buffered request body (nil when the request has none or
 	// it was streamed); replayable says whether the request can be sent
 	// again.
 	body       []byte
 	replayable bool
+	// cookieHdr is the Cookie header sent to Qlik.
+	cookieHdr [1]string
 }
 
+// withAttempt attaches a replay's attempt, which overrides the first.
 func withAttempt(ctx context.Context, a *attempt) context.Context {
-	return context.WithValue(ctx, keyEntry, a)
+	return context.WithValue(ctx, keyAttempt, a)
 }
 
 // attemptFrom returns the try the request is forwarded as.
 func attemptFrom(ctx context.Context) (*attempt, bool) {
-	a, ok := ctx.Value(keyEntry).(*attempt)
-	return a, ok
+	if a, ok := ctx.Value(keyAttempt).(*attempt); ok {
+		return a, true
+	}
+	if st := stateFrom(ctx); st != nil && st.first.n > 0 {
+		return &st.first, true
+	}
+	return nil, false
 }

@@ -67,11 +67,11 @@ func upstreamError(msg string, err error) *Error {
 	return &Error{Status: http.StatusBadGateway, Msg: msg, Err: err}
 }
 
-// newRequestID returns 16 random hex characters.
-func newRequestID() string {
-	var b [8]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+// randomHex returns 2n random hex characters.
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // writeError answers a request with e as JSON or HTML (by Accept) and logs

@@ -12,7 +12,9 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -128,6 +130,8 @@ type Handler struct {
 	strip    []string      // headers of the identity provider to drop
 	prefix   string        // "/{prefix}" or ""
 	qlikHost string
+	idPrefix string         // random per Handler
+	idSeq    atomic.Uint64  // request counter
 	own      *http.ServeMux // sensegate's own pages under ReservedPrefix
 }
 
@@ -195,7 +199,7 @@ func New(opts Options) (*Handler, error) {
 		}
 		opts.WebsocketCSRF = CSRFOff
 	}
-	h := &Handler{opts: opts, log: opts.Logger, qlikHost: opts.Qlik.Host}
+	h := &Handler{opts: opts, log: opts.Logger, qlikHost: opts.Qlik.Host, idPrefix: randomHex(4)}
 	if opts.Prefix != "" {
 		h.prefix = "/" + opts.Prefix
 	}
@@ -219,9 +223,10 @@ func New(opts Options) (*Handler, error) {
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	id := newRequestID()
-	r = r.WithContext(withRequestID(r.Context(), id))
-	w.Header().Set(HeaderRequestID, id)
+	st := &reqState{id: h.newRequestID()}
+	st.idHdr[0] = st.id
+	r = r.WithContext(withState(r.Context(), st))
+	w.Header()[HeaderRequestID] = st.idHdr[:]
 
 	path := r.URL.Path
 	if strings.HasPrefix(path, ReservedPrefix) {
@@ -238,7 +243,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if !ok {
 			return
 		}
-		r = r.WithContext(withUser(r.Context(), u))
+		st.user, st.hasUser = u, true
 		if path == "/qps/user" && r.Method == http.MethodDelete {
 			// Qlik's Personal API logout: end the user's sessions the
 			// way /.sensegate/logout does, answering like Qlik.
@@ -260,11 +265,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if !ok {
 				return
 			}
-			rp.serve(w, r.WithContext(withUser(r.Context(), u)))
+			st.user, st.hasUser = u, true
+			rp.serve(w, r)
 			return
 		}
 	}
 	writeError(w, r, h.log, &Error{Status: http.StatusNotFound, Msg: "no route for " + r.URL.Path})
+}
+
+// newRequestID returns an id unique to this process run: a random
+// prefix and a counter (cheaper than fresh randomness per request).
+func (h *Handler) newRequestID() string {
+	return h.idPrefix + strconv.FormatUint(h.idSeq.Add(1), 16)
 }
 
 // identify runs the identity provider; on failure it answers the request.

@@ -40,6 +40,10 @@ var errSessionRefused = errors.New("qlik refused the session cookie")
 
 func (q *qlikProxy) serve(w http.ResponseWriter, r *http.Request, u identity.User, path string) {
 	a := &attempt{n: 1, replayable: true}
+	if st := stateFrom(r.Context()); st != nil {
+		a = &st.first
+		a.n, a.replayable = 1, true
+	}
 	if r.Body != nil && r.Body != http.NoBody {
 		if err := q.bufferBody(r, a); err != nil {
 			writeError(w, r, q.h.log, &Error{Status: http.StatusBadRequest, Msg: "could not read the request body", Err: err})
@@ -52,7 +56,10 @@ func (q *qlikProxy) serve(w http.ResponseWriter, r *http.Request, u identity.Use
 		return
 	}
 	a.entry = e
-	q.rp.ServeHTTP(w, r.WithContext(withAttempt(r.Context(), a)))
+	if stateFrom(r.Context()) == nil {
+		r = r.WithContext(withAttempt(r.Context(), a))
+	}
+	q.rp.ServeHTTP(w, r)
 }
 
 // bufferBody reads a body of up to the replay limit into a.body so that
@@ -97,7 +104,8 @@ func (q *qlikProxy) rewrite(pr *httputil.ProxyRequest) {
 		out.Header.Set("Origin", h.opts.QlikOrigin)
 	}
 	if a, ok := attemptFrom(out.Context()); ok {
-		out.Header.Set("Cookie", h.opts.CookieName+"="+a.entry.Cookie)
+		a.cookieHdr[0] = h.opts.CookieName + "=" + a.entry.Cookie
+		out.Header["Cookie"] = a.cookieHdr[:]
 	}
 }
 
@@ -141,9 +149,10 @@ func stripTicketParams(u *url.URL) {
 // Authorization, X-Qlik-* headers but the Xrfkey (QRS's CSRF check needs
 // it), and the identity provider's headers.
 func stripClientCredentials(hdr http.Header, extra []string) {
-	hdr.Del("Cookie")
-	hdr.Del("Authorization")
-	hdr.Del("Proxy-Authorization")
+	// The names are canonical already: delete skips Del's re-canonicalising.
+	delete(hdr, "Cookie")
+	delete(hdr, "Authorization")
+	delete(hdr, "Proxy-Authorization")
 	for k := range hdr {
 		if len(k) > 7 && strings.EqualFold(k[:7], "X-Qlik-") && !strings.EqualFold(k, "X-Qlik-Xrfkey") {
 			delete(hdr, k)

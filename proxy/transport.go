@@ -38,12 +38,20 @@ func NewTransport(tlsConfig *tls.Config, responseHeaderTimeout time.Duration) *h
 	return t
 }
 
-// bufferPool is an httputil.BufferPool of 32 KiB buffers.
+const poolBufSize = 32 << 10
+
+// bufferPool is an httputil.BufferPool of 32 KiB buffers. It pools array
+// pointers, so Put does not allocate.
 type bufferPool struct{ p sync.Pool }
 
 func newBufferPool() *bufferPool {
-	return &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+	return &bufferPool{p: sync.Pool{New: func() any { return new([poolBufSize]byte) }}}
 }
 
-func (b *bufferPool) Get() []byte  { return *b.p.Get().(*[]byte) }
-func (b *bufferPool) Put(x []byte) { b.p.Put(&x) }
+func (b *bufferPool) Get() []byte { return b.p.Get().(*[poolBufSize]byte)[:] }
+
+func (b *bufferPool) Put(x []byte) {
+	if cap(x) >= poolBufSize {
+		b.p.Put((*[poolBufSize]byte)(x[:poolBufSize]))
+	}
+}
