@@ -46,41 +46,51 @@ func TestIdleTimeoutRecoveredWithoutRedirect(t *testing.T) {
 	}
 }
 
-// A restart of Qlik under load from 20 users: no client-visible error for
-// replayable requests, exactly one new ticket per user, new websockets
-// open normally.
+// A restart of Qlik while 20 users send requests: no client-visible error
+// for replayable requests, exactly one new ticket per user, new
+// websockets open normally.
 func TestQlikRestartUnderLoad(t *testing.T) {
 	e := newEnv(t)
 	const users = 20
 	var errs atomic.Int64
-	var wg sync.WaitGroup
-	work := func(user string, rounds int) {
-		defer wg.Done()
-		for i := 0; i < rounds; i++ {
-			resp, _ := e.do(t, "GET", "/hub/", user)
-			if resp.StatusCode != 200 {
-				errs.Add(1)
-				t.Errorf("%s GET: %d", user, resp.StatusCode)
-			}
-			id := "7b9c2d3e-0003-4f2a-8e4b-000000000003" // visible to everyone
-			resp, body := e.do(t, "POST", "/qrs/task/"+id+"/start?xrfkey="+xrf, user, "X-Qlik-Xrfkey", xrf)
-			if resp.StatusCode != http.StatusNoContent {
-				errs.Add(1)
-				t.Errorf("%s POST: %d %s", user, resp.StatusCode, body)
-			}
+	var warm, done sync.WaitGroup
+	restarted := make(chan struct{})
+	pair := func(user string) {
+		resp, _ := e.do(t, "GET", "/hub/", user)
+		if resp.StatusCode != 200 {
+			errs.Add(1)
+			t.Errorf("%s GET: %d", user, resp.StatusCode)
+		}
+		id := "7b9c2d3e-0003-4f2a-8e4b-000000000003" // visible to everyone
+		resp, body := e.do(t, "POST", "/qrs/task/"+id+"/start?xrfkey="+xrf, user, "X-Qlik-Xrfkey", xrf)
+		if resp.StatusCode != http.StatusNoContent {
+			errs.Add(1)
+			t.Errorf("%s POST: %d %s", user, resp.StatusCode, body)
 		}
 	}
 	for i := range users {
-		wg.Add(1)
-		go work(fmt.Sprint("load", i), 3)
+		warm.Add(1)
+		done.Add(1)
+		go func() {
+			defer done.Done()
+			user := fmt.Sprint("load", i)
+			pair(user)
+			warm.Done()
+			// Keep going across the restart, then two more rounds after it.
+			for after, n := 0, 0; after < 2 && n < 500; n++ {
+				select {
+				case <-restarted:
+					after++
+				default:
+				}
+				pair(user)
+			}
+		}()
 	}
-	wg.Wait()
-	e.sim.ExpireAll()
-	for i := range users {
-		wg.Add(1)
-		go work(fmt.Sprint("load", i), 3)
-	}
-	wg.Wait()
+	warm.Wait()
+	e.sim.ExpireAll() // requests are in flight
+	close(restarted)
+	done.Wait()
 	if n := errs.Load(); n != 0 {
 		t.Errorf("%d client-visible errors", n)
 	}
