@@ -16,6 +16,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/sensegate/sensegate/identity"
 	"github.com/sensegate/sensegate/qliksim"
+	"github.com/sensegate/sensegate/qliksim/qliksimtest"
 	"github.com/sensegate/sensegate/session"
 	"github.com/sensegate/sensegate/ticket"
 	"go.uber.org/zap/zaptest"
@@ -42,25 +43,12 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 // newEnvClock is newEnv with the simulator on clock (nil: the real one).
 func newEnvClock(t *testing.T, clock qliksim.Clock, opts ...envOption) *env {
 	t.Helper()
-	cfg := qliksim.DefaultConfig()
-	cfg.ProxyListen, cfg.QPSListen = "127.0.0.1:0", "127.0.0.1:0"
-	cfg.CertDir = t.TempDir()
 	o := Options{CookieName: qliksim.DefaultCookieName, WebsocketCSRF: CSRFOff}
-	for _, f := range opts {
-		f(&cfg, &o)
-	}
-	sim, err := qliksim.New(cfg, qliksim.Options{SweepInterval: -1, Clock: clock})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sim.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		sim.Shutdown(ctx)
-	})
+	sim := qliksimtest.Start(t, func(cfg *qliksim.Config) {
+		for _, f := range opts {
+			f(cfg, &o)
+		}
+	}, qliksim.Options{Clock: clock})
 	pool, err := sim.Certs().RootPool()
 	if err != nil {
 		t.Fatal(err)

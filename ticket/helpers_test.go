@@ -1,7 +1,6 @@
 package ticket
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/sensegate/sensegate/identity"
 	"github.com/sensegate/sensegate/qliksim"
+	"github.com/sensegate/sensegate/qliksim/qliksimtest"
 )
 
 // TestMain checks that no connection or server goroutine outlives the tests.
@@ -39,27 +39,7 @@ func (c fakeClock) Now() time.Time { return c.now }
 // default configuration first.
 func newSim(t *testing.T, mutate func(*qliksim.Config)) *qliksim.Sim {
 	t.Helper()
-	cfg := qliksim.DefaultConfig()
-	cfg.ProxyListen, cfg.QPSListen = "127.0.0.1:0", "127.0.0.1:0"
-	cfg.CertDir = t.TempDir()
-	if mutate != nil {
-		mutate(&cfg)
-	}
-	sim, err := qliksim.New(cfg, qliksim.Options{Clock: fakeClock{time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)}, SweepInterval: -1})
-	if err != nil {
-		t.Fatalf("qliksim.New: %v", err)
-	}
-	if err := sim.Start(); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := sim.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-	})
-	return sim
+	return qliksimtest.Start(t, mutate, qliksim.Options{Clock: fakeClock{time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)}})
 }
 
 func mustURL(t *testing.T, s string) *url.URL {

@@ -15,6 +15,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/sensegate/sensegate/config"
 	"github.com/sensegate/sensegate/qliksim"
+	"github.com/sensegate/sensegate/qliksim/qliksimtest"
 	"go.uber.org/zap/zaptest"
 )
 
@@ -73,21 +74,7 @@ identity:
 
 func startSim(t *testing.T) *qliksim.Sim {
 	t.Helper()
-	cfg := qliksim.DefaultConfig()
-	cfg.ProxyListen, cfg.QPSListen, cfg.CertDir = "127.0.0.1:0", "127.0.0.1:0", t.TempDir()
-	sim, err := qliksim.New(cfg, qliksim.Options{SweepInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sim.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		sim.Shutdown(ctx)
-	})
-	return sim
+	return qliksimtest.Start(t, nil, qliksim.Options{})
 }
 
 // The wiring of `serve` from a config file: a request through it reaches
