@@ -117,8 +117,9 @@ func (d *DevLogin) login(w http.ResponseWriter, r *http.Request) {
 }
 
 // Logout implements Logouter: it expires the login cookie.
-func (d *DevLogin) Logout(w http.ResponseWriter, _ *http.Request) {
+func (d *DevLogin) Logout(w http.ResponseWriter, _ *http.Request) string {
 	http.SetCookie(w, &http.Cookie{Name: devCookie, Value: "", Path: "/", HttpOnly: true, Secure: d.secure, SameSite: http.SameSiteLaxMode, MaxAge: -1})
+	return ""
 }
 
 // safeRedirect keeps post-login redirects on this origin: only an absolute

@@ -1,10 +1,12 @@
 package identity
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
+	"time"
 )
 
 // Provider identifies the end user of a request. Implementations are safe
@@ -31,11 +33,26 @@ type Mounter interface {
 }
 
 // Logouter is implemented by providers that keep a session of their own
-// (a login cookie): Logout ends it, typically by setting an expired
-// cookie on w. It must not write the status or body: sensegate answers
-// the logout request itself.
+// (a login cookie): Logout ends it, typically by deleting it from its
+// store and setting an expired cookie on w. It must not write the status
+// or body: sensegate answers the logout request itself, sending browsers
+// to next when it is not empty (e.g. the identity provider's
+// end_session_endpoint for RP-initiated logout), else to "/".
 type Logouter interface {
-	Logout(w http.ResponseWriter, r *http.Request)
+	Logout(w http.ResponseWriter, r *http.Request) (next string)
+}
+
+// SessionStore keeps the login sessions of providers that have them
+// (OIDC) by opaque id, so that several replicas can share them. Data is
+// the provider's own encoding. Implementations are safe for concurrent use.
+type SessionStore interface {
+	// Get returns the data stored under id, ok false when there is none
+	// or it expired.
+	Get(ctx context.Context, id string) (data []byte, ok bool, err error)
+	// Put stores data under id for ttl.
+	Put(ctx context.Context, id string, data []byte, ttl time.Duration) error
+	// Delete removes id.
+	Delete(ctx context.Context, id string) error
 }
 
 // Error is an identification failure: Status is 401 or 403, Msg is safe

@@ -343,19 +343,24 @@ func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	n := h.logout(w, r, u)
+	n, next := h.logout(w, r, u)
+	if next == "" {
+		next = "/"
+	}
 	if wantsHTML(r) || strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
-		http.Redirect(w, r, "/", http.StatusSeeOther)
+		http.Redirect(w, r, next, http.StatusSeeOther)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	json.NewEncoder(w).Encode(map[string]any{"loggedOut": true, "qlikSessionsEnded": n})
+	json.NewEncoder(w).Encode(map[string]any{"loggedOut": true, "qlikSessionsEnded": n, "next": next})
 }
 
 // logout ends u's Qlik sessions through QPS, drops the jar entry, closes
-// u's relayed websockets and ends the identity provider's own session. A
-// QPS failure is logged: the rest goes on, and Qlik's sessions time out.
-func (h *Handler) logout(w http.ResponseWriter, r *http.Request, u identity.User) int {
+// u's relayed websockets and ends the identity provider's own session,
+// returning how many Qlik sessions ended and where the provider wants the
+// browser to go next ("" for no preference). A QPS failure is logged: the
+// rest goes on, and Qlik's sessions time out.
+func (h *Handler) logout(w http.ResponseWriter, r *http.Request, u identity.User) (int, string) {
 	n := 0
 	if lo, ok := h.opts.Sessions.(sessionLogouter); ok {
 		var err error
@@ -364,11 +369,12 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, u identity.User
 		}
 	}
 	closed := h.ws.closeUser(u.Key(), websocket.CloseNormalClosure, "logged out")
+	next := ""
 	if lo, ok := h.opts.Identity.(identity.Logouter); ok {
-		lo.Logout(w, r)
+		next = lo.Logout(w, r)
 	}
 	h.log.Info("logout", zap.String("user", u.String()), zap.Int("qlik_sessions", n), zap.Int("websockets", closed), zap.String("request_id", requestID(r.Context())))
-	return n
+	return n, next
 }
 
 // Shutdown closes every relayed websocket with 1001 (going away), waiting
