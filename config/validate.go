@@ -3,6 +3,7 @@ package config
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -35,7 +37,7 @@ func (c *Config) validate() []problem {
 	v := new(validator)
 	c.Server.validate(v)
 	c.Qlik.validate(v)
-	c.Identity.validate(v)
+	c.Identity.validate(v, c.Server.publicURL, c.Qlik.Prefix)
 	validateRoutes(v, c.Routes, c.Qlik.Prefix)
 	c.Log.validate(v)
 	return v.probs
@@ -451,19 +453,128 @@ func (q *QPSConfig) validate(v *validator) {
 	}
 }
 
-func (i *IdentityConfig) validate(v *validator) {
+func (i *IdentityConfig) validate(v *validator, public *url.URL, prefix string) {
 	i.Header.trustedProxies = nil
+	i.OIDC.cookieKeys, i.OIDC.redirectURL, i.OIDC.postLogout = nil, "", ""
+	const providers = "use header behind an authenticating proxy, oidc, jwt, or static for development"
 	switch i.Provider {
 	case ProviderHeader:
 		i.Header.validate(v)
 	case ProviderStatic:
 		i.Static.validate(v)
-	case "oidc", "jwt":
-		v.errorf("identity.provider", "use header behind an authenticating proxy, or static for development", "%q is not yet supported", i.Provider)
+	case ProviderOIDC:
+		i.OIDC.validate(v, public)
+		i.Mapping.validate(v)
+	case ProviderJWT:
+		i.JWT.validate(v)
+		i.Mapping.validate(v)
 	case "":
-		v.required("identity.provider", "use header or static")
+		v.required("identity.provider", providers)
 	default:
-		v.errorf("identity.provider", "use header or static", "%q is unknown", i.Provider)
+		v.errorf("identity.provider", providers, "%q is unknown", i.Provider)
+	}
+	reserved := []string{ReservedPath}
+	if isPrefix(prefix) {
+		reserved = append(reserved, "/"+prefix+"/")
+	}
+	for n, p := range i.PublicPaths {
+		validateRoutePath(v, fmt.Sprintf("identity.public_paths[%d]", n), p, reserved)
+	}
+}
+
+func (o *OIDCConfig) validate(v *validator, public *url.URL) {
+	if o.Issuer == "" {
+		v.required("identity.oidc.issuer", "the OpenID provider's issuer URL, e.g. https://login.microsoftonline.com/TENANT/v2.0")
+	} else {
+		v.parseURL("identity.oidc.issuer", o.Issuer, urlRule{schemes: []string{"https", "http"}, schemeFix: "use https", example: "https://keycloak.example.com/realms/acme", allowPath: true})
+	}
+	if o.ClientID == "" {
+		v.required("identity.oidc.client_id", "sensegate's client id at the OpenID provider")
+	}
+	if o.CookieName == "" || !isToken(o.CookieName) {
+		v.errorf("identity.oidc.cookie_name", "use a plain name such as "+DefaultOIDCCookie, "%q is not a valid cookie name", o.CookieName)
+	}
+	for n, sec := range o.CookieSecrets {
+		key := fmt.Sprintf("identity.oidc.cookie_secrets[%d]", n)
+		b, err := base64.StdEncoding.DecodeString(sec)
+		if err != nil {
+			b, err = base64.RawURLEncoding.DecodeString(sec)
+		}
+		if err != nil || len(b) != 32 {
+			v.errorf(key, "generate one with: openssl rand -base64 32", "is not 32 bytes in base64")
+			continue
+		}
+		o.cookieKeys = append(o.cookieKeys, b)
+	}
+	v.positive("identity.oidc.session_lifetime", o.SessionLifetime, "12h")
+	if public == nil {
+		return
+	}
+	base := strings.TrimSuffix(public.String(), "/")
+	o.redirectURL = base + ReservedPath + "callback"
+	if o.RedirectURL != "" {
+		u := v.parseURL("identity.oidc.redirect_url", o.RedirectURL, urlRule{schemes: httpSchemes, schemeFix: "use https", example: o.redirectURL, allowPath: true})
+		if u != nil {
+			if origin(u) != origin(public) || u.Path != ReservedPath+"callback" {
+				v.errorf("identity.oidc.redirect_url", "register and use "+o.redirectURL, "%q is not sensegate's callback %s", o.RedirectURL, o.redirectURL)
+			} else {
+				o.redirectURL = o.RedirectURL
+			}
+		}
+	}
+	o.postLogout = base + "/"
+	if o.PostLogoutRedirectURL != "" {
+		if u := v.parseURL("identity.oidc.post_logout_redirect_url", o.PostLogoutRedirectURL, urlRule{schemes: httpSchemes, schemeFix: "use https", example: base + "/", allowPath: true}); u != nil {
+			o.postLogout = o.PostLogoutRedirectURL
+		}
+	}
+}
+
+// jwtAlgorithms are the signature algorithms identity.jwt may allow:
+// asymmetric only ("none" and HMAC with a public key are classic attacks).
+var jwtAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+
+func (j *JWTConfig) validate(v *validator) {
+	if j.Issuer == "" {
+		v.required("identity.jwt.issuer", "the exact iss of accepted tokens, e.g. https://login.microsoftonline.com/TENANT/v2.0")
+	}
+	if len(j.Audiences) == 0 {
+		v.required("identity.jwt.audiences", "the aud values of tokens meant for sensegate, e.g. api://sensegate")
+	}
+	switch {
+	case j.JWKSURL == "" && len(j.PublicKeys) == 0:
+		v.required("identity.jwt.jwks_url", "the JWKS URL of the issuer, or list PEM files in identity.jwt.public_keys")
+	case j.JWKSURL != "" && len(j.PublicKeys) > 0:
+		v.errorf("identity.jwt.public_keys", "set jwks_url or public_keys, not both", "both jwks_url and public_keys are set")
+	case j.JWKSURL != "":
+		v.parseURL("identity.jwt.jwks_url", j.JWKSURL, urlRule{schemes: []string{"https", "http"}, schemeFix: "use https", example: "https://issuer.example.com/.well-known/jwks.json", allowPath: true})
+	}
+	for n, f := range j.PublicKeys {
+		v.readFile(fmt.Sprintf("identity.jwt.public_keys[%d]", n), f, "a PEM public key or certificate of the token issuer")
+	}
+	for n, a := range j.Algorithms {
+		if !slices.Contains(jwtAlgorithms, a) {
+			v.errorf(fmt.Sprintf("identity.jwt.algorithms[%d]", n), "use one of "+strings.Join(jwtAlgorithms, ", "), "%q is not an allowed algorithm", a)
+		}
+	}
+	if j.ClockSkew < 0 {
+		v.errorf("identity.jwt.clock_skew", "use a duration such as 60s", "%s is negative", j.ClockSkew)
+	}
+}
+
+func (m *MappingConfig) validate(v *validator) {
+	if m.UserIDClaim == "" {
+		v.required("identity.mapping.user_id_claim", "the claim with the user id, e.g. "+DefaultUserIDClaim)
+	}
+	if m.UserIDPattern != "" {
+		if _, err := regexp.Compile(m.UserIDPattern); err != nil {
+			v.errorf("identity.mapping.user_id_pattern", "write a Go regular expression such as ^([^@]+)@", "%v", err)
+		}
+	}
+	for attr, claim := range m.Attributes {
+		if strings.TrimSpace(attr) == "" || claim == "" {
+			v.errorf("identity.mapping.attributes", "write attribute: claim pairs, e.g. email: email", "attribute %q from claim %q: both names are required", attr, claim)
+		}
 	}
 }
 
@@ -481,6 +592,15 @@ func (h *HeaderConfig) validate(v *validator) {
 		v.errorf("identity.header.name", fix, "%q cannot carry the user", h.Name)
 	case len(h.Name) >= 7 && strings.EqualFold(h.Name[:7], "X-Qlik-"):
 		v.errorf("identity.header.name", fix, "%q is a Qlik header: sensegate never forwards client X-Qlik-* headers", h.Name)
+	}
+	for _, kv := range []struct{ key, name string }{{"identity.header.directory_header", h.DirectoryHeader}, {"identity.header.groups_header", h.GroupsHeader}} {
+		switch {
+		case kv.name == "":
+		case !isToken(kv.name) || slices.ContainsFunc(forbiddenHeaders, func(f string) bool { return strings.EqualFold(f, kv.name) }) || len(kv.name) >= 7 && strings.EqualFold(kv.name[:7], "X-Qlik-"):
+			v.errorf(kv.key, "use a header of its own, such as X-Forwarded-Groups", "%q cannot carry identity", kv.name)
+		case strings.EqualFold(kv.name, h.Name):
+			v.errorf(kv.key, "use a header other than identity.header.name", "%q is the user header", kv.name)
+		}
 	}
 
 	h.trustedProxies = []netip.Prefix{}

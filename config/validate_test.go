@@ -265,17 +265,56 @@ func TestValidate(t *testing.T) {
 		{
 			name: "unknown provider",
 			mod:  func(c *Config) { c.Identity.Provider = "ldap" },
-			want: []string{`identity.provider: "ldap" is unknown (use header or static)`},
+			want: []string{`identity.provider: "ldap" is unknown (use header behind an authenticating proxy, oidc, jwt, or static for development)`},
 		},
 		{
-			name: "oidc not yet supported",
+			name: "oidc needs issuer and client",
 			mod:  func(c *Config) { c.Identity.Provider = "oidc" },
-			want: []string{`identity.provider: "oidc" is not yet supported (use header behind an authenticating proxy, or static for development)`},
+			want: []string{
+				"identity.oidc.client_id: required (sensegate's client id at the OpenID provider)",
+				"identity.oidc.issuer: required (the OpenID provider's issuer URL, e.g. https://login.microsoftonline.com/TENANT/v2.0)",
+			},
 		},
 		{
-			name: "jwt not yet supported",
+			name: "oidc bad values",
+			mod: func(c *Config) {
+				c.Identity.Provider = "oidc"
+				c.Identity.OIDC.Issuer, c.Identity.OIDC.ClientID = "https://idp.example.com/realms/acme", "sensegate"
+				c.Identity.OIDC.CookieSecrets = []string{"c2hvcnQ="}
+				c.Identity.OIDC.RedirectURL = "https://elsewhere.example.com/cb"
+				c.Identity.Mapping.UserIDPattern = "("
+			},
+			want: []string{
+				"identity.mapping.user_id_pattern: error parsing regexp: missing closing ): `(` (write a Go regular expression such as ^([^@]+)@)",
+				"identity.oidc.cookie_secrets[0]: is not 32 bytes in base64 (generate one with: openssl rand -base64 32)",
+				`identity.oidc.redirect_url: "https://elsewhere.example.com/cb" is not sensegate's callback http://localhost:8080/.sensegate/callback (register and use http://localhost:8080/.sensegate/callback)`,
+			},
+		},
+		{
+			name: "jwt needs issuer, audiences and keys",
 			mod:  func(c *Config) { c.Identity.Provider = "jwt" },
-			want: []string{`identity.provider: "jwt" is not yet supported (use header behind an authenticating proxy, or static for development)`},
+			want: []string{
+				"identity.jwt.audiences: required (the aud values of tokens meant for sensegate, e.g. api://sensegate)",
+				"identity.jwt.issuer: required (the exact iss of accepted tokens, e.g. https://login.microsoftonline.com/TENANT/v2.0)",
+				"identity.jwt.jwks_url: required (the JWKS URL of the issuer, or list PEM files in identity.jwt.public_keys)",
+			},
+		},
+		{
+			name: "jwt refuses symmetric and none",
+			mod: func(c *Config) {
+				c.Identity.Provider = "jwt"
+				c.Identity.JWT.Issuer, c.Identity.JWT.Audiences, c.Identity.JWT.JWKSURL = "https://idp.example.com", []string{"sensegate"}, "https://idp.example.com/jwks"
+				c.Identity.JWT.Algorithms = []string{"RS256", "HS256", "none"}
+			},
+			want: []string{
+				`identity.jwt.algorithms[1]: "HS256" is not an allowed algorithm (use one of RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA)`,
+				`identity.jwt.algorithms[2]: "none" is not an allowed algorithm (use one of RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA)`,
+			},
+		},
+		{
+			name: "public path shadowing Qlik",
+			mod:  func(c *Config) { c.Identity.PublicPaths = []string{"/assets/", "/qrs/"} },
+			want: []string{`identity.public_paths[1]: "/qrs/" shadows the Qlik path /qrs/ (choose another path)`},
 		},
 		{
 			name: "header Authorization",

@@ -4,13 +4,14 @@ import (
 	"errors"
 	"net/http/httptest"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 )
 
 func TestHeaderProvider(t *testing.T) {
-	h := NewHeader("x-forwarded-user", []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("::1/128")}, "ACME")
+	h := NewHeader(HeaderOptions{Name: "x-forwarded-user", Trusted: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("::1/128")}, DefaultDirectory: "ACME"})
 	tests := []struct {
 		name       string
 		remote     string
@@ -51,6 +52,51 @@ func TestHeaderProvider(t *testing.T) {
 		})
 	}
 	if got := h.StripHeaders(); len(got) != 1 || got[0] != "X-Forwarded-User" {
+		t.Errorf("StripHeaders = %v", got)
+	}
+}
+
+func TestHeaderDirectoryAndGroups(t *testing.T) {
+	h := NewHeader(HeaderOptions{Name: "X-User", DirectoryHeader: "X-Dir", GroupsHeader: "X-Groups", Trusted: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, DefaultDirectory: "ACME"})
+	tests := []struct {
+		name    string
+		remote  string
+		hdr     [][2]string
+		want    User
+		wantErr int
+	}{
+		{"directory header", "10.0.0.1:1", [][2]string{{"X-User", "alice"}, {"X-Dir", "CORP"}}, User{Directory: "CORP", ID: "alice"}, 0},
+		{"user header's directory wins", "10.0.0.1:1", [][2]string{{"X-User", `EU\alice`}, {"X-Dir", "CORP"}}, User{Directory: "EU", ID: "alice"}, 0},
+		{"groups", "10.0.0.1:1", [][2]string{{"X-User", "bob"}, {"X-Groups", "Sales, EMEA"}, {"X-Groups", "Ops"}},
+			User{Directory: "ACME", ID: "bob", Attributes: []Attribute{{Key: "Group", Value: "Sales"}, {Key: "Group", Value: "EMEA"}, {Key: "Group", Value: "Ops"}}}, 0},
+		{"groups header alone from an untrusted peer", "192.0.2.1:1", [][2]string{{"X-Groups", "Admins"}}, User{}, 403},
+		{"repeated directory", "10.0.0.1:1", [][2]string{{"X-User", "bob"}, {"X-Dir", "A"}, {"X-Dir", "B"}}, User{}, 403},
+		{"directory with backslash", "10.0.0.1:1", [][2]string{{"X-User", "bob"}, {"X-Dir", `A\B`}}, User{}, 403},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "/", nil)
+			r.RemoteAddr = tt.remote
+			for _, kv := range tt.hdr {
+				r.Header.Add(kv[0], kv[1])
+			}
+			got, err := h.Identify(r)
+			var ie *Error
+			if tt.wantErr != 0 {
+				if !errors.As(err, &ie) || ie.Status != tt.wantErr {
+					t.Fatalf("Identify = %v, %v; want status %d", got, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("user (-want +got):\n%s", diff)
+			}
+		})
+	}
+	if got := h.StripHeaders(); strings.Join(got, ",") != "X-User,X-Dir,X-Groups" {
 		t.Errorf("StripHeaders = %v", got)
 	}
 }

@@ -73,7 +73,7 @@ func newEnvClock(t *testing.T, clock qliksim.Clock, opts ...envOption) *env {
 	pub, _ := url.Parse("http://" + e.front.Listener.Addr().String())
 	o.Qlik = proxyURL
 	if o.Identity == nil {
-		o.Identity = identity.NewHeader("X-Forwarded-User", []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}, "ACME")
+		o.Identity = identity.NewHeader(identity.HeaderOptions{Name: "X-Forwarded-User", Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}, DefaultDirectory: "ACME"})
 	}
 	if o.Sessions == nil {
 		o.Sessions = e.broker

@@ -116,6 +116,9 @@ type Options struct {
 	// AuthModuleURL is the virtual proxy's authentication module redirect
 	// URI, if any (redirects there mean the session is gone).
 	AuthModuleURL string
+	// PublicPaths are path prefixes of routes served without login (a
+	// mashup's static assets). Qlik paths are never public.
+	PublicPaths []string
 	// Logger receives the logs (nil discards them).
 	Logger *zap.Logger
 }
@@ -261,6 +264,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, rp := range h.routes {
 		if strings.HasPrefix(r.URL.Path, rp.route.Path) || r.URL.Path+"/" == rp.route.Path {
+			if h.isPublic(r.URL.Path) {
+				rp.serve(w, r)
+				return
+			}
 			u, ok := h.identify(w, r)
 			if !ok {
 				return
@@ -271,6 +278,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeError(w, r, h.log, &Error{Status: http.StatusNotFound, Msg: "no route for " + r.URL.Path})
+}
+
+// isPublic reports whether a (non-Qlik) path is served without login.
+func (h *Handler) isPublic(path string) bool {
+	for _, p := range h.opts.PublicPaths {
+		if strings.HasPrefix(path, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // newRequestID returns an id unique to this process run: a random

@@ -540,3 +540,34 @@ func TestQlikResponseRewriting(t *testing.T) {
 		t.Errorf("Qlik received cookies %q, want first then the rotated one", cookies)
 	}
 }
+
+func TestPublicPathsAndUnauthenticatedAnswers(t *testing.T) {
+	mashup := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "asset "+r.URL.Path) }))
+	defer mashup.Close()
+	up, _ := url.Parse(mashup.URL)
+	login := identity.NewDevLogin([]identity.User{{Directory: "ACME", ID: "alice"}}, false)
+	e := newEnv(t, func(_ *qliksim.Config, o *Options) {
+		o.Routes = []Route{{Path: "/mashup/", Upstream: up}}
+		o.PublicPaths = []string{"/mashup/assets/"}
+		o.Identity = login
+	})
+	if resp, body := e.do(t, "GET", "/mashup/assets/app.css", ""); resp.StatusCode != 200 || body != "asset /mashup/assets/app.css" {
+		t.Errorf("public asset without login = %d %q", resp.StatusCode, body)
+	}
+	// A browser navigation is sent to the login page and back.
+	resp, _ := e.do(t, "GET", "/mashup/index.html", "", "Accept", "text/html,application/xhtml+xml")
+	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusFound || loc != "/.sensegate/login?rd=%2Fmashup%2Findex.html" {
+		t.Errorf("browser navigation without login = %d Location %q, want 302 to the login page", resp.StatusCode, loc)
+	}
+	// XHR, fetch, QRS and websocket handshakes get 401 JSON, no redirect.
+	for _, hdr := range [][]string{{"Accept", "*/*"}, {"Accept", "text/html", "X-Requested-With", "XMLHttpRequest"}, {"Accept", "application/json"}} {
+		resp, body := e.do(t, "GET", "/qrs/app?xrfkey="+xrf, "", hdr...)
+		if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, `"request_id"`) {
+			t.Errorf("QRS without login (%v) = %d %q, want 401 JSON", hdr, resp.StatusCode, body)
+		}
+	}
+	_, resp, err := e.dialEngine(t, "/app/engineData", "", nil)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("websocket without login: %v %v, want 401", err, resp)
+	}
+}

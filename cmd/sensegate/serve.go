@@ -80,7 +80,11 @@ func newServerLogger(lc config.LogConfig) (*zap.Logger, error) {
 func newProvider(cfg *config.Config, log *zap.Logger) (identity.Provider, error) {
 	switch cfg.Identity.Provider {
 	case config.ProviderHeader:
-		return identity.NewHeader(cfg.Identity.Header.Name, cfg.Identity.Header.TrustedProxies(), cfg.Qlik.UserDirectory), nil
+		hc := cfg.Identity.Header
+		return identity.NewHeader(identity.HeaderOptions{
+			Name: hc.Name, DirectoryHeader: hc.DirectoryHeader, GroupsHeader: hc.GroupsHeader,
+			Trusted: hc.TrustedProxies(), DefaultDirectory: cfg.Qlik.UserDirectory,
+		}), nil
 	case config.ProviderStatic:
 		u, err := identity.ParseUser(cfg.Identity.Static.User, cfg.Qlik.UserDirectory)
 		if err != nil {
@@ -159,6 +163,7 @@ func newGateway(cfg *config.Config, provider identity.Provider, log *zap.Logger)
 		Identity: provider, Sessions: broker,
 		WebsocketCSRF: proxy.CSRFMode(q.WebsocketCSRF), CSRF: tc, WebsocketPing: q.WebsocketPing,
 		ReplayLimit: replayLimit(q.ReplayLimit), AuthModuleURL: q.AuthModuleURL,
+		PublicPaths:    cfg.Identity.PublicPaths,
 		Transport:      proxy.NewTransport(&tls.Config{RootCAs: q.RootCAs()}, q.Timeout),
 		Routes:         routes,
 		PublicURL:      cfg.Server.PublicURL(),
