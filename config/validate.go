@@ -486,7 +486,9 @@ func (o *OIDCConfig) validate(v *validator, public *url.URL) {
 	if o.Issuer == "" {
 		v.required("identity.oidc.issuer", "the OpenID provider's issuer URL, e.g. https://login.microsoftonline.com/TENANT/v2.0")
 	} else {
-		v.parseURL("identity.oidc.issuer", o.Issuer, urlRule{schemes: []string{"https", "http"}, schemeFix: "use https", example: "https://keycloak.example.com/realms/acme", allowPath: true})
+		if u := v.parseURL("identity.oidc.issuer", o.Issuer, urlRule{schemes: []string{"https", "http"}, schemeFix: "use https", example: "https://keycloak.example.com/realms/acme", allowPath: true}); u != nil {
+			httpOnlyOnLoopback(v, "identity.oidc.issuer", u, "tokens and keys over plain http can be replaced by anyone on the way")
+		}
 	}
 	if o.ClientID == "" {
 		v.required("identity.oidc.client_id", "sensegate's client id at the OpenID provider")
@@ -530,6 +532,19 @@ func (o *OIDCConfig) validate(v *validator, public *url.URL) {
 	}
 }
 
+// httpOnlyOnLoopback refuses a plain http URL unless its host is loopback
+// (a provider started next to sensegate for tests or development).
+func httpOnlyOnLoopback(v *validator, key string, u *url.URL, why string) {
+	if u.Scheme != "http" {
+		return
+	}
+	h := u.Hostname()
+	if ip, err := netip.ParseAddr(h); h == "localhost" || err == nil && ip.IsLoopback() {
+		return
+	}
+	v.errorf(key, "use https", "%q is plain http on a non-loopback host: %s", u.String(), why)
+}
+
 // jwtAlgorithms are the signature algorithms identity.jwt may allow:
 // asymmetric only ("none" and HMAC with a public key are classic attacks).
 var jwtAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
@@ -547,7 +562,9 @@ func (j *JWTConfig) validate(v *validator) {
 	case j.JWKSURL != "" && len(j.PublicKeys) > 0:
 		v.errorf("identity.jwt.public_keys", "set jwks_url or public_keys, not both", "both jwks_url and public_keys are set")
 	case j.JWKSURL != "":
-		v.parseURL("identity.jwt.jwks_url", j.JWKSURL, urlRule{schemes: []string{"https", "http"}, schemeFix: "use https", example: "https://issuer.example.com/.well-known/jwks.json", allowPath: true})
+		if u := v.parseURL("identity.jwt.jwks_url", j.JWKSURL, urlRule{schemes: []string{"https", "http"}, schemeFix: "use https", example: "https://issuer.example.com/.well-known/jwks.json", allowPath: true}); u != nil {
+			httpOnlyOnLoopback(v, "identity.jwt.jwks_url", u, "signing keys fetched over plain http can be replaced by anyone on the way")
+		}
 	}
 	for n, f := range j.PublicKeys {
 		v.readFile(fmt.Sprintf("identity.jwt.public_keys[%d]", n), f, "a PEM public key or certificate of the token issuer")

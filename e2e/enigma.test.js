@@ -61,3 +61,21 @@ test('openDoc of an app the user may not see is refused by Qlik', async () => {
 test('a page on a foreign origin cannot open the Engine socket', async () => {
   await assert.rejects(openSession('ACME\\alice', '/app/engineData', { Origin: 'https://evil.example' }));
 });
+
+test('a session timeout mid-session reaches enigma.js as Qlik sends it', async () => {
+  const { session, global } = await openSession('ACME\\carol');
+  const timedOut = new Promise((resolve) => session.on('notification:OnSessionTimedOut', resolve));
+  assert.equal(await global.getAuthenticatedUser(), 'UserDirectory=ACME; UserId=carol');
+  const r = await fetch(`${demo.admin}/expire-user?user=${encodeURIComponent('ACME\\carol')}`, { method: 'POST' });
+  assert.equal(r.status, 200);
+  const params = await timedOut;
+  assert.equal(params.severity, 'fatal');
+  // Qlik closes the socket after the notification (with 1000, which
+  // enigma.js treats as a normal close: no 'closed' event); calls fail.
+  await assert.rejects(global.engineVersion(), (err) => err.code === enigma.errorCodes?.NOT_CONNECTED || /closed|not connected/i.test(err.message));
+
+  // A new session opens normally afterwards, on a fresh Qlik session.
+  const again = await openSession('ACME\\carol');
+  assert.equal(await again.global.getAuthenticatedUser(), 'UserDirectory=ACME; UserId=carol');
+  await again.session.close();
+});

@@ -116,6 +116,9 @@ func (d *DevLogin) login(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, safeRedirect(r.PostFormValue("rd")), http.StatusSeeOther)
 }
 
+// StripCookies implements CookieStripper.
+func (d *DevLogin) StripCookies() []string { return []string{devCookie} }
+
 // Logout implements Logouter: it expires the login cookie.
 func (d *DevLogin) Logout(w http.ResponseWriter, _ *http.Request) string {
 	http.SetCookie(w, &http.Cookie{Name: devCookie, Value: "", Path: "/", HttpOnly: true, Secure: d.secure, SameSite: http.SameSiteLaxMode, MaxAge: -1})
@@ -123,16 +126,20 @@ func (d *DevLogin) Logout(w http.ResponseWriter, _ *http.Request) string {
 }
 
 // safeRedirect keeps post-login redirects on this origin: only an absolute
-// path, never "//host" or "/\host" (which browsers treat as another host).
+// path, never "//host" or "/\host" (which browsers treat as another host),
+// and no control characters (browsers drop tabs and newlines from URLs, so
+// "/\t/evil.example" would become "//evil.example").
 func safeRedirect(rd string) string {
-	if !strings.HasPrefix(rd, "/") || strings.HasPrefix(rd, "//") || strings.HasPrefix(rd, `/\`) || strings.ContainsAny(rd, "\r\n") {
+	if !strings.HasPrefix(rd, "/") || strings.HasPrefix(rd, "//") || strings.HasPrefix(rd, `/\`) ||
+		strings.ContainsFunc(rd, func(c rune) bool { return c < 0x20 || c == 0x7f }) {
 		return "/"
 	}
 	return rd
 }
 
 var (
-	_ Provider = (*DevLogin)(nil)
-	_ Mounter  = (*DevLogin)(nil)
-	_ Logouter = (*DevLogin)(nil)
+	_ Provider       = (*DevLogin)(nil)
+	_ Mounter        = (*DevLogin)(nil)
+	_ Logouter       = (*DevLogin)(nil)
+	_ CookieStripper = (*DevLogin)(nil)
 )

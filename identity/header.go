@@ -115,7 +115,9 @@ func (h *Header) isTrusted(a netip.Addr) bool {
 
 type untrustedPeer struct{ addr netip.Addr }
 
-func (e *untrustedPeer) Error() string { return "peer " + e.addr.String() + " is not in trusted_proxies" }
+func (e *untrustedPeer) Error() string {
+	return "peer " + e.addr.String() + " is not in trusted_proxies"
+}
 
 var _ Provider = (*Header)(nil)
 var _ HeaderStripper = (*Header)(nil)

@@ -129,3 +129,20 @@ func TestParseUser(t *testing.T) {
 		}
 	}
 }
+
+func TestSafeRedirect(t *testing.T) {
+	for in, want := range map[string]string{
+		"/mashup/?a=1":         "/mashup/?a=1",
+		"":                     "/",
+		"//evil.example":       "/",
+		`/\evil.example`:       "/",
+		"/\t/evil.example":     "/",
+		"/\n/evil.example":     "/",
+		"https://evil.example": "/",
+		"evil.example":         "/",
+	} {
+		if got := safeRedirect(in); got != want {
+			t.Errorf("safeRedirect(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -24,6 +24,13 @@ type HeaderStripper interface {
 	StripHeaders() []string
 }
 
+// CookieStripper is implemented by providers with cookies of their own,
+// which must not reach any upstream.
+type CookieStripper interface {
+	// StripCookies names the cookies to remove before forwarding.
+	StripCookies() []string
+}
+
 // Mounter is implemented by providers that serve pages of their own
 // (login, callback, logout) under sensegate's reserved path prefix.
 type Mounter interface {

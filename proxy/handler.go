@@ -125,17 +125,18 @@ type Options struct {
 
 // Handler is sensegate's front handler. It is safe for concurrent use.
 type Handler struct {
-	opts     Options
-	log      *zap.Logger
-	qlik     *qlikProxy
-	ws       *relay
-	routes   []*routeProxy // longest path first
-	strip    []string      // headers of the identity provider to drop
-	prefix   string        // "/{prefix}" or ""
-	qlikHost string
-	idPrefix string         // random per Handler
-	idSeq    atomic.Uint64  // request counter
-	own      *http.ServeMux // sensegate's own pages under ReservedPrefix
+	opts         Options
+	log          *zap.Logger
+	qlik         *qlikProxy
+	ws           *relay
+	routes       []*routeProxy // longest path first
+	strip        []string      // headers of the identity provider to drop
+	stripCookies []string      // cookies of the identity provider to drop
+	prefix       string        // "/{prefix}" or ""
+	qlikHost     string
+	idPrefix     string         // random per Handler
+	idSeq        atomic.Uint64  // request counter
+	own          *http.ServeMux // sensegate's own pages under ReservedPrefix
 }
 
 // ReservedPrefix is the path prefix of sensegate's own endpoints (identity
@@ -208,6 +209,9 @@ func New(opts Options) (*Handler, error) {
 	}
 	if s, ok := opts.Identity.(identity.HeaderStripper); ok {
 		h.strip = s.StripHeaders()
+	}
+	if s, ok := opts.Identity.(identity.CookieStripper); ok {
+		h.stripCookies = s.StripCookies()
 	}
 	h.own = http.NewServeMux()
 	if m, ok := opts.Identity.(identity.Mounter); ok {

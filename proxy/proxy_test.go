@@ -551,8 +551,16 @@ func TestPublicPathsAndUnauthenticatedAnswers(t *testing.T) {
 		o.PublicPaths = []string{"/mashup/assets/"}
 		o.Identity = login
 	})
-	if resp, body := e.do(t, "GET", "/mashup/assets/app.css", ""); resp.StatusCode != 200 || body != "asset /mashup/assets/app.css" {
+	var gotCookie string
+	mashup.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gotCookie = r.Header.Get("Cookie")
+		fmt.Fprint(w, "asset "+r.URL.Path)
+	})
+	if resp, body := e.do(t, "GET", "/mashup/assets/app.css", "", "Cookie", "sensegate_dev_user=secret; theme=dark"); resp.StatusCode != 200 || body != "asset /mashup/assets/app.css" {
 		t.Errorf("public asset without login = %d %q", resp.StatusCode, body)
+	}
+	if gotCookie != "theme=dark" {
+		t.Errorf("the route's upstream got Cookie %q, want sensegate's login cookie removed", gotCookie)
 	}
 	// A browser navigation is sent to the login page and back.
 	resp, _ := e.do(t, "GET", "/mashup/index.html", "", "Accept", "text/html,application/xhtml+xml")

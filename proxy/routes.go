@@ -3,6 +3,7 @@ package proxy
 import (
 	"net/http"
 	"net/http/httputil"
+	"slices"
 	"strings"
 
 	"go.uber.org/zap"
@@ -40,9 +41,9 @@ func (p *routeProxy) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetURL(p.route.Upstream)
 	pr.SetXForwarded()
 	hdr := pr.Out.Header
-	// The upstream is not Qlik, but Qlik session cookies and identity
-	// headers still have no business there.
-	dropQlikCookies(hdr)
+	// The upstream is not Qlik, but Qlik session cookies, sensegate's own
+	// login cookies and identity headers still have no business there.
+	dropCookies(hdr, p.h.stripCookies)
 	for k := range hdr {
 		if len(k) > 7 && strings.EqualFold(k[:7], "X-Qlik-") {
 			delete(hdr, k)
@@ -71,9 +72,9 @@ func (p *routeProxy) modifyResponse(resp *http.Response) error {
 	return nil
 }
 
-// dropQlikCookies removes Qlik session cookies from a Cookie header,
-// keeping the others.
-func dropQlikCookies(hdr http.Header) {
+// dropCookies removes Qlik session cookies and the named ones from a
+// Cookie header, keeping the others.
+func dropCookies(hdr http.Header, names []string) {
 	lines := hdr.Values("Cookie")
 	if len(lines) == 0 {
 		return
@@ -83,7 +84,7 @@ func dropQlikCookies(hdr http.Header) {
 		for _, part := range strings.Split(line, ";") {
 			part = strings.TrimSpace(part)
 			name, _, _ := strings.Cut(part, "=")
-			if part != "" && !isQlikCookie(name) {
+			if part != "" && !isQlikCookie(name) && !slices.Contains(names, name) {
 				keep = append(keep, part)
 			}
 		}

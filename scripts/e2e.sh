@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# End-to-end suite with real third-party clients (enigma.js on Node).
-# Installs what it needs, idempotently: Node.js (Debian's package, only
-# when missing) and the npm packages pinned in e2e/package-lock.json.
+# End-to-end suite with real third-party clients: enigma.js on Node and
+# Debian's headless Chromium driven by playwright-core. Installs what it
+# needs, idempotently: Node.js and Chromium (Debian's packages, only when
+# missing) and the npm packages pinned in e2e/package-lock.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "e2e: installing ${need_apt[*]} from Debian"
   apt-get update -qq
@@ -22,4 +24,5 @@ fi
 mkdir -p bin
 go build -o bin/sensegate-e2e ./cmd/sensegate
 cd e2e
+# Screenshots land in e2e/artifacts/.
 SENSEGATE_BIN="$PWD/../bin/sensegate-e2e" node --test --test-reporter=spec

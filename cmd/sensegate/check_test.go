@@ -124,9 +124,10 @@ log:
 		{
 			name:    "invalid",
 			args:    []string{"check", "--config", invalid},
-			wantErr: invalid + ": 10 problems",
+			wantErr: invalid + ": 11 problems",
 			wantStderr: []string{
-				`identity.provider: "oidc" is not yet supported (use header behind an authenticating proxy, or static for development)`,
+				"identity.oidc.client_id: required (sensegate's client id at the OpenID provider)",
+				"identity.oidc.issuer: required (the OpenID provider's issuer URL, e.g. https://login.microsoftonline.com/TENANT/v2.0)",
 				`log.level: "verbose" is unknown (use debug, info, warn or error)`,
 				`qlik.prefix: "Sales" has upper-case letters (virtual proxy prefixes are lower case: write sales)`,
 				`qlik.qps.client_cert: required (the client.pem exported from the QMC)`,

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -43,7 +44,7 @@ func newServeCmd() *cobra.Command {
 			return err
 		}
 		defer log.Sync()
-		provider, err := newProvider(cfg, log)
+		provider, err := newProvider(cmd.Context(), cfg, log)
 		if err != nil {
 			return err
 		}
@@ -76,17 +77,22 @@ func newServerLogger(lc config.LogConfig) (*zap.Logger, error) {
 	return zc.Build()
 }
 
+// providerStartTimeout bounds the start of an identity provider (OIDC
+// discovery).
+const providerStartTimeout = 30 * time.Second
+
 // newProvider builds the configured identity provider.
-func newProvider(cfg *config.Config, log *zap.Logger) (identity.Provider, error) {
-	switch cfg.Identity.Provider {
+func newProvider(ctx context.Context, cfg *config.Config, log *zap.Logger) (identity.Provider, error) {
+	ic := cfg.Identity
+	switch ic.Provider {
 	case config.ProviderHeader:
-		hc := cfg.Identity.Header
+		hc := ic.Header
 		return identity.NewHeader(identity.HeaderOptions{
 			Name: hc.Name, DirectoryHeader: hc.DirectoryHeader, GroupsHeader: hc.GroupsHeader,
 			Trusted: hc.TrustedProxies(), DefaultDirectory: cfg.Qlik.UserDirectory,
 		}), nil
 	case config.ProviderStatic:
-		u, err := identity.ParseUser(cfg.Identity.Static.User, cfg.Qlik.UserDirectory)
+		u, err := identity.ParseUser(ic.Static.User, cfg.Qlik.UserDirectory)
 		if err != nil {
 			return nil, fmt.Errorf("identity.static.user: %w", err)
 		}
@@ -95,8 +101,54 @@ func newProvider(cfg *config.Config, log *zap.Logger) (identity.Provider, error)
 				zap.String("user", u.String()), zap.String("listen", cfg.Server.Listen))
 		}
 		return identity.NewStatic(u), nil
+	case config.ProviderOIDC, config.ProviderJWT:
+	default:
+		return nil, fmt.Errorf("identity.provider: %q is not supported", ic.Provider)
 	}
-	return nil, fmt.Errorf("identity.provider: %q is not supported", cfg.Identity.Provider)
+	mc := ic.Mapping
+	mapping, err := identity.NewMapping(identity.MappingConfig{
+		UserIDClaim: mc.UserIDClaim, UserIDPattern: mc.UserIDPattern, Directory: cfg.Qlik.UserDirectory,
+		DirectoryClaim: mc.DirectoryClaim, GroupsClaim: mc.GroupsClaim, Attributes: mc.Attributes,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("identity.mapping: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, providerStartTimeout)
+	defer cancel()
+	if ic.Provider == config.ProviderJWT {
+		jc := ic.JWT
+		keys, err := identity.LoadPublicKeys(jc.PublicKeys...)
+		if err != nil && len(jc.PublicKeys) > 0 {
+			return nil, fmt.Errorf("identity.jwt.public_keys: %w", err)
+		}
+		p, err := identity.NewJWT(ctx, identity.JWTConfig{
+			Issuer: jc.Issuer, Audiences: jc.Audiences, JWKSURL: jc.JWKSURL, PublicKeys: keys,
+			Algorithms: jc.Algorithms, ClockSkew: jc.ClockSkew, Mapping: mapping, Logger: log.Named("identity"),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("identity.jwt: %w", err)
+		}
+		return p, nil
+	}
+	oc := ic.OIDC
+	keys := oc.CookieKeys()
+	if len(keys) == 0 {
+		key := make([]byte, 32)
+		rand.Read(key)
+		keys = [][]byte{key}
+		log.Warn("identity.oidc.cookie_secrets is not set: using a random key, so logins end when sensegate restarts and replicas cannot share them")
+	}
+	p, err := identity.NewOIDC(ctx, identity.OIDCConfig{
+		Issuer: oc.Issuer, ClientID: oc.ClientID, ClientSecret: oc.ClientSecret,
+		RedirectURL: oc.EffectiveRedirectURL(), Scopes: oc.Scopes, Mapping: mapping,
+		Sessions: identity.NewMemorySessions(nil), CookieName: oc.CookieName, CookieKeys: keys,
+		Secure: cfg.Server.PublicURL().Scheme == "https", SessionLifetime: oc.SessionLifetime,
+		PostLogoutRedirectURL: oc.EffectivePostLogoutURL(), Logger: log.Named("identity"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("identity.oidc: %w", err)
+	}
+	return p, nil
 }
 
 // isLoopbackListen reports whether a listen address binds only loopback.

@@ -87,7 +87,7 @@ func TestServeFromConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	log := zaptest.NewLogger(t)
-	provider, err := newProvider(cfg, log)
+	provider, err := newProvider(context.Background(), cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
