@@ -93,3 +93,43 @@ test('a page on a foreign origin cannot open the Engine socket through sensegate
   await context.close();
   evil.close();
 });
+
+test('with --oidc, the mashup sends the browser to the identity provider, whose sign-in brings it back with the user\'s apps', async () => {
+  const oidc = await startDemo(['--oidc']);
+  try {
+    assert.ok(oidc.idp?.startsWith('http://127.0.0.1:'), `no identity provider in the demo output:\n${oidc.output()}`);
+    assert.match(oidc.output(), /Users: alice, bob, carol, dev; password "demo"/);
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(`${oidc.publicBase}/`);
+    // Not signed in: sensegate sends the browser to the IdP's login form.
+    await page.waitForSelector('#username');
+    assert.ok(page.url().startsWith(`${oidc.idp}/login?`), `at ${page.url()}, want the IdP's login page`);
+    await page.fill('#username', 'alice');
+    await page.fill('#password', 'demo');
+    await Promise.all([
+      page.waitForURL(`${oidc.publicBase}/`),
+      page.click('button[type=submit]'),
+    ]);
+    await page.waitForSelector('#apps[data-state=ready]', { timeout: 15_000 });
+    assert.equal(await page.textContent('#user'), 'Signed in as ACME\\alice');
+    const apps = await page.$$eval('#apps li', (lis) => lis.map((li) => li.firstChild.textContent));
+    assert.deepEqual(apps, ['Sales Dashboard', 'Company Handbook', 'Alice Sandbox']);
+
+    // sensegate's login cookie and the IdP's own (on its host); no Qlik
+    // cookie, not even an HttpOnly one.
+    const cookies = await context.cookies();
+    assert.ok(!cookies.some((c) => c.name.toLowerCase().includes('qlik')), JSON.stringify(cookies.map((c) => c.name)));
+    assert.deepEqual(cookies.filter((c) => c.domain === 'localhost').map((c) => c.name), ['sensegate_session']);
+
+    // Sign out ends the IdP's session too: back at its login form.
+    await Promise.all([
+      page.waitForURL((u) => u.href.startsWith(`${oidc.idp}/login?`)),
+      page.click('text=Sign out'),
+    ]);
+    await page.waitForSelector('#username');
+    await context.close();
+  } finally {
+    await oidc.stop();
+  }
+});

@@ -1,5 +1,6 @@
 // Starts `sensegate demo` (simulator + sensegate + sample mashup) for a test
-// file and signs users in through its development login.
+// file and signs users in through its development login (or, with
+// `--oidc`, tells where its development identity provider is).
 'use strict';
 
 const { spawn } = require('node:child_process');
@@ -39,10 +40,16 @@ async function startDemo(extraArgs = []) {
     proc.once('exit', (code) => { clearTimeout(timer); reject(new Error(`sensegate demo exited with ${code}:\n${output}`)); });
   });
   const base = `http://127.0.0.1:${port}`;
+  // With --oidc the demo prints its identity provider's issuer.
+  const idp = /Identity provider \(devidp\): (\S+)/.exec(output)?.[1];
   return {
     base,
+    // publicBase is server.public_url: the origin of the OIDC callback,
+    // where sign-ins through the identity provider must start.
+    publicBase: `http://localhost:${port}`,
     wsBase: `ws://127.0.0.1:${port}`,
     admin: `http://127.0.0.1:${adminPort}`,
+    idp,
     output: () => output,
     // login signs a user in and returns the Cookie header value.
     async login(user) {

@@ -3,6 +3,8 @@ package identity
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -17,27 +19,24 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/zitadel/oidc/v3/example/server/exampleop"
-	"github.com/zitadel/oidc/v3/example/server/storage"
-	zoidc "github.com/zitadel/oidc/v3/pkg/oidc"
-	"github.com/zitadel/oidc/v3/pkg/op"
+	"github.com/sensegate/sensegate/identity/devidp"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 )
 
-// The tests sign in through a real OpenID Provider: Zitadel's example OP
-// (github.com/zitadel/oidc/v3/example/server, built on the certified
-// op package) served over TLS on loopback, with its in-memory storage and
-// user "test-user@127.0.0.1" / "verysecure". A browser (http.Client with
-// a cookie jar, following redirects) goes from a protected page of a
-// test sensegate server to the OP's login form, posts it, and comes back
-// through the callback.
+// The tests sign in through a real OpenID Provider: devidp, this module's
+// development OP on zitadel/oidc's certified op package, on loopback with
+// user opUser / opPassword. A browser (http.Client with a cookie jar,
+// following redirects) goes from a protected page of a test sensegate
+// server to the OP's login form, posts it, and comes back through the
+// callback. The RP's own requests to the OP (discovery, keys, tokens) go
+// through testOP, which counts and records token requests and lets a test
+// rewrite or refuse them.
 
 const (
 	opUser     = "test-user@127.0.0.1"
@@ -45,6 +44,12 @@ const (
 	opUserID   = "id1" // the OP's subject of opUser
 	rpSecret   = "rp-secret"
 )
+
+// opUsers are the OP's accounts: opUser with an email and two groups.
+var opUsers = []devidp.User{{
+	Username: opUser, Password: opPassword, Subject: opUserID, Name: "Test User",
+	Email: "test-user@zitadel.ch", Groups: []string{"analysts", "sales"},
+}}
 
 // wantUser is opUser through testMapping.
 var wantUser = User{Directory: "ZITADEL", ID: "test-user", Attributes: []Attribute{
@@ -70,20 +75,22 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.off += d
 }
 
-// testOP is an OpenID Provider on loopback TLS.
+// testOP is a devidp OpenID Provider with the RP side's view of its token
+// endpoint: it is the http.RoundTripper of the RPs' clients.
 type testOP struct {
-	srv     *httptest.Server
-	issuer  string
-	storage *opStorage
-	// idTokenLifetime is that of the ID tokens it issues from now on.
-	idTokenLifetime atomic.Int64
+	idp    *devidp.IDP
+	issuer string
+	key    *rsa.PrivateKey
+	base   http.RoundTripper
 
-	mu          sync.Mutex
-	clients     map[string]opClient
-	grants      map[string]int // token requests by grant_type
-	tokens      []string       // every token it issued
-	tokenHook   func(grant string, resp map[string]any)
-	failRefresh bool // answer refresh grants with invalid_grant
+	mu sync.Mutex
+	// clients registered, and the ID token lifetime the OP gives them.
+	clients         map[string]devidp.Client
+	idTokenLifetime time.Duration
+	grants          map[string]int // token requests by grant_type
+	tokens          []string       // every token it issued
+	tokenHook       func(grant string, resp map[string]any)
+	failRefresh     bool // answer refresh grants with invalid_grant
 }
 
 type opClient struct {
@@ -92,25 +99,69 @@ type opClient struct {
 
 func newTestOP(t *testing.T) *testOP { return newTestOPWithKeys(t, nil) }
 
-// newTestOPWithKeys starts an OP signing with the keys of keysFrom (its
+// newTestOPWithKeys starts an OP signing with the key of keysFrom (its
 // own if nil).
 func newTestOPWithKeys(t *testing.T, keysFrom *testOP) *testOP {
 	t.Helper()
-	mux := http.NewServeMux()
-	srv := httptest.NewTLSServer(mux)
-	t.Cleanup(srv.Close)
-	o := &testOP{srv: srv, issuer: srv.URL, clients: map[string]opClient{}, grants: map[string]int{}}
-	o.idTokenLifetime.Store(int64(time.Hour))
-	o.storage = &opStorage{Storage: storage.NewStorageWithClients(storage.NewUserStore(srv.URL), map[string]*storage.Client{}), op: o, keysFrom: keysFrom}
-	mux.Handle("/", o.intercept(exampleop.SetupServer(srv.URL, o.storage, nil, false)))
-	return o
+	var key *rsa.PrivateKey
+	if keysFrom != nil {
+		key = keysFrom.key
+	} else {
+		var err error
+		if key, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The RPs are at 127.0.0.1: the OP's cookies must not reach them.
+	idp, err := devidp.Start(devidp.Config{Users: opUsers, SigningKey: key, Hostname: "localhost"})
+	if err != nil {
+		t.Fatalf("devidp.Start: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		idp.Close(ctx)
+	})
+	base := http.DefaultTransport.(*http.Transport).Clone()
+	t.Cleanup(base.CloseIdleConnections)
+	return &testOP{
+		idp: idp, issuer: idp.Issuer(), key: key, base: base,
+		clients: map[string]devidp.Client{}, idTokenLifetime: time.Hour, grants: map[string]int{},
+	}
 }
 
 // register adds a confidential web client.
 func (o *testOP) register(c opClient) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.clients[c.id] = c
+	dc := devidp.Client{ID: c.id, Secret: c.secret, RedirectURIs: []string{c.redirect}, IDTokenLifetime: o.idTokenLifetime}
+	if c.postLogout != "" {
+		dc.PostLogoutRedirectURIs = []string{c.postLogout}
+	}
+	o.clients[c.id] = dc
+	if err := o.idp.SetClient(dc); err != nil {
+		panic(err)
+	}
+}
+
+// setIDTokenLifetime sets the lifetime of the ID tokens the OP issues
+// from now on, to every client.
+func (o *testOP) setIDTokenLifetime(d time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.idTokenLifetime = d
+	for id, c := range o.clients {
+		c.IDTokenLifetime = d
+		o.clients[id] = c
+		if err := o.idp.SetClient(c); err != nil {
+			panic(err)
+		}
+	}
+}
+
+// client is the HTTP client of the OP's relying parties.
+func (o *testOP) client() *http.Client {
+	return &http.Client{Transport: o, Timeout: 10 * time.Second}
 }
 
 func (o *testOP) grantCount(grant string) int {
@@ -131,126 +182,56 @@ func (o *testOP) issuedTokens() []string {
 	return slices.Clone(o.tokens)
 }
 
-// intercept counts and records token requests and lets a test rewrite
-// token responses.
-func (o *testOP) intercept(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost || r.URL.Path != "/oauth/token" {
-			next.ServeHTTP(w, r)
-			return
+// RoundTrip counts and records token requests and lets a test rewrite
+// token responses or refuse refreshes.
+func (o *testOP) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Method != http.MethodPost || r.URL.Path != "/oauth/token" {
+		return o.base.RoundTrip(r)
+	}
+	body, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	form, _ := url.ParseQuery(string(body))
+	grant := form.Get("grant_type")
+	o.mu.Lock()
+	o.grants[grant]++
+	hook, fail := o.tokenHook, o.failRefresh && grant == "refresh_token"
+	o.mu.Unlock()
+	if fail {
+		return &http.Response{
+			StatusCode: http.StatusBadRequest, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Request: r,
+			Header: http.Header{"Content-Type": {"application/json"}},
+			Body:   io.NopCloser(strings.NewReader(`{"error":"invalid_grant","error_description":"refresh token revoked"}`)),
+		}, nil
+	}
+	r = r.Clone(r.Context())
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	resp, err := o.base.RoundTrip(r)
+	if err != nil {
+		return nil, err
+	}
+	out, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	if resp.StatusCode == http.StatusOK && json.Unmarshal(out, &m) == nil {
+		if hook != nil {
+			hook(grant, m)
+			out, _ = json.Marshal(m)
 		}
-		body, _ := io.ReadAll(r.Body)
-		form, _ := url.ParseQuery(string(body))
-		grant := form.Get("grant_type")
 		o.mu.Lock()
-		o.grants[grant]++
-		hook, fail := o.tokenHook, o.failRefresh && grant == "refresh_token"
+		for _, k := range []string{"access_token", "refresh_token", "id_token"} {
+			if s, ok := m[k].(string); ok {
+				o.tokens = append(o.tokens, s)
+			}
+		}
 		o.mu.Unlock()
-		if fail {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusBadRequest)
-			io.WriteString(w, `{"error":"invalid_grant","error_description":"refresh token revoked"}`)
-			return
-		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		rec := httptest.NewRecorder()
-		next.ServeHTTP(rec, r)
-		out := rec.Body.Bytes()
-		var resp map[string]any
-		if rec.Code == http.StatusOK && json.Unmarshal(out, &resp) == nil {
-			if hook != nil {
-				hook(grant, resp)
-				out, _ = json.Marshal(resp)
-			}
-			o.mu.Lock()
-			for _, k := range []string{"access_token", "refresh_token", "id_token"} {
-				if s, ok := resp[k].(string); ok {
-					o.tokens = append(o.tokens, s)
-				}
-			}
-			o.mu.Unlock()
-		}
-		for k, v := range rec.Header() {
-			w.Header()[k] = v
-		}
-		w.Header().Del("Content-Length")
-		w.WriteHeader(rec.Code)
-		w.Write(out)
-	})
-}
-
-// opStorage is the example storage with the test's clients, ID token
-// lifetime, profile claims in the ID token and a groups claim.
-type opStorage struct {
-	*storage.Storage
-	op *testOP
-	// keysFrom, when set, is the OP whose signing keys this one uses, as
-	// the tenants of a multi-tenant provider share keys.
-	keysFrom *testOP
-}
-
-func (s *opStorage) SigningKey(ctx context.Context) (op.SigningKey, error) {
-	if s.keysFrom != nil {
-		return s.keysFrom.storage.SigningKey(ctx)
 	}
-	return s.Storage.SigningKey(ctx)
-}
-
-func (s *opStorage) KeySet(ctx context.Context) ([]op.Key, error) {
-	if s.keysFrom != nil {
-		return s.keysFrom.storage.KeySet(ctx)
-	}
-	return s.Storage.KeySet(ctx)
-}
-
-func (s *opStorage) GetClientByClientID(_ context.Context, id string) (op.Client, error) {
-	s.op.mu.Lock()
-	c, ok := s.op.clients[id]
-	s.op.mu.Unlock()
-	if !ok {
-		return nil, errors.New("client not found")
-	}
-	return testClient{Client: storage.WebClient(c.id, c.secret, c.redirect), op: s.op, postLogout: c.postLogout}, nil
-}
-
-func (s *opStorage) AuthorizeClientIDSecret(_ context.Context, id, secret string) error {
-	s.op.mu.Lock()
-	defer s.op.mu.Unlock()
-	if c, ok := s.op.clients[id]; !ok || c.secret != secret {
-		return errors.New("invalid client")
-	}
-	return nil
-}
-
-func (s *opStorage) SetUserinfoFromRequest(ctx context.Context, ui *zoidc.UserInfo, req op.IDTokenRequest, scopes []string) error {
-	if err := s.Storage.SetUserinfoFromRequest(ctx, ui, req, scopes); err != nil {
-		return err
-	}
-	if req.GetSubject() == opUserID {
-		ui.AppendClaims("groups", []string{"analysts", "sales"})
-	}
-	return nil
-}
-
-type testClient struct {
-	op.Client
-	op         *testOP
-	postLogout string
-}
-
-func (c testClient) IDTokenLifetime() time.Duration {
-	return time.Duration(c.op.idTokenLifetime.Load())
-}
-
-// IDTokenUserinfoClaimsAssertion puts the profile and email claims in
-// the ID token, as most providers do.
-func (c testClient) IDTokenUserinfoClaimsAssertion() bool { return true }
-
-func (c testClient) PostLogoutRedirectURIs() []string {
-	if c.postLogout == "" {
-		return nil
-	}
-	return []string{c.postLogout}
+	resp.Body = io.NopCloser(bytes.NewReader(out))
+	resp.ContentLength = int64(len(out))
+	resp.Header.Del("Content-Length")
+	return resp, nil
 }
 
 // testRP is a sensegate-like server using an OIDC provider: Mount under
@@ -296,7 +277,7 @@ func newTestRP(t *testing.T, o *testOP, clientID string, mod func(*OIDCConfig)) 
 		CookieKeys:            rp.keys,
 		Secure:                true,
 		PostLogoutRedirectURL: srv.URL + "/signed-out",
-		HTTPClient:            o.srv.Client(),
+		HTTPClient:            o.client(),
 		Now:                   clock.Now,
 		Logger:                zap.New(core),
 	}
@@ -333,7 +314,7 @@ func newTestRP(t *testing.T, o *testOP, clientID string, mod func(*OIDCConfig)) 
 			json.NewEncoder(w).Encode(u)
 		}
 	})
-	rp.browser = newBrowser(t, o.srv.Client().Transport)
+	rp.browser = newBrowser(t, srv.Client().Transport)
 	return rp
 }
 
@@ -453,7 +434,7 @@ func (b *browser) signIn(t *testing.T, start string) (*http.Response, string) {
 	if resp.StatusCode != http.StatusOK || m == nil {
 		t.Fatalf("GET %s ended at %s with %d, want the OP's login form:\n%s", start, resp.Request.URL, resp.StatusCode, body)
 	}
-	action := resp.Request.URL.ResolveReference(&url.URL{Path: "/login/username"})
+	action := resp.Request.URL.ResolveReference(&url.URL{Path: "/login"})
 	form := url.Values{"id": {html.UnescapeString(m[1])}, "username": {opUser}, "password": {opPassword}}
 	req, _ := http.NewRequest("POST", action.String(), strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -530,7 +511,7 @@ func TestOIDCSignIn(t *testing.T) {
 	}
 
 	// The authorization request: code flow, PKCE S256, state and nonce.
-	auth := rp.browser.visited("/auth")
+	auth := rp.browser.visited("/authorize")
 	if len(auth) != 1 {
 		t.Fatalf("authorization requests = %v, want 1", auth)
 	}
@@ -655,7 +636,7 @@ func TestOIDCCookies(t *testing.T) {
 		newKey := randomKey()
 		rotated, err := NewOIDC(context.Background(), OIDCConfig{
 			Issuer: o.issuer, ClientID: "sensegate", ClientSecret: rpSecret, RedirectURL: rp.srv.URL + "/.sensegate/callback",
-			Mapping: testMapping(t), Sessions: rp.store, CookieKeys: [][]byte{newKey, rp.keys[0]}, HTTPClient: o.srv.Client(), Now: rp.clock.Now,
+			Mapping: testMapping(t), Sessions: rp.store, CookieKeys: [][]byte{newKey, rp.keys[0]}, HTTPClient: o.client(), Now: rp.clock.Now,
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -671,7 +652,7 @@ func TestOIDCCookies(t *testing.T) {
 		}
 		dropped, _ := NewOIDC(context.Background(), OIDCConfig{
 			Issuer: o.issuer, ClientID: "sensegate", RedirectURL: rp.srv.URL + "/.sensegate/callback",
-			Mapping: testMapping(t), Sessions: rp.store, CookieKeys: [][]byte{newKey}, HTTPClient: o.srv.Client(), Now: rp.clock.Now,
+			Mapping: testMapping(t), Sessions: rp.store, CookieKeys: [][]byte{newKey}, HTTPClient: o.client(), Now: rp.clock.Now,
 		})
 		wantNotSignedIn(t, &testRP{o: dropped}, r)
 	})
@@ -683,7 +664,7 @@ func startLogin(t *testing.T, rp *testRP, rd string) url.Values {
 	t.Helper()
 	resp, _ := rp.browser.get(t, rp.srv.URL+"/.sensegate/login?rd="+url.QueryEscape(rd), false)
 	loc, err := resp.Location()
-	if resp.StatusCode != http.StatusFound || err != nil || !strings.HasPrefix(loc.String(), rp.op.issuer+"/auth?") {
+	if resp.StatusCode != http.StatusFound || err != nil || !strings.HasPrefix(loc.String(), rp.op.issuer+"/authorize?") {
 		t.Fatalf("login = %d to %v, want 302 to the OP", resp.StatusCode, loc)
 	}
 	return loc.Query()
@@ -764,6 +745,8 @@ func TestOIDCOpenRedirect(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%q", tt.rd), func(t *testing.T) {
+			// The OP forgets the previous sign-in, so that its form shows.
+			o.idp.RevokeUser(opUser)
 			resp, body := rp.browser.signIn(t, rp.srv.URL+"/.sensegate/login?rd="+url.QueryEscape(tt.rd))
 			if got := resp.Request.URL.String(); got != rp.srv.URL+tt.want || resp.StatusCode != http.StatusOK {
 				t.Errorf("signed in with rd=%q, ended at %s (%d), want %s%s:\n%s", tt.rd, got, resp.StatusCode, rp.srv.URL, tt.want, body)
@@ -804,7 +787,7 @@ func TestOIDCRefresh(t *testing.T) {
 	}
 
 	// Past the ID token's expiry; the OP's new ID tokens outlive the jump.
-	o.idTokenLifetime.Store(int64(48 * time.Hour))
+	o.setIDTokenLifetime(48 * time.Hour)
 	rp.clock.Advance(2 * time.Hour)
 
 	const n = 8
@@ -857,7 +840,7 @@ func TestOIDCRefreshRefused(t *testing.T) {
 		refuse func(o *testOP)
 	}{
 		{"session terminated at the OP", func(o *testOP) {
-			o.storage.TerminateSession(context.Background(), opUserID, "sensegate")
+			o.idp.RevokeUser(opUser)
 		}},
 		{"invalid_grant", func(o *testOP) {
 			o.mu.Lock()
@@ -1008,7 +991,7 @@ func TestOIDCLogsNoSecrets(t *testing.T) {
 	o := newTestOP(t)
 	rp := newTestRP(t, o, "sensegate", func(c *OIDCConfig) { c.Scopes = []string{"profile", "email", "offline_access"} })
 	signedIn(t, rp)
-	o.idTokenLifetime.Store(int64(48 * time.Hour))
+	o.setIDTokenLifetime(48 * time.Hour)
 	rp.clock.Advance(2 * time.Hour)
 	if _, err := rp.o.Identify(rp.request("/")); err != nil {
 		t.Fatal(err)
@@ -1030,7 +1013,7 @@ func TestOIDCLogsNoSecrets(t *testing.T) {
 	for _, u := range rp.browser.visited("/.sensegate/callback") {
 		secrets["callback code"], secrets["callback state"] = u.Query().Get("code"), u.Query().Get("state")
 	}
-	for _, u := range rp.browser.visited("/auth") {
+	for _, u := range rp.browser.visited("/authorize") {
 		for _, k := range []string{"state", "nonce", "code_challenge"} {
 			secrets["auth "+k] = u.Query().Get(k)
 		}
@@ -1078,7 +1061,7 @@ func TestNewOIDCConfig(t *testing.T) {
 	valid := func() OIDCConfig {
 		return OIDCConfig{
 			Issuer: o.issuer, ClientID: "sensegate", RedirectURL: "https://sensegate.example.com/.sensegate/callback",
-			Mapping: testMapping(t), Sessions: NewMemorySessions(nil), CookieKeys: [][]byte{randomKey()}, HTTPClient: o.srv.Client(),
+			Mapping: testMapping(t), Sessions: NewMemorySessions(nil), CookieKeys: [][]byte{randomKey()}, HTTPClient: o.client(),
 		}
 	}
 	tests := []struct {

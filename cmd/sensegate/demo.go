@@ -2,17 +2,22 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sensegate/sensegate/config"
 	"github.com/sensegate/sensegate/examples/mashup"
 	"github.com/sensegate/sensegate/identity"
+	"github.com/sensegate/sensegate/identity/devidp"
 	"github.com/sensegate/sensegate/qliksim"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
@@ -26,18 +31,24 @@ func newDemoCmd() *cobra.Command {
 		csrf     bool
 		csrfMode string
 		debug    bool
+		oidc     bool
 	)
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Run the demo: the QSEoW simulator, sensegate with a development login, and a sample mashup",
 		Long: `Start, in one process, the QSEoW simulator on loopback, a sample mashup, and
 sensegate in front of both on one origin, with a development login page where
-you pick a user. Open the printed address in a browser.`,
+you pick a user. Open the printed address in a browser.
+
+With --oidc, sensegate signs users in with OpenID Connect instead, at a
+development OpenID provider started alongside (devidp) that knows the
+simulator's users (alice, bob, carol, dev; password "demo") and sends their
+groups in the ID token.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := newLogger(cmd.ErrOrStderr(), debug)
 			defer log.Sync()
-			return runDemo(cmd.Context(), cmd.OutOrStdout(), demoOptions{listen: listen, dataDir: dataDir, simAdmin: simAdmin, simCSRF: csrf, csrfMode: csrfMode}, log, nil)
+			return runDemo(cmd.Context(), cmd.OutOrStdout(), demoOptions{listen: listen, dataDir: dataDir, simAdmin: simAdmin, simCSRF: csrf, csrfMode: csrfMode, oidc: oidc}, log, nil)
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "address of sensegate")
@@ -45,6 +56,7 @@ you pick a user. Open the printed address in a browser.`,
 	cmd.Flags().StringVar(&simAdmin, "sim-admin-listen", "", "loopback address of the simulator's inspection and fault API (empty: off)")
 	cmd.Flags().BoolVar(&csrf, "websocket-csrf", false, "make the simulator require Qlik's November 2024 websocket CSRF token")
 	cmd.Flags().StringVar(&csrfMode, "qlik-websocket-csrf", string(config.DefaultWebsocketCSRF), "sensegate's qlik.websocket_csrf (auto, on, off)")
+	cmd.Flags().BoolVar(&oidc, "oidc", false, `sign in with OpenID Connect at a development identity provider started in process (the simulator's users, password "demo") instead of the development login page`)
 	cmd.Flags().BoolVar(&debug, "debug", false, "log at debug level")
 	return cmd
 }
@@ -54,7 +66,15 @@ type demoOptions struct {
 	listen, dataDir, simAdmin string
 	simCSRF                   bool
 	csrfMode                  string
+	oidc                      bool
 }
+
+// The demo's OpenID Connect setup (--oidc): every seeded user signs in at
+// devidp with demoPassword, as sensegate's client demoClientID.
+const (
+	demoPassword = "demo"
+	demoClientID = "sensegate-demo"
+)
 
 // runDemo starts the demo and blocks until ctx ends. ready, when not nil,
 // receives sensegate's address once it listens.
@@ -86,12 +106,16 @@ func runDemo(ctx context.Context, out io.Writer, o demoOptions, log *zap.Logger,
 	go msrv.Serve(mln)
 	defer msrv.Close()
 
-	_, port, err := net.SplitHostPort(listen)
+	// sensegate's listener comes first: its port is in the public URL,
+	// and so in the OIDC callback registered at the identity provider.
+	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return fmt.Errorf("--listen: %w", err)
 	}
+	defer ln.Close()
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 	c := config.Default()
-	c.Server.Listen = listen
+	c.Server.Listen = ln.Addr().String()
 	c.Server.RawPublicURL = "http://localhost:" + port
 	c.Server.RawAllowedOrigins = []string{"http://127.0.0.1:" + port}
 	c.Qlik.RawURL = sim.ProxyURL()
@@ -106,14 +130,33 @@ func runDemo(ctx context.Context, out io.Writer, o demoOptions, log *zap.Logger,
 	if o.csrfMode != "" {
 		c.Qlik.WebsocketCSRF = config.CSRFMode(o.csrfMode)
 	}
+	var idp *devidp.IDP
+	if o.oidc {
+		if idp, err = startDemoIDP(c, simCfg.Users, log.Named("devidp")); err != nil {
+			return err
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+			defer cancel()
+			idp.Close(sctx)
+		}()
+	}
 	if err := c.Validate(); err != nil {
 		return fmt.Errorf("demo configuration: %w", err)
 	}
-	var users []identity.User
-	for _, u := range simCfg.Users {
-		users = append(users, identity.User{Directory: u.Directory, ID: u.ID})
+	var provider identity.Provider
+	if o.oidc {
+		if provider, err = newProvider(ctx, c, log.Named("sensegate")); err != nil {
+			return err
+		}
+	} else {
+		var users []identity.User
+		for _, u := range simCfg.Users {
+			users = append(users, identity.User{Directory: u.Directory, ID: u.ID})
+		}
+		provider = identity.NewDevLogin(users, false)
 	}
-	gw, err := newGateway(c, identity.NewDevLogin(users, false), log.Named("sensegate"))
+	gw, err := newGateway(c, provider, log.Named("sensegate"))
 	if err != nil {
 		return err
 	}
@@ -121,12 +164,18 @@ func runDemo(ctx context.Context, out io.Writer, o demoOptions, log *zap.Logger,
 
 	addrs := make(chan net.Addr, 1)
 	errc := make(chan error, 1)
-	go func() { errc <- serve(ctx, c.Server, gw.handler, addrs, log.Named("sensegate")) }()
+	go func() { errc <- serveOn(ctx, ln, c.Server, gw.handler, addrs, log.Named("sensegate")) }()
 	select {
 	case err := <-errc:
 		return err
 	case a := <-addrs:
-		fmt.Fprintf(out, "\nsensegate demo: open %s/ in a browser and pick a user.\n", c.Server.PublicURL())
+		if idp != nil {
+			fmt.Fprintf(out, "\nsensegate demo: open %s/ in a browser and sign in at the development identity provider.\n", c.Server.PublicURL())
+			fmt.Fprintf(out, "  Identity provider (devidp): %s\n", idp.Issuer())
+			fmt.Fprintf(out, "  Users: %s; password %q\n", strings.Join(usernames(demoIDPUsers(c.Qlik.UserDirectory, simCfg.Users)), ", "), demoPassword)
+		} else {
+			fmt.Fprintf(out, "\nsensegate demo: open %s/ in a browser and pick a user.\n", c.Server.PublicURL())
+		}
 		fmt.Fprintf(out, "  Qlik simulator: proxy %s, QPS %s (certificates in %s)\n", sim.ProxyURL(), sim.QPSURL(), simCfg.CertDir)
 		if u := sim.AdminURL(); u != "" {
 			fmt.Fprintf(out, "  Simulator admin: %s\n", u)
@@ -139,4 +188,65 @@ func runDemo(ctx context.Context, out io.Writer, o demoOptions, log *zap.Logger,
 		return errors.New("demo: sensegate did not start listening")
 	}
 	return <-errc
+}
+
+// startDemoIDP starts devidp with the simulator's users of sensegate's
+// user directory (demoIDPUsers) and registers sensegate as a client at
+// it; then it points c's identity at it: provider oidc, preferred_username
+// as the Qlik user id and the groups claim as Group attributes.
+func startDemoIDP(c *config.Config, simUsers []qliksim.User, log *zap.Logger) (*devidp.IDP, error) {
+	users := demoIDPUsers(c.Qlik.UserDirectory, simUsers)
+	public := strings.TrimSuffix(c.Server.RawPublicURL, "/")
+	secret, key := make([]byte, 32), make([]byte, 32)
+	rand.Read(secret)
+	rand.Read(key)
+	clientSecret := base64.RawURLEncoding.EncodeToString(secret)
+	idp, err := devidp.Start(devidp.Config{
+		Users: users,
+		Clients: []devidp.Client{{
+			ID: demoClientID, Secret: clientSecret,
+			RedirectURIs:           []string{public + config.ReservedPath + "callback"},
+			PostLogoutRedirectURIs: []string{public + "/"},
+		}},
+		// sensegate is at localhost: the IdP's cookies stay apart.
+		Listen: "127.0.0.1:0",
+		Notice: fmt.Sprintf("Demo users: %s. Password: %s.", strings.Join(usernames(users), ", "), demoPassword),
+		Logger: log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("demo: identity provider: %w", err)
+	}
+	c.Identity.Provider = config.ProviderOIDC
+	c.Identity.OIDC.Issuer = idp.Issuer()
+	c.Identity.OIDC.ClientID, c.Identity.OIDC.ClientSecret = demoClientID, clientSecret
+	// A key of the demo's own, so that serve does not warn about it.
+	c.Identity.OIDC.CookieSecrets = []string{base64.StdEncoding.EncodeToString(key)}
+	c.Identity.Mapping.UserIDClaim = identity.DefaultUserIDClaim
+	c.Identity.Mapping.GroupsClaim = identity.DefaultGroupsClaim
+	return idp, nil
+}
+
+// demoIDPUsers returns the IdP accounts of the simulator's users in
+// directory: username = Qlik user id, password demoPassword, groups =
+// their seeded groups.
+func demoIDPUsers(directory string, simUsers []qliksim.User) []devidp.User {
+	var users []devidp.User
+	for _, u := range simUsers {
+		if strings.EqualFold(u.Directory, directory) {
+			users = append(users, devidp.User{
+				Username: u.ID, Password: demoPassword, Name: u.Name,
+				Email: u.ID + "@acme.example", Groups: u.Groups,
+			})
+		}
+	}
+	return users
+}
+
+// usernames returns the users' usernames.
+func usernames(users []devidp.User) []string {
+	names := make([]string, len(users))
+	for i, u := range users {
+		names[i] = u.Username
+	}
+	return names
 }

@@ -241,6 +241,18 @@ func replayLimit(n int64) int64 {
 // stop accepting, close relayed websockets with 1001, finish requests, all
 // within sc.ShutdownGrace. ready, when not nil, receives the bound address.
 func serve(ctx context.Context, sc config.ServerConfig, h *proxy.Handler, ready chan<- net.Addr, log *zap.Logger) error {
+	ln, err := net.Listen("tcp", sc.Listen)
+	if err != nil {
+		return fmt.Errorf("server.listen: %w", err)
+	}
+	return serveOn(ctx, ln, sc, h, ready, log)
+}
+
+// serveOn is serve on a listener the caller opened, for callers that need
+// the port before they build the configuration (the demo and tests, whose
+// public URL and OIDC callback name it); sc.Listen is not used. It closes
+// ln.
+func serveOn(ctx context.Context, ln net.Listener, sc config.ServerConfig, h *proxy.Handler, ready chan<- net.Addr, log *zap.Logger) error {
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: readHeaderTimeout,
@@ -249,10 +261,6 @@ func serve(ctx context.Context, sc config.ServerConfig, h *proxy.Handler, ready 
 		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12},
 		ErrorLog:          zap.NewStdLog(log.Named("http")),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
-	ln, err := net.Listen("tcp", sc.Listen)
-	if err != nil {
-		return fmt.Errorf("server.listen: %w", err)
 	}
 	scheme := "http"
 	if sc.TLS() {
@@ -282,7 +290,7 @@ func serve(ctx context.Context, sc config.ServerConfig, h *proxy.Handler, ready 
 	// close the websockets ourselves, alongside.
 	wsDone := make(chan error, 1)
 	go func() { wsDone <- h.Shutdown(sctx) }()
-	err = srv.Shutdown(sctx)
+	err := srv.Shutdown(sctx)
 	if werr := <-wsDone; werr != nil {
 		err = errors.Join(err, fmt.Errorf("websockets: %w", werr))
 	}

@@ -2,18 +2,28 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
+	"html"
 	"io"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/gorilla/websocket"
 	"github.com/sensegate/sensegate/config"
+	"github.com/sensegate/sensegate/identity/devidp"
 	"github.com/sensegate/sensegate/qliksim"
 	"github.com/sensegate/sensegate/qliksim/qliksimtest"
 	"go.uber.org/zap/zaptest"
@@ -44,13 +54,27 @@ func TestExampleConfigsPassCheck(t *testing.T) {
 	}
 }
 
+// headerIdentity is the identity section of writeSimConfig.
+const headerIdentity = `identity:
+  provider: header
+  header:
+    trusted_proxies: ["127.0.0.1/32", "::1/128"]
+`
+
 // writeSimConfig writes a sensegate config for a running simulator.
 func writeSimConfig(t *testing.T, sim *qliksim.Sim, extra string) string {
+	t.Helper()
+	return writeSimConfigWith(t, sim, "http://localhost:8080", headerIdentity+extra)
+}
+
+// writeSimConfigWith writes a sensegate config for a running simulator with
+// public URL publicURL, followed by rest (identity, routes).
+func writeSimConfigWith(t *testing.T, sim *qliksim.Sim, publicURL, rest string) string {
 	t.Helper()
 	c := sim.Certs()
 	body := fmt.Sprintf(`server:
   listen: "127.0.0.1:0"
-  public_url: "http://localhost:8080"
+  public_url: %q
   shutdown_grace: 5s
 qlik:
   url: %q
@@ -60,11 +84,7 @@ qlik:
     url: %q
     client_cert: %q
     client_key: %q
-identity:
-  provider: header
-  header:
-    trusted_proxies: ["127.0.0.1/32", "::1/128"]
-%s`, sim.ProxyURL(), c.Root, sim.QPSURL(), c.Client, c.ClientKey, extra)
+%s`, publicURL, sim.ProxyURL(), c.Root, sim.QPSURL(), c.Client, c.ClientKey, rest)
 	f := filepath.Join(t.TempDir(), "sensegate.yaml")
 	if err := os.WriteFile(f, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
@@ -163,5 +183,336 @@ func TestCheckConnect(t *testing.T) {
 	err = run(context.Background(), t, io.Discard, "check", "--connect", "--config", f)
 	if err == nil || !strings.Contains(err.Error(), "client_cert") {
 		t.Errorf("check --connect with a foreign client certificate = %v, want it to name client_cert", err)
+	}
+}
+
+// testBrowser is an http.Client with a cookie jar that follows redirects
+// the way a browser navigates (Accept: text/html) and records every URL it
+// requested.
+type testBrowser struct {
+	c   *http.Client
+	jar *cookiejar.Jar
+
+	mu      sync.Mutex
+	visited []*url.URL
+}
+
+func newTestBrowser(t *testing.T) *testBrowser {
+	t.Helper()
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &testBrowser{jar: jar}
+	base := http.DefaultTransport.(*http.Transport).Clone()
+	t.Cleanup(base.CloseIdleConnections)
+	b.c = &http.Client{Jar: jar, Timeout: 20 * time.Second, Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		b.mu.Lock()
+		b.visited = append(b.visited, r.URL)
+		b.mu.Unlock()
+		return base.RoundTrip(r)
+	})}
+	return b
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// do sends a navigation (a form post when form is not nil), following
+// redirects or not, and returns the last response with its body.
+func (b *testBrowser) do(t *testing.T, method, target string, form url.Values, follow bool) (*http.Response, string) {
+	t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequest(method, target, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept", "text/html")
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	c := *b.c
+	if !follow {
+		c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, target, err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return resp, string(out)
+}
+
+// getJSON GETs target as a script would and decodes the answer into v.
+func (b *testBrowser) getJSON(t *testing.T, target string, header http.Header, v any) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", target, nil)
+	req.Header = header.Clone()
+	if req.Header == nil {
+		req.Header = http.Header{}
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := b.c.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", target, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s = %d %s", target, resp.StatusCode, body)
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		t.Fatalf("GET %s: %v: %s", target, err, body)
+	}
+}
+
+func (b *testBrowser) visitedPath(host, path string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, u := range b.visited {
+		if u.Host == host && u.Path == path {
+			return true
+		}
+	}
+	return false
+}
+
+var loginFormID = regexp.MustCompile(`name="id" value="([^"]*)"`)
+
+// atLoginForm reports whether resp is devidp's login form.
+func atLoginForm(resp *http.Response, body, issuer string) bool {
+	return resp.StatusCode == http.StatusOK && strings.HasPrefix(resp.Request.URL.String(), issuer+"/login?") && loginFormID.MatchString(body)
+}
+
+// signIn fills devidp's login form (the page resp and body show) as
+// username and returns where the browser ends up.
+func (b *testBrowser) signIn(t *testing.T, resp *http.Response, body, issuer, username, password string) (*http.Response, string) {
+	t.Helper()
+	if !atLoginForm(resp, body, issuer) {
+		t.Fatalf("the browser is at %s (%d), want the identity provider's login form:\n%s", resp.Request.URL, resp.StatusCode, body)
+	}
+	id := html.UnescapeString(loginFormID.FindStringSubmatch(body)[1])
+	return b.do(t, "POST", issuer+"/login", url.Values{"id": {id}, "username": {username}, "password": {password}}, true)
+}
+
+// A browser signs in through sensegate (serve's wiring from a config file,
+// identity.provider oidc) at a development OpenID provider, reaches Qlik
+// as the user the ID token names with the Group attributes of its groups
+// claim, and signs out of sensegate, Qlik and the provider.
+func TestServeOIDCLogin(t *testing.T) {
+	// alice's seeded groups are dropped: she sees the Sales app only
+	// through the Group attribute sensegate sends from her ID token.
+	sim := qliksimtest.Start(t, func(c *qliksim.Config) {
+		for i := range c.Users {
+			if c.Users[i].ID == "alice" {
+				c.Users[i].Groups = nil
+			}
+		}
+	}, qliksim.Options{})
+	// The mashup's server, behind routes "/".
+	home := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "mashup home") }))
+	t.Cleanup(home.Close)
+
+	// sensegate at localhost (its port known before the config is), the
+	// identity provider at 127.0.0.1: browsers keep their cookies apart.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	public := fmt.Sprintf("http://localhost:%d", ln.Addr().(*net.TCPAddr).Port)
+	log := zaptest.NewLogger(t)
+	idp, err := devidp.Start(devidp.Config{
+		Users: []devidp.User{{Username: "alice", Password: "wonderland", Email: "alice@acme.example", Groups: []string{"Sales"}}},
+		Clients: []devidp.Client{{
+			ID: "sensegate", Secret: "client-secret",
+			RedirectURIs: []string{public + "/.sensegate/callback"}, PostLogoutRedirectURIs: []string{public + "/"},
+		}},
+		Logger: log.Named("devidp"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		idp.Close(ctx)
+	})
+	issuer := idp.Issuer()
+
+	cfg, err := config.Load(writeSimConfigWith(t, sim, public, fmt.Sprintf(`identity:
+  provider: oidc
+  oidc:
+    issuer: %q
+    client_id: sensegate
+    client_secret: client-secret
+    cookie_secrets: [%q]
+  mapping:
+    user_id_claim: preferred_username
+    groups_claim: groups
+routes:
+  - path: /
+    upstream: %q
+`, issuer, base64.StdEncoding.EncodeToString(make([]byte, 32)), home.URL)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	provider, err := newProvider(context.Background(), cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw, err := newGateway(cfg, provider, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serveOn(ctx, ln, cfg.Server, gw.handler, nil, log) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve returned %v", err)
+		}
+	}()
+
+	b := newTestBrowser(t)
+	resp, body := b.do(t, "GET", public+"/hub/", nil, true)
+	resp, body = b.signIn(t, resp, body, issuer, "alice", "wonderland")
+	if resp.StatusCode != http.StatusOK || resp.Request.URL.String() != public+"/hub/" || !strings.Contains(body, `ACME\alice`) {
+		t.Fatalf("after signing in the browser is at %s with %d, want %s/hub/ as ACME\\alice:\n%s", resp.Request.URL, resp.StatusCode, public, body)
+	}
+
+	var me struct {
+		Directory  string              `json:"userDirectory"`
+		ID         string              `json:"userId"`
+		Attributes []map[string]string `json:"attributes"`
+	}
+	b.getJSON(t, public+"/.sensegate/me", nil, &me)
+	if me.Directory != "ACME" || me.ID != "alice" || !cmp.Equal(me.Attributes, []map[string]string{{"Group": "Sales"}}) {
+		t.Errorf("/.sensegate/me = %+v, want ACME\\alice with Group Sales", me)
+	}
+	sessions := sim.Sessions()
+	if len(sessions) != 1 || sessions[0].User.String() != `ACME\alice` ||
+		!cmp.Equal(sessions[0].Attributes, []qliksim.Attribute{{Key: "Group", Value: "Sales"}}) {
+		t.Errorf("Qlik sessions = %+v, want one of ACME\\alice with Group Sales", sessions)
+	}
+	var apps []struct{ Name string }
+	b.getJSON(t, public+"/qrs/app?xrfkey=0123456789abcdef", http.Header{"X-Qlik-Xrfkey": {"0123456789abcdef"}}, &apps)
+	var names []string
+	for _, a := range apps {
+		names = append(names, a.Name)
+	}
+	if want := []string{"Sales Dashboard", "Company Handbook", "Alice Sandbox"}; !cmp.Equal(names, want) {
+		t.Errorf("apps through sensegate = %q, want %q (Sales through the ID token's group)", names, want)
+	}
+	pu, _ := url.Parse(public)
+	var cookies []string
+	for _, c := range b.jar.Cookies(pu) {
+		cookies = append(cookies, c.Name)
+	}
+	if !cmp.Equal(cookies, []string{"sensegate_session"}) {
+		t.Errorf("the browser's cookies for sensegate = %q, want only sensegate_session (no Qlik cookie)", cookies)
+	}
+	if got := idp.SignedIn(); !cmp.Equal(got, []string{"alice"}) {
+		t.Errorf("signed in at the IdP = %q, want alice", got)
+	}
+
+	// The IdP's session signs the browser in again without the form once
+	// sensegate's own session is gone.
+	b.jar.SetCookies(pu, []*http.Cookie{{Name: "sensegate_session", Value: "", Path: "/", MaxAge: -1}})
+	resp, body = b.do(t, "GET", public+"/hub/", nil, true)
+	if resp.Request.URL.String() != public+"/hub/" || !strings.Contains(body, `ACME\alice`) {
+		t.Fatalf("second sign-in ended at %s (%d), want %s/hub/ through the IdP's session:\n%s", resp.Request.URL, resp.StatusCode, public, body)
+	}
+
+	// Sign out: sensegate ends the Qlik session and its own, and sends the
+	// browser to the IdP's end_session_endpoint (RP-initiated logout)...
+	resp, _ = b.do(t, "POST", public+"/.sensegate/logout", url.Values{}, false)
+	next, err := resp.Location()
+	if resp.StatusCode != http.StatusSeeOther || err != nil || !strings.HasPrefix(next.String(), issuer+"/end_session?") {
+		t.Fatalf("logout = %d to %v, want 303 to %s/end_session", resp.StatusCode, next, issuer)
+	}
+	if s := sim.Sessions(); len(s) != 0 {
+		t.Errorf("Qlik sessions after logout = %+v, want none", s)
+	}
+	// ... which ends the IdP's session and sends it back to sensegate,
+	// where it is not signed in: to the IdP's login form.
+	resp, body = b.do(t, "GET", next.String(), nil, true)
+	if !atLoginForm(resp, body, issuer) || !b.visitedPath(pu.Host, "/") {
+		t.Errorf("after logout the browser is at %s (%d), want the IdP's login form via %s/:\n%s", resp.Request.URL, resp.StatusCode, public, body)
+	}
+	if got := idp.SignedIn(); len(got) != 0 {
+		t.Errorf("signed in at the IdP after logout = %q, want none", got)
+	}
+	for _, c := range b.jar.Cookies(pu) {
+		if c.Name == "sensegate_session" {
+			t.Errorf("sensegate's session cookie survived logout: %v", c)
+		}
+	}
+}
+
+// `sensegate demo --oidc` prints the IdP and the demo credentials; a
+// browser signs in there as bob, gets the mashup and bob's groups, and
+// "Sign out" brings it back to the IdP's form.
+func TestDemoOIDC(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &syncBuffer{}
+	ready := make(chan net.Addr, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- runDemo(ctx, out, demoOptions{listen: "127.0.0.1:0", dataDir: t.TempDir(), oidc: true}, zaptest.NewLogger(t), ready)
+	}()
+	var addr net.Addr
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		t.Fatalf("demo exited: %v\n%s", err, out.String())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("demo did not start:\n%s", out.String())
+	}
+	defer func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("demo returned %v", err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Error("demo did not stop")
+		}
+	}()
+	m := regexp.MustCompile(`Identity provider \(devidp\): (http://127\.0\.0\.1:\d+)`).FindStringSubmatch(out.String())
+	if m == nil || !strings.Contains(out.String(), `Users: alice, bob, carol, dev; password "demo"`) {
+		t.Fatalf("demo output lacks the IdP or the credentials:\n%s", out.String())
+	}
+	issuer := m[1]
+	public := fmt.Sprintf("http://localhost:%d", addr.(*net.TCPAddr).Port)
+
+	b := newTestBrowser(t)
+	resp, body := b.do(t, "GET", public+"/", nil, true)
+	if !strings.Contains(body, "Demo users: alice, bob, carol, dev. Password: demo.") {
+		t.Errorf("the login page does not list the demo users:\n%s", body)
+	}
+	resp, body = b.signIn(t, resp, body, issuer, "bob", "demo")
+	if resp.StatusCode != http.StatusOK || resp.Request.URL.String() != public+"/" || !strings.Contains(body, "Sign out") {
+		t.Fatalf("after signing in the browser is at %s (%d), want the mashup at %s/:\n%s", resp.Request.URL, resp.StatusCode, public, body)
+	}
+	var me struct {
+		ID         string              `json:"userId"`
+		Attributes []map[string]string `json:"attributes"`
+	}
+	b.getJSON(t, public+"/.sensegate/me", nil, &me)
+	if me.ID != "bob" || !cmp.Equal(me.Attributes, []map[string]string{{"Group": "Finance"}}) {
+		t.Errorf("/.sensegate/me = %+v, want bob with Group Finance", me)
+	}
+	// The mashup's Sign out form.
+	resp, body = b.do(t, "POST", public+"/.sensegate/logout", url.Values{}, true)
+	if !atLoginForm(resp, body, issuer) || !b.visitedPath(strings.TrimPrefix(issuer, "http://"), "/end_session") {
+		t.Errorf("after Sign out the browser is at %s (%d), want the IdP's form after its end_session:\n%s", resp.Request.URL, resp.StatusCode, body)
 	}
 }
