@@ -1,5 +1,5 @@
-// The mashup talks to Qlik exactly as a classic mashup does (Engine JSON-RPC
-// over a websocket, QRS over HTTPS with an Xrfkey pair) but on its own
+// The mashup talks to Qlik exactly as a classic mashup does (enigma.js over
+// the Engine websocket, QRS over HTTPS with an Xrfkey pair) but on its own
 // origin, through sensegate, without tickets or Qlik cookies.
 'use strict';
 
@@ -45,51 +45,40 @@ async function showTasks() {
   } catch (e) { fail(table, e); }
 }
 
-// A minimal Engine JSON-RPC client: one request at a time is enough here.
-function engine(path) {
-  const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}${path}`);
-  let id = 0;
-  const pending = new Map();
-  ws.onmessage = (ev) => {
-    const m = JSON.parse(ev.data);
-    if (m.id !== undefined && pending.has(m.id)) {
-      const { resolve, reject } = pending.get(m.id);
-      pending.delete(m.id);
-      if (m.error) reject(new Error(`${m.error.message} (${m.error.code})`)); else resolve(m.result);
-    }
-  };
-  const opened = new Promise((resolve, reject) => { ws.onopen = resolve; ws.onerror = () => reject(new Error('websocket failed')); });
-  ws.onclose = (ev) => { for (const { reject } of pending.values()) reject(new Error(`websocket closed (${ev.code})`)); pending.clear(); };
-  return {
-    async call(method, handle, params = []) {
-      await opened;
-      id += 1;
-      const p = new Promise((resolve, reject) => pending.set(id, { resolve, reject }));
-      ws.send(JSON.stringify({ jsonrpc: '2.0', id, method, handle, params }));
-      return p;
-    },
-    close() { ws.close(); },
-  };
+// The Engine API through enigma.js, Qlik's own client, exactly as a classic
+// mashup uses it, minus the ticket: sensegate adds the Qlik session.
+const schemaPromise = fetch('vendor/enigma-schema-12.2027.0.json').then((r) => r.json());
+
+async function openEngine(path) {
+  const session = enigma.create({
+    schema: await schemaPromise,
+    url: `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}${path}`,
+  });
+  return { session, global: await session.open() };
 }
 
 async function openApp(doc) {
   const out = $('layout');
-  const session = engine(`/app/${doc.qDocId}`);
+  let session;
   try {
-    const opened = await session.call('OpenDoc', -1, [doc.qDocId]);
-    const layout = await session.call('GetAppLayout', opened.qReturn.qHandle);
-    out.textContent = `Opened "${layout.qLayout.qTitle}", last reloaded ${layout.qLayout.qLastReloadTime}.`;
+    let global;
+    ({ session, global } = await openEngine(`/app/${doc.qDocId}`));
+    const app = await global.openDoc(doc.qDocId);
+    const layout = await app.getAppLayout();
+    out.textContent = `Opened "${layout.qTitle}", last reloaded ${layout.qLastReloadTime}.`;
   } catch (e) { out.textContent = `Could not open ${doc.qTitle}: ${e.message}`; out.className = 'error'; }
-  session.close();
+  if (session) await session.close();
 }
 
 async function showApps() {
   const list = $('apps');
-  const session = engine('/app/engineData');
+  let session;
   try {
-    const { qDocList } = await session.call('GetDocList', -1);
+    let global;
+    ({ session, global } = await openEngine('/app/engineData'));
+    const docs = await global.getDocList();
     list.innerHTML = '';
-    for (const doc of qDocList) {
+    for (const doc of docs) {
       const li = document.createElement('li');
       li.textContent = doc.qTitle;
       const b = document.createElement('button');
@@ -100,7 +89,7 @@ async function showApps() {
     }
     list.dataset.state = 'ready';
   } catch (e) { fail(list, e); }
-  session.close();
+  if (session) await session.close();
 }
 
 showUser();
