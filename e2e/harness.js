@@ -61,12 +61,15 @@ async function startDemo(extraArgs = []) {
       if (r.status !== 303) throw new Error(`login ${user}: status ${r.status}`);
       return r.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
     },
+    // stop sends SIGTERM, as a container runtime does, and resolves with
+    // the exit code (or the signal's name if it was killed).
     async stop() {
-      if (proc.exitCode !== null) return;
-      const exited = new Promise((resolve) => proc.once('exit', resolve));
+      if (proc.exitCode !== null) return proc.exitCode;
+      const exited = new Promise((resolve) => proc.once('exit', (code, signal) => resolve(code ?? signal)));
       proc.kill('SIGTERM');
-      await exited;
+      const code = await exited;
       fs.rmSync(dataDir, { recursive: true, force: true });
+      return code;
     },
   };
 }

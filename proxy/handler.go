@@ -404,6 +404,20 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, u identity.User
 // or after it.
 func (h *Handler) Shutdown(ctx context.Context) error { return h.ws.shutdown(ctx) }
 
+// CloseIdleConnections closes the idle upstream connections of the Qlik
+// and route transports (after Shutdown, so that nothing lingers).
+func (h *Handler) CloseIdleConnections() {
+	type idleCloser interface{ CloseIdleConnections() }
+	if c, ok := h.opts.Transport.(idleCloser); ok {
+		c.CloseIdleConnections()
+	}
+	for _, rp := range h.routes {
+		if c, ok := rp.rp.Transport.(idleCloser); ok {
+			c.CloseIdleConnections()
+		}
+	}
+}
+
 // OpenWebsockets returns the number of relayed websockets.
 func (h *Handler) OpenWebsockets() int { return h.ws.count() }
 

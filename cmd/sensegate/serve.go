@@ -170,7 +170,10 @@ type gateway struct {
 	tickets *ticket.Client
 }
 
-func (g *gateway) close() { g.tickets.CloseIdleConnections() }
+func (g *gateway) close() {
+	g.tickets.CloseIdleConnections()
+	g.handler.CloseIdleConnections()
+}
 
 // probe calls QPS once at startup so that a wrong certificate, CA or
 // prefix shows in the log at once rather than at the first user's

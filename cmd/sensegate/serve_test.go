@@ -26,6 +26,7 @@ import (
 	"github.com/sensegate/sensegate/identity/devidp"
 	"github.com/sensegate/sensegate/qliksim"
 	"github.com/sensegate/sensegate/qliksim/qliksimtest"
+	"go.uber.org/goleak"
 	"go.uber.org/zap/zaptest"
 )
 
@@ -102,6 +103,8 @@ func startSim(t *testing.T) *qliksim.Sim {
 // 1001 and returns.
 func TestServeFromConfig(t *testing.T) {
 	sim := startSim(t)
+	// Everything serve starts must be gone when it returns.
+	before := goleak.IgnoreCurrent()
 	cfg, err := config.Load(writeSimConfig(t, sim, ""))
 	if err != nil {
 		t.Fatal(err)
@@ -160,6 +163,11 @@ func TestServeFromConfig(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("serve did not return after its context ended")
+	}
+	gw.close()
+	http.DefaultClient.CloseIdleConnections()
+	if err := goleak.Find(before); err != nil {
+		t.Errorf("goroutines left after shutdown: %v", err)
 	}
 }
 
