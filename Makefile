@@ -18,6 +18,7 @@ vet:
 	$(GO) vet ./...
 
 unit:
+	./scripts/deps.sh
 	$(GO) test -race -count=1 ./...
 
 e2e:

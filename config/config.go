@@ -45,6 +45,17 @@
 //	    trusted_proxies: ["127.0.0.1/32"]          # required for header
 //	  static:
 //	    user: 'ACME\dev'                           # required for static
+//	store:
+//	  type: memory                                 # memory | redis (shared by replicas)
+//	  redis:
+//	    addr: "redis.example.com:6379"             # required for redis
+//	    username: ""
+//	    password: ""                               # better: SENSEGATE_STORE_REDIS_PASSWORD
+//	    db: 0
+//	    tls: false
+//	    key_prefix: "sensegate:"
+//	  encryption_keys: ["<base64 of 32 bytes>"]    # required for redis; first encrypts
+//	  local_cache_ttl: 1s                          # 0 disables
 //	routes:
 //	  - path: "/mashup/"
 //	    upstream: "http://127.0.0.1:3000"
@@ -71,8 +82,9 @@ const EnvPrefix = "SENSEGATE"
 // Defaults of keys absent from the file and the environment. Keys without
 // a default (qlik.url, qlik.user_directory, qlik.qps.url,
 // qlik.qps.client_cert, qlik.qps.client_key, identity.header.trusted_proxies
-// for the header provider, identity.static.user for the static provider)
-// are required.
+// for the header provider, identity.static.user for the static provider,
+// store.redis.addr and store.encryption_keys for the redis store) are
+// required.
 const (
 	DefaultListen              = ":8080"
 	DefaultPublicURL           = "http://localhost:8080"
@@ -149,6 +161,29 @@ const (
 	ProviderStatic Provider = "static"
 )
 
+// StoreType is where users' Qlik sessions are kept (store.type).
+type StoreType string
+
+// Stores.
+const (
+	// StoreMemory keeps them in process memory: for a single replica.
+	StoreMemory StoreType = "memory"
+	// StoreRedis keeps them in Redis (store.redis), shared by replicas,
+	// which then log each user in to Qlik once among them; OIDC logins
+	// are kept there too.
+	StoreRedis StoreType = "redis"
+)
+
+// Defaults and bounds of the store section.
+const (
+	DefaultStoreType      = StoreMemory
+	DefaultRedisKeyPrefix = "sensegate:"
+	DefaultLocalCacheTTL  = time.Second
+	// MaxLocalCacheTTL bounds store.local_cache_ttl: a replica may use a
+	// Qlik session that another replica dropped for that long.
+	MaxLocalCacheTTL = 10 * time.Second
+)
+
 // LogFormat is the encoding of log lines (log.format).
 type LogFormat string
 
@@ -164,6 +199,7 @@ type Config struct {
 	Server   ServerConfig   `mapstructure:"server"`
 	Qlik     QlikConfig     `mapstructure:"qlik"`
 	Identity IdentityConfig `mapstructure:"identity"`
+	Store    StoreConfig    `mapstructure:"store"`
 	// Routes are optional same-origin upstreams (e.g. the mashup's web
 	// server), matched by path prefix before Qlik. Nil means none.
 	Routes []Route   `mapstructure:"routes"`
@@ -385,6 +421,51 @@ type StaticConfig struct {
 	User string `mapstructure:"user"`
 }
 
+// StoreConfig is where users' Qlik sessions are kept (store). Only the
+// redis keys of a redis store are validated.
+type StoreConfig struct {
+	// Type is memory or redis (DefaultStoreType).
+	Type StoreType `mapstructure:"type"`
+	// Redis is the server of StoreRedis.
+	Redis RedisConfig `mapstructure:"redis"`
+	// RawEncryptionKeys is encryption_keys: base64 keys of 32 bytes
+	// encrypting (AES-256-GCM) what sensegate writes to Redis. The first
+	// encrypts, all decrypt: to rotate, add a new key first and remove the
+	// old one after qlik.session_timeout (and
+	// identity.oidc.session_lifetime with OIDC). Required with redis;
+	// every replica needs the same keys. Use EncryptionKeys for the
+	// decoded keys.
+	RawEncryptionKeys []string `mapstructure:"encryption_keys"`
+	// LocalCacheTTL is how long a replica serves a Qlik session it read
+	// from Redis from its own memory, 0 to MaxLocalCacheTTL; 0 disables
+	// the local cache (DefaultLocalCacheTTL). It is how long a replica
+	// may go on using a session that another replica dropped or replaced.
+	LocalCacheTTL time.Duration `mapstructure:"local_cache_ttl"`
+
+	encryptionKeys [][]byte
+}
+
+// RedisConfig is the Redis server of the redis store (store.redis):
+// Redis 6.2 or later, standalone.
+type RedisConfig struct {
+	// Addr is the server's host:port. Required with redis.
+	Addr string `mapstructure:"addr"`
+	// Username and Password authenticate (Redis ACL users, or the
+	// password alone for requirepass). Default: none. Prefer setting the
+	// password in SENSEGATE_STORE_REDIS_PASSWORD.
+	Username string `mapstructure:"username"`
+	Password string `mapstructure:"password"`
+	// DB is the database number. Default 0.
+	DB int `mapstructure:"db"`
+	// TLS connects over TLS, verifying the server against the system
+	// roots. Default false.
+	TLS bool `mapstructure:"tls"`
+	// KeyPrefix starts the name of every key sensegate writes
+	// (DefaultRedisKeyPrefix): Qlik sessions, login locks and OIDC
+	// logins each have a namespace below it.
+	KeyPrefix string `mapstructure:"key_prefix"`
+}
+
 // Route is a same-origin upstream (an item of routes).
 type Route struct {
 	// Path is the path prefix served by Upstream; it starts and ends with
@@ -457,6 +538,12 @@ func Default() *Config {
 				RawTrustedProxies: []string{},
 			},
 		},
+		Store: StoreConfig{
+			Type:              DefaultStoreType,
+			Redis:             RedisConfig{KeyPrefix: DefaultRedisKeyPrefix},
+			RawEncryptionKeys: []string{},
+			LocalCacheTTL:     DefaultLocalCacheTTL,
+		},
 		Log: LogConfig{
 			Level:  DefaultLogLevel,
 			Format: DefaultLogFormat,
@@ -513,6 +600,10 @@ func (h HeaderConfig) TrustedProxies() []netip.Prefix {
 
 // CookieKeys returns the decoded cookie_secrets (nil when none are set).
 func (o OIDCConfig) CookieKeys() [][]byte { return o.cookieKeys }
+
+// EncryptionKeys returns the decoded encryption_keys of a redis store
+// (nil before a successful Validate, and for a memory store).
+func (s StoreConfig) EncryptionKeys() [][]byte { return s.encryptionKeys }
 
 // EffectiveRedirectURL returns redirect_url or its default.
 func (o OIDCConfig) EffectiveRedirectURL() string { return o.redirectURL }

@@ -25,7 +25,7 @@ import (
 
 // ignoreParsed leaves the unexported parsed forms out of comparisons; the
 // tests check them through the accessors.
-var ignoreParsed = cmpopts.IgnoreUnexported(ServerConfig{}, QlikConfig{}, QPSConfig{}, HeaderConfig{}, OIDCConfig{}, Route{})
+var ignoreParsed = cmpopts.IgnoreUnexported(ServerConfig{}, QlikConfig{}, QPSConfig{}, HeaderConfig{}, OIDCConfig{}, StoreConfig{}, Route{})
 
 // certFiles are PEM files made for a test.
 type certFiles struct {
@@ -219,6 +219,7 @@ log:
 			JWT:         Default().Identity.JWT,
 			Mapping:     Default().Identity.Mapping,
 		},
+		Store: Default().Store,
 		Routes: []Route{
 			{Path: "/mashup/", Upstream: "http://127.0.0.1:3000", StripPrefix: true},
 			{Path: "/docs/", Upstream: "https://docs.internal:8443/base/"},
@@ -287,6 +288,10 @@ func TestLoadDefaults(t *testing.T) {
 		"identity.header.name":   {got.Identity.Header.Name, "X-Forwarded-User"},
 		"log.level":              {got.Log.Level, "info"},
 		"log.format":             {got.Log.Format, LogFormatJSON},
+		"store.type":             {got.Store.Type, StoreMemory},
+		"store.redis.key_prefix": {got.Store.Redis.KeyPrefix, "sensegate:"},
+		"store.local_cache_ttl":  {got.Store.LocalCacheTTL, time.Second},
+		"EncryptionKeys()":       {got.Store.EncryptionKeys() == nil, true},
 		"TLS()":                  {got.Server.TLS(), false},
 		"AllowedOrigins()":       {got.Server.AllowedOrigins(), []string{"http://localhost:8080"}},
 		"WebsocketOrigin()":      {got.Qlik.WebsocketOrigin(), "https://qlik.example.com"},
@@ -415,6 +420,8 @@ func TestEveryKeyOverridableByEnv(t *testing.T) {
 				val = "from-env"
 			case time.Duration:
 				val = "42s"
+			case StoreType:
+				val = "from-env"
 			case int, int64:
 				val = "7"
 			case []string:
@@ -438,6 +445,50 @@ func TestEveryKeyOverridableByEnv(t *testing.T) {
 	}
 	if n < 25 {
 		t.Errorf("only %d keys have defaults, want every scalar key", n)
+	}
+}
+
+// The redis store from a file, with the password from the environment as
+// the documentation advises.
+func TestLoadRedisStore(t *testing.T) {
+	clearEnv(t)
+	c := writeCerts(t)
+	key1 := strings.Repeat("A", 43) + "=" // 32 zero bytes, standard base64
+	key2 := strings.Repeat("_", 43)       // 32 bytes of ones, URL-safe without padding
+	t.Setenv("SENSEGATE_STORE_REDIS_PASSWORD", "s3cret")
+	got, err := Load(writeFile(t, t.TempDir(), "sensegate.yaml", minimalYAML(c)+fmt.Sprintf(`
+store:
+  type: redis
+  redis:
+    addr: redis.example.com:6380
+    username: sensegate
+    db: 2
+    tls: true
+    key_prefix: "sg:prod:"
+  encryption_keys: [%q, %q]
+  local_cache_ttl: 2s
+`, key1, key2)))
+	if err != nil {
+		t.Fatalf("Load = %v", err)
+	}
+	want := StoreConfig{
+		Type: StoreRedis,
+		Redis: RedisConfig{
+			Addr: "redis.example.com:6380", Username: "sensegate", Password: "s3cret",
+			DB: 2, TLS: true, KeyPrefix: "sg:prod:",
+		},
+		RawEncryptionKeys: []string{key1, key2},
+		LocalCacheTTL:     2 * time.Second,
+	}
+	if diff := cmp.Diff(want, got.Store, ignoreParsed); diff != "" {
+		t.Errorf("Load store mismatch (-want +got):\n%s", diff)
+	}
+	ones := make([]byte, 32)
+	for i := range ones {
+		ones[i] = 0xff
+	}
+	if diff := cmp.Diff([][]byte{make([]byte, 32), ones}, got.Store.EncryptionKeys()); diff != "" {
+		t.Errorf("EncryptionKeys() mismatch (-want +got):\n%s", diff)
 	}
 }
 

@@ -38,6 +38,7 @@ func (c *Config) validate() []problem {
 	c.Server.validate(v)
 	c.Qlik.validate(v)
 	c.Identity.validate(v, c.Server.publicURL, c.Qlik.Prefix)
+	c.Store.validate(v, &c.Identity)
 	validateRoutes(v, c.Routes, c.Qlik.Prefix)
 	c.Log.validate(v)
 	return v.probs
@@ -497,13 +498,9 @@ func (o *OIDCConfig) validate(v *validator, public *url.URL) {
 		v.errorf("identity.oidc.cookie_name", "use a plain name such as "+DefaultOIDCCookie, "%q is not a valid cookie name", o.CookieName)
 	}
 	for n, sec := range o.CookieSecrets {
-		key := fmt.Sprintf("identity.oidc.cookie_secrets[%d]", n)
-		b, err := base64.StdEncoding.DecodeString(sec)
-		if err != nil {
-			b, err = base64.RawURLEncoding.DecodeString(sec)
-		}
-		if err != nil || len(b) != 32 {
-			v.errorf(key, "generate one with: openssl rand -base64 32", "is not 32 bytes in base64")
+		b, ok := decodeKey(sec)
+		if !ok {
+			v.errorf(fmt.Sprintf("identity.oidc.cookie_secrets[%d]", n), "generate one with: openssl rand -base64 32", "is not 32 bytes in base64")
 			continue
 		}
 		o.cookieKeys = append(o.cookieKeys, b)
@@ -653,6 +650,70 @@ func (s *StaticConfig) validate(v *validator) {
 		v.errorf("identity.static.user", fix, "%s has more than one backslash", quote(s.User))
 	case found && (strings.TrimSpace(dir) == "" || strings.TrimSpace(id) == ""):
 		v.errorf("identity.static.user", fix, "%s has an empty directory or user id", quote(s.User))
+	}
+}
+
+// decodeKey returns the 32-byte key s holds in base64 (standard, or
+// URL-safe without padding), ok false when it holds none.
+func decodeKey(s string) (key []byte, ok bool) {
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		b, err = base64.RawURLEncoding.DecodeString(s)
+	}
+	return b, err == nil && len(b) == 32
+}
+
+func (s *StoreConfig) validate(v *validator, id *IdentityConfig) {
+	s.encryptionKeys = nil
+	const types = "use memory for a single replica, or redis to share Qlik sessions between replicas"
+	switch s.Type {
+	case StoreMemory:
+		return
+	case StoreRedis:
+	case "":
+		v.required("store.type", types)
+		return
+	default:
+		v.errorf("store.type", types, "%q is unknown", s.Type)
+		return
+	}
+
+	r := &s.Redis
+	const addrFix = "write the Redis server's host:port, e.g. redis.example.com:6379"
+	if r.Addr == "" {
+		v.errorf("store.redis.addr", addrFix, "required when store.type is redis")
+	} else if host, port, err := net.SplitHostPort(r.Addr); err != nil || host == "" {
+		v.errorf("store.redis.addr", addrFix, "%q is not host:port", r.Addr)
+	} else if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		v.errorf("store.redis.addr", "use a port from 1 to 65535", "%q has port %q", r.Addr, port)
+	}
+	if r.DB < 0 {
+		v.errorf("store.redis.db", "use 0, Redis's default database, or another database number", "%d is negative", r.DB)
+	}
+	if r.KeyPrefix == "" {
+		v.required("store.redis.key_prefix", "a prefix for the names of sensegate's keys, e.g. "+DefaultRedisKeyPrefix)
+	}
+
+	const keyFix = "generate one with: openssl rand -base64 32, and give every replica the same keys"
+	if len(s.RawEncryptionKeys) == 0 {
+		v.errorf("store.encryption_keys", keyFix, "required when store.type is redis")
+	}
+	for n, raw := range s.RawEncryptionKeys {
+		k, ok := decodeKey(raw)
+		if !ok {
+			v.errorf(fmt.Sprintf("store.encryption_keys[%d]", n), "generate one with: openssl rand -base64 32", "is not 32 bytes in base64")
+			continue
+		}
+		s.encryptionKeys = append(s.encryptionKeys, k)
+	}
+	if s.LocalCacheTTL < 0 || s.LocalCacheTTL > MaxLocalCacheTTL {
+		v.errorf("store.local_cache_ttl", fmt.Sprintf("use 0 (no local cache) to %s, e.g. 1s", MaxLocalCacheTTL), "%s is out of range", s.LocalCacheTTL)
+	}
+
+	// A random cookie key per process would sign users out on every
+	// replica but the one that logged them in.
+	if id.Provider == ProviderOIDC && len(id.OIDC.CookieSecrets) == 0 {
+		v.errorf("identity.oidc.cookie_secrets", keyFix, "required when store.type is redis: every replica must open the login cookie")
 	}
 }
 

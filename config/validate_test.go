@@ -15,6 +15,10 @@ import (
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden")
 
+// testKey is a valid key for identity.oidc.cookie_secrets and
+// store.encryption_keys.
+const testKey = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+
 func TestValidate(t *testing.T) {
 	c := writeCerts(t)
 	tests := []struct {
@@ -470,6 +474,64 @@ func TestValidate(t *testing.T) {
 				`routes[2].upstream: required (the address requests are forwarded to, e.g. http://127.0.0.1:3000)`,
 				`routes[10].upstream: required (the address requests are forwarded to, e.g. http://127.0.0.1:3000)`,
 			},
+		},
+
+		// store
+		{name: "store memory ignores the redis keys", mod: func(c *Config) { c.Store.RawEncryptionKeys = []string{"short"} }},
+		{
+			name: "store redis",
+			mod: func(c *Config) {
+				c.Store.Type, c.Store.Redis.Addr, c.Store.RawEncryptionKeys = StoreRedis, "127.0.0.1:6379", []string{testKey}
+				c.Store.LocalCacheTTL = 0
+			},
+		},
+		{
+			name: "store type unknown",
+			mod:  func(c *Config) { c.Store.Type = "memcached" },
+			want: []string{`store.type: "memcached" is unknown (use memory for a single replica, or redis to share Qlik sessions between replicas)`},
+		},
+		{
+			name: "store redis without address or keys",
+			mod:  func(c *Config) { c.Store.Type = StoreRedis },
+			want: []string{
+				`store.encryption_keys: required when store.type is redis (generate one with: openssl rand -base64 32, and give every replica the same keys)`,
+				`store.redis.addr: required when store.type is redis (write the Redis server's host:port, e.g. redis.example.com:6379)`,
+			},
+		},
+		{
+			name: "store redis bad values",
+			mod: func(c *Config) {
+				c.Store.Type = StoreRedis
+				c.Store.Redis.Addr = "redis.example.com"
+				c.Store.Redis.DB = -1
+				c.Store.Redis.KeyPrefix = ""
+				c.Store.RawEncryptionKeys = []string{testKey, "c2hvcnQ=", "not base64!"}
+				c.Store.LocalCacheTTL = time.Minute
+			},
+			want: []string{
+				`store.encryption_keys[1]: is not 32 bytes in base64 (generate one with: openssl rand -base64 32)`,
+				`store.encryption_keys[2]: is not 32 bytes in base64 (generate one with: openssl rand -base64 32)`,
+				`store.local_cache_ttl: 1m0s is out of range (use 0 (no local cache) to 10s, e.g. 1s)`,
+				`store.redis.addr: "redis.example.com" is not host:port (write the Redis server's host:port, e.g. redis.example.com:6379)`,
+				`store.redis.db: -1 is negative (use 0, Redis's default database, or another database number)`,
+				`store.redis.key_prefix: required (a prefix for the names of sensegate's keys, e.g. sensegate:)`,
+			},
+		},
+		{
+			name: "store redis port out of range",
+			mod: func(c *Config) {
+				c.Store.Type, c.Store.Redis.Addr, c.Store.RawEncryptionKeys = StoreRedis, "redis:0", []string{testKey}
+			},
+			want: []string{`store.redis.addr: "redis:0" has port "0" (use a port from 1 to 65535)`},
+		},
+		{
+			name: "store redis with OIDC needs shared cookie secrets",
+			mod: func(c *Config) {
+				c.Identity.Provider = ProviderOIDC
+				c.Identity.OIDC.Issuer, c.Identity.OIDC.ClientID = "https://login.example.com", "sensegate"
+				c.Store.Type, c.Store.Redis.Addr, c.Store.RawEncryptionKeys = StoreRedis, "redis:6379", []string{testKey}
+			},
+			want: []string{`identity.oidc.cookie_secrets: required when store.type is redis: every replica must open the login cookie (generate one with: openssl rand -base64 32, and give every replica the same keys)`},
 		},
 
 		// log

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"time"
 
@@ -22,9 +23,9 @@ type Loginer interface {
 }
 
 // Broker hands out each user's Qlik session, logging the user in when the
-// jar has none. Concurrent Ensure calls for one user share a single login;
-// calls for different users never wait for each other. It is safe for
-// concurrent use.
+// jar has none. Concurrent Ensure calls for one user share a single login,
+// and across replicas too when the store is a Locker; calls for different
+// users never wait for each other. It is safe for concurrent use.
 type Broker struct {
 	store   Store
 	login   Loginer
@@ -38,7 +39,8 @@ type Broker struct {
 type BrokerOptions struct {
 	// LoginTimeout bounds one login (DefaultLoginTimeout if 0). A login
 	// runs on its own context so that one caller giving up does not fail
-	// the others waiting for it.
+	// the others waiting for it. With a Locker store, the login lock
+	// lasts LoginTimeout plus a margin of 5s.
 	LoginTimeout time.Duration
 	// Now is the clock (time.Now if nil).
 	Now func() time.Time
@@ -72,27 +74,8 @@ func (b *Broker) Ensure(ctx context.Context, u identity.User) (Entry, error) {
 		return e, nil
 	}
 	ch := b.flights.DoChan(key, func() (any, error) {
-		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.timeout)
-		defer cancel()
-		// Another flight may have filled the jar between our Get and now.
-		if e, ok, err := b.store.Get(lctx, key); err == nil && ok {
-			return e, nil
-		}
-		start := b.now()
-		c, err := b.login.Login(lctx, u)
-		if err != nil {
-			if errors.Is(lctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
-				err = fmt.Errorf("%w after %s: %w", ErrLoginTimeout, b.timeout, err)
-			}
-			b.log.Warn("qlik login failed", zap.String("user", u.String()), zap.Error(err))
-			return nil, err
-		}
-		e := Entry{Cookie: c.Value, Created: b.now()}
-		if err := b.store.Put(lctx, key, e); err != nil {
-			return nil, fmt.Errorf("session: jar put: %w", err)
-		}
-		b.log.Info("qlik login", zap.String("user", u.String()), zap.Duration("took", b.now().Sub(start)))
-		return e, nil
+		// The login runs on a context of its own: see BrokerOptions.
+		return b.flight(context.WithoutCancel(ctx), u, key)
 	})
 	select {
 	case r := <-ch:
@@ -102,6 +85,122 @@ func (b *Broker) Ensure(ctx context.Context, u identity.User) (Entry, error) {
 		return r.Val.(Entry), nil
 	case <-ctx.Done():
 		return Entry{}, ctx.Err()
+	}
+}
+
+// flight gets u's session into the jar, one goroutine per user key at a
+// time in this process. When the store is a Locker it first takes the
+// user's login lock, or waits for the replica holding it.
+func (b *Broker) flight(ctx context.Context, u identity.User, key string) (Entry, error) {
+	if l, ok := b.store.(Locker); ok {
+		unlock, e, found, err := b.lockOrWait(ctx, l, key)
+		if err != nil {
+			b.log.Warn("qlik login not started", zap.String("user", u.String()), zap.Error(err))
+			return Entry{}, err
+		}
+		if found {
+			return e, nil
+		}
+		defer func() {
+			uctx, cancel := context.WithTimeout(ctx, unlockTimeout)
+			defer cancel()
+			if err := unlock(uctx); err != nil {
+				// It expires by itself within the lock TTL.
+				b.log.Warn("login lock not released", zap.String("user", u.String()), zap.Error(err))
+			}
+		}()
+	}
+	lctx, cancel := context.WithTimeout(ctx, b.timeout)
+	defer cancel()
+	// Another flight, here or on another replica, may have filled the jar
+	// between our Get and now.
+	if e, ok, err := b.store.Get(lctx, key); err == nil && ok {
+		return e, nil
+	}
+	start := b.now()
+	c, err := b.login.Login(lctx, u)
+	if err != nil {
+		if errors.Is(lctx.Err(), context.DeadlineExceeded) {
+			err = fmt.Errorf("%w after %s: %w", ErrLoginTimeout, b.timeout, err)
+		}
+		b.log.Warn("qlik login failed", zap.String("user", u.String()), zap.Error(err))
+		return Entry{}, err
+	}
+	e := Entry{Cookie: c.Value, Created: b.now()}
+	if err := b.store.Put(lctx, key, e); err != nil {
+		return Entry{}, fmt.Errorf("session: jar put: %w", err)
+	}
+	b.log.Info("qlik login", zap.String("user", u.String()), zap.Duration("took", b.now().Sub(start)))
+	return e, nil
+}
+
+// Locker is implemented by stores that replicas share (Redis), so that a
+// user is logged in to Qlik once across replicas: Ensure takes the user's
+// lock around a login, and a replica that finds it taken waits for the
+// holder's entry to appear in the store.
+type Locker interface {
+	// Lock takes the lock named key for ttl, after which it frees itself,
+	// or returns ErrLocked at once if another holder has it. unlock
+	// releases the lock if it is still the caller's.
+	Lock(ctx context.Context, key string, ttl time.Duration) (unlock func(context.Context) error, err error)
+}
+
+// ErrLocked is returned by Locker.Lock when another holder has the lock.
+var ErrLocked = errors.New("session: lock held elsewhere")
+
+// Login lock timing: the lock outlives a login by lockMargin (so the
+// holder also has time to store the entry); a waiter polls the store
+// between pollMin and pollMax apart, doubling, with jitter.
+const (
+	lockMargin    = 5 * time.Second
+	pollMin       = 5 * time.Millisecond
+	pollMax       = 250 * time.Millisecond
+	unlockTimeout = 5 * time.Second
+)
+
+// lockOrWait takes key's login lock, returning unlock, or waits until the
+// holder's entry is in the store, returning it with found true; if the
+// holder gives up (its login failed) or dies, its lock frees and this
+// replica takes it.
+func (b *Broker) lockOrWait(ctx context.Context, l Locker, key string) (unlock func(context.Context) error, e Entry, found bool, err error) {
+	ttl := b.timeout + lockMargin
+	// A lock taken by another holder before our first try frees itself
+	// within ttl, and we try at least every pollMax: waiting longer than
+	// that means the store is failing.
+	wait := ttl + 2*pollMax
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	var timer *time.Timer
+	delay := pollMin
+	for {
+		unlock, err := l.Lock(wctx, key, ttl)
+		if err == nil {
+			return unlock, Entry{}, false, nil
+		}
+		if !errors.Is(err, ErrLocked) {
+			if wctx.Err() != nil {
+				return nil, Entry{}, false, fmt.Errorf("%w: waiting %s for another replica's login: %w", ErrLoginTimeout, wait, err)
+			}
+			return nil, Entry{}, false, fmt.Errorf("session: login lock: %w", err)
+		}
+		d := delay/2 + rand.N(delay/2+1)
+		if timer == nil {
+			timer = time.NewTimer(d)
+			defer timer.Stop()
+		} else {
+			timer.Reset(d)
+		}
+		select {
+		case <-timer.C:
+		case <-wctx.Done():
+			return nil, Entry{}, false, fmt.Errorf("%w: waiting %s for another replica's login", ErrLoginTimeout, wait)
+		}
+		delay = min(2*delay, pollMax)
+		// A read error is as good as a miss here: the next round tries
+		// the lock again, and Lock reports a store that is down.
+		if e, ok, err := b.store.Get(wctx, key); err == nil && ok {
+			return nil, e, true, nil
+		}
 	}
 }
 

@@ -9,7 +9,10 @@ import (
 )
 
 // storeFactory makes an empty store with the given idle timeout whose clock
-// is advanced by the returned func.
+// is advanced by the returned func. A store that expires entries by real
+// time (Redis) may scale: give it a short real idle timeout and make
+// advance wait the real time that stands for d at that scale, since the
+// suite relies only on the ratios of its durations.
 type storeFactory func(t *testing.T, idle time.Duration) (Store, func(time.Duration))
 
 // runStoreTests is the conformance suite every Store must pass.

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/sensegate/sensegate/config"
 	"github.com/sensegate/sensegate/identity"
 	"github.com/sensegate/sensegate/proxy"
@@ -130,6 +131,10 @@ func newProvider(ctx context.Context, cfg *config.Config, log *zap.Logger) (iden
 		}
 		return p, nil
 	}
+	sessions, err := newLoginSessions(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
 	oc := ic.OIDC
 	keys := oc.CookieKeys()
 	if len(keys) == 0 {
@@ -141,7 +146,7 @@ func newProvider(ctx context.Context, cfg *config.Config, log *zap.Logger) (iden
 	p, err := identity.NewOIDC(ctx, identity.OIDCConfig{
 		Issuer: oc.Issuer, ClientID: oc.ClientID, ClientSecret: oc.ClientSecret,
 		RedirectURL: oc.EffectiveRedirectURL(), Scopes: oc.Scopes, Mapping: mapping,
-		Sessions: identity.NewMemorySessions(nil), CookieName: oc.CookieName, CookieKeys: keys,
+		Sessions: sessions, CookieName: oc.CookieName, CookieKeys: keys,
 		Secure: cfg.Server.PublicURL().Scheme == "https", SessionLifetime: oc.SessionLifetime,
 		PostLogoutRedirectURL: oc.EffectivePostLogoutURL(), Logger: log.Named("identity"),
 	})
@@ -149,6 +154,78 @@ func newProvider(ctx context.Context, cfg *config.Config, log *zap.Logger) (iden
 		return nil, fmt.Errorf("identity.oidc: %w", err)
 	}
 	return p, nil
+}
+
+// storeStartTimeout bounds the connection to Redis at startup.
+const storeStartTimeout = 10 * time.Second
+
+// redisConfig is how to reach the Redis server of a redis store.
+func redisConfig(sc config.StoreConfig) session.RedisConfig {
+	r := sc.Redis
+	rc := session.RedisConfig{Addr: r.Addr, Username: r.Username, Password: r.Password, DB: r.DB}
+	if r.TLS {
+		host, _, _ := net.SplitHostPort(r.Addr)
+		rc.TLS = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+	}
+	return rc
+}
+
+// dialRedis connects to the Redis server of a redis store, failing when it
+// does not answer PING.
+func dialRedis(ctx context.Context, sc config.StoreConfig) (*redis.Client, error) {
+	c, err := session.DialRedis(ctx, redisConfig(sc))
+	if err != nil {
+		return nil, fmt.Errorf("store.redis.addr: %w (is Redis up, and do store.redis.username, password and tls match it?)", err)
+	}
+	return c, nil
+}
+
+// newLoginSessions returns the store of OIDC logins: Redis for a redis
+// store, so that replicas share logins, else memory. Its Redis client
+// lives as long as the process (identity providers are not closed).
+func newLoginSessions(ctx context.Context, cfg *config.Config) (identity.SessionStore, error) {
+	sc := cfg.Store
+	if sc.Type != config.StoreRedis {
+		return identity.NewMemorySessions(nil), nil
+	}
+	c, err := dialRedis(ctx, sc)
+	if err != nil {
+		return nil, err
+	}
+	s, err := session.NewRedisSessions(c, session.RedisSessionsOptions{Prefix: sc.Redis.KeyPrefix, Keys: sc.EncryptionKeys()})
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("store.encryption_keys: %w", err)
+	}
+	return s, nil
+}
+
+// newJar returns the jar of store.type and the func that closes it.
+func newJar(cfg *config.Config, log *zap.Logger) (session.Store, func(), error) {
+	sc := cfg.Store
+	switch sc.Type {
+	case config.StoreMemory:
+		return session.NewMemory(cfg.Qlik.SessionTimeout, nil), func() {}, nil
+	case config.StoreRedis:
+	default:
+		return nil, nil, fmt.Errorf("store.type: %q is not supported", sc.Type)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), storeStartTimeout)
+	defer cancel()
+	c, err := dialRedis(ctx, sc)
+	if err != nil {
+		return nil, nil, err
+	}
+	jar, err := session.NewRedis(c, session.RedisOptions{
+		Prefix: sc.Redis.KeyPrefix, Keys: sc.EncryptionKeys(), Idle: cfg.Qlik.SessionTimeout,
+		LocalTTL: sc.LocalCacheTTL, Logger: log.Named("session"),
+	})
+	if err != nil {
+		c.Close()
+		return nil, nil, fmt.Errorf("store.encryption_keys: %w", err)
+	}
+	log.Info("session store: redis", zap.String("addr", sc.Redis.Addr), zap.Int("db", sc.Redis.DB), zap.String("key_prefix", sc.Redis.KeyPrefix))
+	return jar, func() { c.Close() }, nil
 }
 
 // isLoopbackListen reports whether a listen address binds only loopback.
@@ -166,13 +243,17 @@ func isLoopbackListen(addr string) bool {
 
 // gateway is sensegate assembled: the proxy handler and what it owns.
 type gateway struct {
-	handler *proxy.Handler
-	tickets *ticket.Client
+	handler  *proxy.Handler
+	tickets  *ticket.Client
+	closeJar func() // nil: nothing to close
 }
 
 func (g *gateway) close() {
 	g.tickets.CloseIdleConnections()
 	g.handler.CloseIdleConnections()
+	if g.closeJar != nil {
+		g.closeJar()
+	}
 }
 
 // probe calls QPS once at startup so that a wrong certificate, CA or
@@ -208,7 +289,11 @@ func newGateway(cfg *config.Config, provider identity.Provider, log *zap.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("qlik: %w", err)
 	}
-	broker := session.NewBroker(session.NewMemory(q.SessionTimeout, nil), tc, session.BrokerOptions{Logger: log.Named("session")})
+	jar, closeJar, err := newJar(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	broker := session.NewBroker(jar, tc, session.BrokerOptions{Logger: log.Named("session")})
 	var routes []proxy.Route
 	for _, r := range cfg.Routes {
 		routes = append(routes, proxy.Route{Path: r.Path, Upstream: r.UpstreamURL(), StripPrefix: r.StripPrefix})
@@ -226,9 +311,10 @@ func newGateway(cfg *config.Config, provider identity.Provider, log *zap.Logger)
 		Logger:         log.Named("proxy"),
 	})
 	if err != nil {
+		closeJar()
 		return nil, err
 	}
-	return &gateway{handler: h, tickets: tc}, nil
+	return &gateway{handler: h, tickets: tc, closeJar: closeJar}, nil
 }
 
 // replayLimit maps qlik.replay_limit to proxy.Options.ReplayLimit, where 0
