@@ -63,6 +63,10 @@
 //	log:
 //	  level: info                                  # debug | info | warn | error
 //	  format: json                                 # json | console
+//	admin:
+//	  listen: "127.0.0.1:9090"                     # /metrics, /healthz, /readyz; "" disables
+//	audit:
+//	  enabled: true                                # the audit log of logins, logouts, apps opened
 //
 // A Config is immutable once Load or Validate returned it: the parsed
 // forms of URLs, origins, CIDRs and the CA are kept in unexported fields
@@ -108,6 +112,8 @@ const (
 	DefaultGroupsClaim         = "groups"
 	DefaultLogLevel            = "info"
 	DefaultLogFormat           = LogFormatJSON
+	DefaultAdminListen         = "127.0.0.1:9090"
+	DefaultAuditEnabled        = true
 )
 
 // DefaultOIDCScopes returns the default identity.oidc.scopes.
@@ -204,6 +210,10 @@ type Config struct {
 	// server), matched by path prefix before Qlik. Nil means none.
 	Routes []Route   `mapstructure:"routes"`
 	Log    LogConfig `mapstructure:"log"`
+	// Admin is the operations listener: metrics and health probes.
+	Admin AdminConfig `mapstructure:"admin"`
+	// Audit is the audit log.
+	Audit AuditConfig `mapstructure:"audit"`
 }
 
 // ServerConfig is the listener browsers talk to (server).
@@ -489,6 +499,23 @@ type LogConfig struct {
 	Format LogFormat `mapstructure:"format"`
 }
 
+// AdminConfig is the admin listener (admin): Prometheus metrics at
+// /metrics, liveness at /healthz, readiness at /readyz.
+type AdminConfig struct {
+	// Listen is the host:port of the admin listener, apart from
+	// server.listen so that metrics and probes are never public
+	// (DefaultAdminListen, loopback only); "" disables it.
+	Listen string `mapstructure:"listen"`
+}
+
+// AuditConfig is the audit log (audit).
+type AuditConfig struct {
+	// Enabled writes one log entry, named "audit" and with audit: true,
+	// per Qlik login or failed login, logout, and app opened over an
+	// Engine websocket, whatever log.level says (DefaultAuditEnabled).
+	Enabled bool `mapstructure:"enabled"`
+}
+
 // Default returns a Config holding every default. Keys without a default
 // are empty, so it does not validate as it is.
 func Default() *Config {
@@ -548,6 +575,8 @@ func Default() *Config {
 			Level:  DefaultLogLevel,
 			Format: DefaultLogFormat,
 		},
+		Admin: AdminConfig{Listen: DefaultAdminListen},
+		Audit: AuditConfig{Enabled: DefaultAuditEnabled},
 	}
 }
 

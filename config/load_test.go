@@ -169,6 +169,10 @@ routes:
 log:
   level: debug
   format: console
+admin:
+  listen: ":9091"
+audit:
+  enabled: false
 `, c.cert, c.key))
 
 	got, err := Load(file)
@@ -224,7 +228,9 @@ log:
 			{Path: "/mashup/", Upstream: "http://127.0.0.1:3000", StripPrefix: true},
 			{Path: "/docs/", Upstream: "https://docs.internal:8443/base/"},
 		},
-		Log: LogConfig{Level: "debug", Format: LogFormatConsole},
+		Log:   LogConfig{Level: "debug", Format: LogFormatConsole},
+		Admin: AdminConfig{Listen: ":9091"},
+		Audit: AuditConfig{Enabled: false},
 	}
 	if diff := cmp.Diff(want, got, ignoreParsed); diff != "" {
 		t.Errorf("Load mismatch (-want +got):\n%s", diff)
@@ -299,6 +305,8 @@ func TestLoadDefaults(t *testing.T) {
 		"routes":                 {len(got.Routes), 0},
 		"identity.static.user":   {got.Identity.Static.User, ""},
 		"server.allowed_origins": {len(got.Server.RawAllowedOrigins), 0},
+		"admin.listen":           {got.Admin.Listen, "127.0.0.1:9090"},
+		"audit.enabled":          {got.Audit.Enabled, true},
 	} {
 		if !reflect.DeepEqual(tc.got, tc.want) {
 			t.Errorf("%s = %v, want %v", name, tc.got, tc.want)
@@ -415,7 +423,7 @@ func TestEveryKeyOverridableByEnv(t *testing.T) {
 		t.Run(k.path, func(t *testing.T) {
 			env := EnvPrefix + "_" + strings.ToUpper(strings.ReplaceAll(k.path, ".", "_"))
 			var val string
-			switch k.value.(type) {
+			switch v := k.value.(type) {
 			case string, LoginMode, Provider, LogFormat, CSRFMode:
 				val = "from-env"
 			case time.Duration:
@@ -429,7 +437,7 @@ func TestEveryKeyOverridableByEnv(t *testing.T) {
 			case map[string]string:
 				t.Skip("maps, like routes, are set in the file only")
 			case bool:
-				val = "true"
+				val = fmt.Sprint(!v) // the other value than the default
 			default:
 				t.Fatalf("no test value for %T", k.value)
 			}

@@ -41,6 +41,7 @@ func (c *Config) validate() []problem {
 	c.Store.validate(v, &c.Identity)
 	validateRoutes(v, c.Routes, c.Qlik.Prefix)
 	c.Log.validate(v)
+	c.Admin.validate(v, c.Server.Listen)
 	return v.probs
 }
 
@@ -808,5 +809,24 @@ func (l *LogConfig) validate(v *validator) {
 	case LogFormatJSON, LogFormatConsole:
 	default:
 		v.errorf("log.format", "use json or console", "%q is unknown", l.Format)
+	}
+}
+
+func (a *AdminConfig) validate(v *validator, serverListen string) {
+	if a.Listen == "" {
+		return // disabled
+	}
+	const fix = `write host:port, e.g. "127.0.0.1:9090" (loopback only) or ":9090" for a prober on the network, or "" to disable`
+	_, port, err := net.SplitHostPort(a.Listen)
+	if err != nil {
+		v.errorf("admin.listen", fix, "%q is not host:port", a.Listen)
+		return
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		v.errorf("admin.listen", "use a port from 0 to 65535", "%q has port %q", a.Listen, port)
+		return
+	}
+	if a.Listen == serverListen && port != "0" {
+		v.errorf("admin.listen", "give the admin listener a port of its own, e.g. 127.0.0.1:9090: metrics and probes do not belong on the public listener", "%q is also server.listen", a.Listen)
 	}
 }

@@ -543,6 +543,26 @@ func TestValidate(t *testing.T) {
 				`log.level: "verbose" is unknown (use debug, info, warn or error)`,
 			},
 		},
+
+		// admin
+		{name: "admin.listen disabled", mod: func(c *Config) { c.Admin.Listen = "" }},
+		{name: "admin.listen on every interface", mod: func(c *Config) { c.Admin.Listen = ":9090" }},
+		{name: "admin.listen and server.listen on free ports", mod: func(c *Config) { c.Server.Listen, c.Admin.Listen = "127.0.0.1:0", "127.0.0.1:0" }},
+		{
+			name: "admin.listen not host:port",
+			mod:  func(c *Config) { c.Admin.Listen = "9090" },
+			want: []string{`admin.listen: "9090" is not host:port (write host:port, e.g. "127.0.0.1:9090" (loopback only) or ":9090" for a prober on the network, or "" to disable)`},
+		},
+		{
+			name: "admin.listen bad port",
+			mod:  func(c *Config) { c.Admin.Listen = "127.0.0.1:http" },
+			want: []string{`admin.listen: "127.0.0.1:http" has port "http" (use a port from 0 to 65535)`},
+		},
+		{
+			name: "admin.listen is server.listen",
+			mod:  func(c *Config) { c.Admin.Listen = c.Server.Listen },
+			want: []string{`admin.listen: ":8080" is also server.listen (give the admin listener a port of its own, e.g. 127.0.0.1:9090: metrics and probes do not belong on the public listener)`},
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

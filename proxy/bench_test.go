@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sensegate/sensegate/identity"
 	"github.com/sensegate/sensegate/session"
 )
@@ -70,9 +71,9 @@ func (benchLoginer) Login(context.Context, identity.User) (*http.Cookie, error) 
 
 // newWarmBroker returns a real broker over an in-memory jar that already
 // holds benchUser's session, so Ensure is a jar hit.
-func newWarmBroker(tb testing.TB) *session.Broker {
+func newWarmBroker(tb testing.TB, m *session.Metrics) *session.Broker {
 	tb.Helper()
-	br := session.NewBroker(session.NewMemory(30*time.Minute, nil), benchLoginer{}, session.BrokerOptions{})
+	br := session.NewBroker(session.NewMemory(30*time.Minute, nil), benchLoginer{}, session.BrokerOptions{Metrics: m})
 	if _, err := br.Ensure(context.Background(), benchUser); err != nil {
 		tb.Fatal(err)
 	}
@@ -81,20 +82,36 @@ func newWarmBroker(tb testing.TB) *session.Broker {
 
 // newBenchSensegate returns sensegate's handler in front of qlik with a
 // static identity and a warm jar. transport nil takes the handler's default.
-func newBenchSensegate(tb testing.TB, qlik string, transport http.RoundTripper) *Handler {
+// With metrics, the handler and broker record into a registry of their own,
+// as serve wires them.
+func newBenchSensegate(tb testing.TB, qlik string, transport http.RoundTripper, metrics bool) *Handler {
 	tb.Helper()
 	qu, err := url.Parse(qlik)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	pub, _ := url.Parse("http://localhost")
+	var (
+		pm *Metrics
+		sm *session.Metrics
+	)
+	if metrics {
+		reg := prometheus.NewRegistry()
+		if pm, err = NewMetrics(reg); err != nil {
+			tb.Fatal(err)
+		}
+		if sm, err = session.NewMetrics(reg); err != nil {
+			tb.Fatal(err)
+		}
+	}
 	h, err := New(Options{
 		Qlik:       qu,
 		CookieName: benchCookieName,
 		Identity:   identity.NewStatic(benchUser),
-		Sessions:   newWarmBroker(tb),
+		Sessions:   newWarmBroker(tb, sm),
 		PublicURL:  pub,
 		Transport:  transport,
+		Metrics:    pm,
 	})
 	if err != nil {
 		tb.Fatal(err)
@@ -165,10 +182,14 @@ func BenchmarkHTTPSmall(b *testing.B) {
 	defer bare.Close()
 	defer bareRP.Transport.(*http.Transport).CloseIdleConnections()
 
-	sg := newBenchSensegate(b, upstream.URL, nil) // the production default transport
+	sg := newBenchSensegate(b, upstream.URL, nil, false) // the production default transport
 	sense := httptest.NewServer(sg)
 	defer sense.Close()
 	defer sg.opts.Transport.(*http.Transport).CloseIdleConnections()
+	sgm := newBenchSensegate(b, upstream.URL, nil, true)
+	senseMetrics := httptest.NewServer(sgm)
+	defer senseMetrics.Close()
+	defer sgm.opts.Transport.(*http.Transport).CloseIdleConnections()
 
 	// The handler must really be on the warm path: the jar's cookie goes
 	// upstream, nothing else.
@@ -187,6 +208,7 @@ func BenchmarkHTTPSmall(b *testing.B) {
 		{"direct", upstream.URL},
 		{"bare", bare.URL},
 		{"sensegate", sense.URL},
+		{"sensegate-metrics", senseMetrics.URL},
 	} {
 		b.Run(front.name, func(b *testing.B) {
 			c := newBenchClient()
@@ -276,7 +298,8 @@ func BenchmarkHandlerNoNetwork(b *testing.B) {
 		h    http.Handler
 	}{
 		{"bare", newBareProxy(b, qlik, stub)},
-		{"sensegate", newBenchSensegate(b, qlik, stub)},
+		{"sensegate", newBenchSensegate(b, qlik, stub, false)},
+		{"sensegate-metrics", newBenchSensegate(b, qlik, stub, true)},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			// The requests are what net/http's server hands the handler

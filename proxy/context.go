@@ -24,6 +24,12 @@ type reqState struct {
 	// hasUser is set once the user is identified.
 	hasUser bool
 	first   attempt
+	// rec records the answer's status for the metrics, route says which
+	// route's metrics count it, and clientGone marks a client that went
+	// away before the answer (499); all three only with Options.Metrics.
+	rec        statusRecorder
+	route      *routeMetrics
+	clientGone bool
 }
 
 func withState(ctx context.Context, st *reqState) context.Context {

@@ -79,6 +79,9 @@ func randomHex(n int) string {
 func writeError(w http.ResponseWriter, r *http.Request, log *zap.Logger, e *Error) {
 	id := requestID(r.Context())
 	if e.Status == StatusClientClosedRequest {
+		if st := stateFrom(r.Context()); st != nil {
+			st.clientGone = true
+		}
 		log.Debug("client closed request", zap.String("request_id", id), zap.String("path", r.URL.Path))
 		return
 	}

@@ -121,6 +121,11 @@ type Options struct {
 	PublicPaths []string
 	// Logger receives the logs (nil discards them).
 	Logger *zap.Logger
+	// Metrics receives the proxy's metrics (nil: none are kept).
+	Metrics *Metrics
+	// Audit receives the audit events of logouts and opened apps (nil:
+	// none). Logins are the broker's: give it Audit.Login.
+	Audit *Audit
 }
 
 // Handler is sensegate's front handler. It is safe for concurrent use.
@@ -137,6 +142,11 @@ type Handler struct {
 	idPrefix     string         // random per Handler
 	idSeq        atomic.Uint64  // request counter
 	own          *http.ServeMux // sensegate's own pages under ReservedPrefix
+	metrics      *Metrics
+	audit        *Audit
+	// The metrics of Qlik, sensegate's own endpoints and unrouted paths
+	// (routes keep theirs).
+	mQlik, mSensegate, mNone routeMetrics
 }
 
 // ReservedPrefix is the path prefix of sensegate's own endpoints (identity
@@ -203,7 +213,10 @@ func New(opts Options) (*Handler, error) {
 		}
 		opts.WebsocketCSRF = CSRFOff
 	}
-	h := &Handler{opts: opts, log: opts.Logger, qlikHost: opts.Qlik.Host, idPrefix: randomHex(4)}
+	h := &Handler{opts: opts, log: opts.Logger, qlikHost: opts.Qlik.Host, idPrefix: randomHex(4), metrics: opts.Metrics, audit: opts.Audit}
+	h.mQlik = h.metrics.forRoute(routeQlik, true)
+	h.mSensegate = h.metrics.forRoute(routeSensegate, false)
+	h.mNone = h.metrics.forRoute(routeNone, false)
 	if opts.Prefix != "" {
 		h.prefix = "/" + opts.Prefix
 	}
@@ -234,9 +247,33 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st.idHdr[0] = st.id
 	r = r.WithContext(withState(r.Context(), st))
 	w.Header()[HeaderRequestID] = st.idHdr[:]
+	if h.metrics == nil {
+		h.dispatch(w, r, st)
+		return
+	}
+	st.rec.ResponseWriter = w
+	defer h.countRequest(st)
+	h.dispatch(&st.rec, r, st)
+}
 
+// countRequest counts a request in its route's metrics.
+func (h *Handler) countRequest(st *reqState) {
+	if st.route == nil {
+		return
+	}
+	code := st.rec.code()
+	if st.clientGone {
+		code = StatusClientClosedRequest
+	}
+	st.route.request(code)
+}
+
+// dispatch serves a request by its path: sensegate's own endpoints, Qlik,
+// a route, or 404.
+func (h *Handler) dispatch(w http.ResponseWriter, r *http.Request, st *reqState) {
 	path := r.URL.Path
 	if strings.HasPrefix(path, ReservedPrefix) {
+		st.route = &h.mSensegate
 		h.own.ServeHTTP(w, r)
 		return
 	}
@@ -246,6 +283,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		path = path[len(h.prefix):]
 	}
 	if IsQlikPath(path) {
+		st.route = &h.mQlik
 		u, ok := h.identify(w, r)
 		if !ok {
 			return
@@ -268,6 +306,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, rp := range h.routes {
 		if strings.HasPrefix(r.URL.Path, rp.route.Path) || r.URL.Path+"/" == rp.route.Path {
+			st.route = &rp.metrics
 			if h.isPublic(r.URL.Path) {
 				rp.serve(w, r)
 				return
@@ -281,6 +320,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	st.route = &h.mNone
 	writeError(w, r, h.log, &Error{Status: http.StatusNotFound, Msg: "no route for " + r.URL.Path})
 }
 
@@ -383,8 +423,8 @@ func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request) {
 // rest goes on, and Qlik's sessions time out.
 func (h *Handler) logout(w http.ResponseWriter, r *http.Request, u identity.User) (int, string) {
 	n := 0
+	var err error
 	if lo, ok := h.opts.Sessions.(sessionLogouter); ok {
-		var err error
 		if n, err = lo.Logout(r.Context(), u); err != nil {
 			h.log.Warn("qlik logout failed", zap.String("user", u.String()), zap.String("request_id", requestID(r.Context())), zap.Error(err))
 		}
@@ -395,6 +435,7 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, u identity.User
 		next = lo.Logout(w, r)
 	}
 	h.log.Info("logout", zap.String("user", u.String()), zap.Int("qlik_sessions", n), zap.Int("websockets", closed), zap.String("request_id", requestID(r.Context())))
+	h.audit.logout(r.Context(), u, n, closed, err)
 	return n, next
 }
 

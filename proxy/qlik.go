@@ -25,7 +25,7 @@ func newQlikProxy(h *Handler) *qlikProxy {
 	q := &qlikProxy{h: h}
 	q.rp = &httputil.ReverseProxy{
 		Rewrite:        q.rewrite,
-		Transport:      h.opts.Transport,
+		Transport:      h.mQlik.transport(h.opts.Transport),
 		ModifyResponse: q.modifyResponse,
 		ErrorHandler:   q.errorHandler,
 		BufferPool:     newBufferPool(),
@@ -292,6 +292,7 @@ func (q *qlikProxy) recover(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, h.log, &Error{Status: http.StatusServiceUnavailable, Msg: "the Qlik session expired while a large request body was sent; retry the request", Err: errSessionRefused, RetryAfter: 1})
 		return
 	}
+	h.metrics.reauth(false)
 	h.log.Info("qlik session expired: replaying with a new one", zap.String("user", u.String()), zap.String("request_id", requestID(r.Context())), zap.String("path", r.URL.Path))
 	e, err := h.opts.Sessions.Ensure(r.Context(), u)
 	if err != nil {

@@ -11,16 +11,17 @@ import (
 
 // routeProxy forwards a configured path prefix to a non-Qlik upstream.
 type routeProxy struct {
-	h     *Handler
-	route Route
-	rp    *httputil.ReverseProxy
+	h       *Handler
+	route   Route
+	rp      *httputil.ReverseProxy
+	metrics routeMetrics
 }
 
 func newRouteProxy(h *Handler, rt Route) *routeProxy {
-	p := &routeProxy{h: h, route: rt}
+	p := &routeProxy{h: h, route: rt, metrics: h.metrics.forRoute(rt.Path, true)}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:        p.rewrite,
-		Transport:      NewTransport(nil, DefaultUpstreamTimeout),
+		Transport:      p.metrics.transport(NewTransport(nil, DefaultUpstreamTimeout)),
 		ModifyResponse: p.modifyResponse,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			writeError(w, r, h.log, upstreamError("upstream of "+rt.Path+" did not answer", err))

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sensegate/sensegate/identity"
 	"github.com/sensegate/sensegate/session"
 	"go.uber.org/zap"
@@ -109,9 +110,11 @@ func (rl *relay) serve(w http.ResponseWriter, r *http.Request, u identity.User, 
 			writeError(w, r, h.log, &Error{Status: http.StatusBadGateway, Msg: "Qlik refused a fresh session", Err: err})
 			return
 		}
+		h.metrics.reauth(true)
 		h.log.Info("qlik session expired: re-dialling the websocket with a new one", zap.String("user", u.String()), zap.String("request_id", requestID(r.Context())))
 	}
-	respHdr := http.Header{}
+	// The upgrader writes its own 101: repeat the request id there.
+	respHdr := http.Header{HeaderRequestID: {requestID(r.Context())}}
 	if sp := up.Subprotocol(); sp != "" {
 		respHdr.Set("Sec-WebSocket-Protocol", sp)
 	}
@@ -121,7 +124,7 @@ func (rl *relay) serve(w http.ResponseWriter, r *http.Request, u identity.User, 
 		up.Close()
 		return
 	}
-	p := &wsPair{rl: rl, client: client, up: up, user: u, cookie: e.Cookie, reqID: requestID(r.Context()), ctx: r.Context()}
+	p := &wsPair{rl: rl, client: client, up: up, user: u, cookie: e.Cookie, created: e.Created, reqID: requestID(r.Context()), ctx: r.Context()}
 	if !rl.register(p) {
 		p.closeBoth(websocket.CloseGoingAway, "sensegate is shutting down")
 		client.Close()
@@ -131,11 +134,15 @@ func (rl *relay) serve(w http.ResponseWriter, r *http.Request, u identity.User, 
 	defer rl.unregister(p)
 	// The notifications read while checking the session are the client's.
 	client.SetWriteDeadline(time.Now().Add(DefaultWriteWait))
+	relayed := h.metrics.websocketBytes(false)
 	for _, m := range pending {
 		if err := client.WriteMessage(websocket.TextMessage, m); err != nil {
 			client.Close()
 			up.Close()
 			return
+		}
+		if relayed != nil {
+			relayed.Add(float64(len(m)))
 		}
 	}
 	p.run()
@@ -388,6 +395,7 @@ func (rl *relay) register(p *wsPair) bool {
 	}
 	rl.pairs[p] = struct{}{}
 	rl.wg.Add(1)
+	rl.h.metrics.websocketOpened()
 	return true
 }
 
@@ -395,6 +403,7 @@ func (rl *relay) unregister(p *wsPair) {
 	rl.mu.Lock()
 	delete(rl.pairs, p)
 	rl.mu.Unlock()
+	rl.h.metrics.websocketClosed()
 	rl.wg.Done()
 }
 
@@ -459,8 +468,10 @@ type wsPair struct {
 	up     *websocket.Conn
 	user   identity.User
 	cookie string // the Qlik session the socket runs on
-	reqID  string
-	ctx    context.Context // the upgrade request's, live while the pair runs
+	// created is when that session was made (for the audit log).
+	created time.Time
+	reqID   string
+	ctx     context.Context // the upgrade request's, live while the pair runs
 }
 
 func (p *wsPair) run() {
@@ -508,53 +519,48 @@ func (p *wsPair) pingQlik(every time.Duration, stop <-chan struct{}) {
 	}
 }
 
-// pumpClientToQlik copies the client's messages to Qlik.
-func (p *wsPair) pumpClientToQlik() { pump(p.up, p.client) }
+// pumpClientToQlik copies the client's messages to Qlik. With an audit
+// log it looks at the head of each text message for OpenDoc requests.
+func (p *wsPair) pumpClientToQlik() {
+	var peek []byte
+	if p.rl.h.audit != nil {
+		peek = make([]byte, openDocPeekSize)
+	}
+	pump(p.up, p.client, peek, p.checkOpenDoc, p.rl.h.metrics.websocketBytes(true))
+}
 
 // peekSize is how much of each Qlik message is looked at for proxy
 // notifications: they are small, and the rest of a message streams.
 const peekSize = 256
 
+// openDocPeekSize is how much of each client message is looked at for
+// OpenDoc: the request is small, and its method comes first from enigma.js.
+const openDocPeekSize = 512
+
 // pumpQlikToClient copies Qlik's messages to the client, watching for the
 // notifications that end the session: the jar entry is then dropped so
 // the next request logs in again, and Qlik's close follows through.
 func (p *wsPair) pumpQlikToClient() {
-	buf := make([]byte, peekSize)
-	for {
-		mt, r, err := p.up.NextReader()
-		if err != nil {
-			passClose(p.client, err)
-			return
-		}
-		n, rerr := io.ReadFull(r, buf)
-		if mt == websocket.TextMessage && bytes.Contains(buf[:n], []byte(`"OnSession`)) {
-			p.checkFatal(buf[:n])
-		}
-		p.client.SetWriteDeadline(time.Now().Add(DefaultWriteWait))
-		w, err := p.client.NextWriter(mt)
-		if err != nil {
-			p.up.Close()
-			return
-		}
-		_, err = w.Write(buf[:n])
-		if err == nil && rerr == nil {
-			_, err = io.Copy(w, r)
-		} else if rerr != nil && rerr != io.EOF && rerr != io.ErrUnexpectedEOF {
-			err = rerr
-		}
-		if err != nil {
-			w.Close()
-			if errors.Is(err, websocket.ErrReadLimit) {
-				passClose(p.client, err)
-			} else {
-				p.client.Close()
-			}
-			return
-		}
-		if err := w.Close(); err != nil {
-			p.up.Close()
-			return
-		}
+	pump(p.client, p.up, make([]byte, peekSize), p.checkNotification, p.rl.h.metrics.websocketBytes(false))
+}
+
+// checkNotification looks at the head of a Qlik text message for the
+// notifications that end the session.
+func (p *wsPair) checkNotification(head []byte) {
+	if bytes.Contains(head, []byte(`"OnSession`)) {
+		p.checkFatal(head)
+	}
+}
+
+// checkOpenDoc looks at the head of a client text message for an OpenDoc
+// request and writes it to the audit log. Only heads that contain the
+// method's name are parsed.
+func (p *wsPair) checkOpenDoc(head []byte) {
+	if !bytes.Contains(head, openDocMarker) {
+		return
+	}
+	if app, ok := parseOpenDoc(head); ok {
+		p.rl.h.audit.appOpen(p, app)
 	}
 }
 
@@ -584,13 +590,27 @@ func (p *wsPair) checkFatal(msg []byte) {
 }
 
 // pump copies messages from src to dst as streams (no whole-message
-// buffering) until src ends, then passes src's ending on to dst.
-func pump(dst, src *websocket.Conn) {
+// buffering) until src ends, then passes src's ending on to dst. With a
+// peek buffer, the first len(peek) bytes of each message are read into it
+// first and, for a text message, handed to inspect before the message goes
+// on. relayed, when not nil, counts the payload bytes sent.
+func pump(dst, src *websocket.Conn, peek []byte, inspect func(head []byte), relayed prometheus.Counter) {
 	for {
 		mt, r, err := src.NextReader()
 		if err != nil {
 			passClose(dst, err)
 			return
+		}
+		var (
+			head []byte
+			rerr error
+		)
+		if peek != nil {
+			n, err := io.ReadFull(r, peek)
+			head, rerr = peek[:n], err
+			if mt == websocket.TextMessage {
+				inspect(head)
+			}
 		}
 		dst.SetWriteDeadline(time.Now().Add(DefaultWriteWait))
 		w, err := dst.NextWriter(mt)
@@ -598,7 +618,23 @@ func pump(dst, src *websocket.Conn) {
 			src.Close()
 			return
 		}
-		if _, err := io.Copy(w, r); err != nil {
+		var sent int64
+		if len(head) > 0 {
+			var n int
+			n, err = w.Write(head)
+			sent = int64(n)
+		}
+		if err == nil && rerr == nil {
+			var n int64
+			n, err = io.Copy(w, r)
+			sent += n
+		} else if rerr != nil && rerr != io.EOF && rerr != io.ErrUnexpectedEOF {
+			err = rerr
+		}
+		if relayed != nil {
+			relayed.Add(float64(sent))
+		}
+		if err != nil {
 			w.Close()
 			if errors.Is(err, websocket.ErrReadLimit) {
 				passClose(dst, err)

@@ -33,6 +33,8 @@ type Broker struct {
 	now     func() time.Time
 	log     *zap.Logger
 	flights singleflight.Group
+	metrics *Metrics
+	onLogin LoginFunc
 }
 
 // BrokerOptions tune a Broker; zero values take the defaults.
@@ -46,11 +48,15 @@ type BrokerOptions struct {
 	Now func() time.Time
 	// Logger receives login events (nil discards them).
 	Logger *zap.Logger
+	// Metrics counts logins, jar lookups and store errors (nil: none).
+	Metrics *Metrics
+	// OnLogin, if not nil, is told of every login (the audit log).
+	OnLogin LoginFunc
 }
 
 // NewBroker returns a Broker over store that logs users in with login.
 func NewBroker(store Store, login Loginer, opts BrokerOptions) *Broker {
-	b := &Broker{store: store, login: login, timeout: opts.LoginTimeout, now: opts.Now, log: opts.Logger}
+	b := &Broker{store: store, login: login, timeout: opts.LoginTimeout, now: opts.Now, log: opts.Logger, metrics: opts.Metrics, onLogin: opts.OnLogin}
 	if b.timeout <= 0 {
 		b.timeout = DefaultLoginTimeout
 	}
@@ -69,10 +75,13 @@ func NewBroker(store Store, login Loginer, opts BrokerOptions) *Broker {
 func (b *Broker) Ensure(ctx context.Context, u identity.User) (Entry, error) {
 	key := u.Key()
 	if e, ok, err := b.store.Get(ctx, key); err != nil {
+		b.metrics.storeError(opGet)
 		return Entry{}, fmt.Errorf("session: jar get: %w", err)
 	} else if ok {
+		b.metrics.lookup(true)
 		return e, nil
 	}
+	b.metrics.lookup(false)
 	ch := b.flights.DoChan(key, func() (any, error) {
 		// The login runs on a context of its own: see BrokerOptions.
 		return b.flight(context.WithoutCancel(ctx), u, key)
@@ -119,7 +128,11 @@ func (b *Broker) flight(ctx context.Context, u identity.User, key string) (Entry
 	}
 	start := b.now()
 	c, err := b.login.Login(lctx, u)
+	b.metrics.login(err)
 	if err != nil {
+		if b.onLogin != nil {
+			b.onLogin(ctx, u, Entry{}, err)
+		}
 		if errors.Is(lctx.Err(), context.DeadlineExceeded) {
 			err = fmt.Errorf("%w after %s: %w", ErrLoginTimeout, b.timeout, err)
 		}
@@ -127,7 +140,11 @@ func (b *Broker) flight(ctx context.Context, u identity.User, key string) (Entry
 		return Entry{}, err
 	}
 	e := Entry{Cookie: c.Value, Created: b.now()}
+	if b.onLogin != nil {
+		b.onLogin(ctx, u, e, nil)
+	}
 	if err := b.store.Put(lctx, key, e); err != nil {
+		b.metrics.storeError(opPut)
 		return Entry{}, fmt.Errorf("session: jar put: %w", err)
 	}
 	b.log.Info("qlik login", zap.String("user", u.String()), zap.Duration("took", b.now().Sub(start)))
@@ -208,6 +225,7 @@ func (b *Broker) lockOrWait(ctx context.Context, l Locker, key string) (unlock f
 // just refused, so that the next Ensure logs u in again.
 func (b *Broker) Invalidate(ctx context.Context, u identity.User, cookie string) error {
 	if err := b.store.Delete(ctx, u.Key(), cookie); err != nil {
+		b.metrics.storeError(opDelete)
 		return fmt.Errorf("session: jar delete: %w", err)
 	}
 	return nil
@@ -227,6 +245,7 @@ func (b *Broker) Logout(ctx context.Context, u identity.User) (int, error) {
 		n, err = lo.Logout(ctx, u)
 	}
 	if derr := b.store.Delete(ctx, u.Key(), ""); derr != nil {
+		b.metrics.storeError(opDelete)
 		err = errors.Join(err, fmt.Errorf("session: jar delete: %w", derr))
 	}
 	return n, err
@@ -234,13 +253,18 @@ func (b *Broker) Logout(ctx context.Context, u identity.User) (int, error) {
 
 // Peek returns u's session without logging in.
 func (b *Broker) Peek(ctx context.Context, u identity.User) (Entry, bool, error) {
-	return b.store.Get(ctx, u.Key())
+	e, ok, err := b.store.Get(ctx, u.Key())
+	if err != nil {
+		b.metrics.storeError(opGet)
+	}
+	return e, ok, err
 }
 
 // Update stores e as u's session, e.g. when Qlik sets a new session
 // cookie on a proxied response.
 func (b *Broker) Update(ctx context.Context, u identity.User, e Entry) error {
 	if err := b.store.Put(ctx, u.Key(), e); err != nil {
+		b.metrics.storeError(opPut)
 		return fmt.Errorf("session: jar put: %w", err)
 	}
 	return nil

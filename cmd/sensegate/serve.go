@@ -49,13 +49,22 @@ func newServeCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		gw, err := newGateway(cfg, provider, log)
+		obs, err := newObservability(cfg, log)
+		if err != nil {
+			return err
+		}
+		gw, err := newObservedGateway(cfg, provider, log, obs)
 		if err != nil {
 			return err
 		}
 		defer gw.close()
 		gw.probe(cmd.Context(), cfg, log)
-		return serve(cmd.Context(), cfg.Server, gw.handler, nil, log)
+		stopAdmin, err := startAdmin(cmd.Context(), cfg.Admin, obs, readinessChecks(func() *gateway { return gw }), log)
+		if err != nil {
+			return err
+		}
+		err = serve(cmd.Context(), cfg.Server, gw.handler, nil, log)
+		return errors.Join(err, stopAdmin())
 	}
 	return cmd
 }
@@ -245,6 +254,7 @@ func isLoopbackListen(addr string) bool {
 type gateway struct {
 	handler  *proxy.Handler
 	tickets  *ticket.Client
+	broker   *session.Broker
 	closeJar func() // nil: nothing to close
 }
 
@@ -270,8 +280,14 @@ func (g *gateway) probe(ctx context.Context, cfg *config.Config, log *zap.Logger
 }
 
 // newGateway wires the QPS client, the session broker and the proxy
-// handler from cfg.
+// handler from cfg, without metrics or audit log.
 func newGateway(cfg *config.Config, provider identity.Provider, log *zap.Logger) (*gateway, error) {
+	return newObservedGateway(cfg, provider, log, nil)
+}
+
+// newObservedGateway is newGateway recording metrics and audit entries
+// into obs (nil: none), which outlives the gateway.
+func newObservedGateway(cfg *config.Config, provider identity.Provider, log *zap.Logger, obs *observability) (*gateway, error) {
 	q := cfg.Qlik
 	cert, err := ticket.LoadClientCert(q.QPS.ClientCert, q.QPS.ClientKey)
 	if err != nil {
@@ -293,12 +309,12 @@ func newGateway(cfg *config.Config, provider identity.Provider, log *zap.Logger)
 	if err != nil {
 		return nil, err
 	}
-	broker := session.NewBroker(jar, tc, session.BrokerOptions{Logger: log.Named("session")})
+	broker := session.NewBroker(jar, tc, obs.brokerOptions(session.BrokerOptions{Logger: log.Named("session")}))
 	var routes []proxy.Route
 	for _, r := range cfg.Routes {
 		routes = append(routes, proxy.Route{Path: r.Path, Upstream: r.UpstreamURL(), StripPrefix: r.StripPrefix})
 	}
-	h, err := proxy.New(proxy.Options{
+	h, err := proxy.New(obs.proxyOptions(proxy.Options{
 		Qlik: q.URL(), Prefix: q.Prefix, CookieName: q.SessionCookie, QlikOrigin: q.WebsocketOrigin(),
 		Identity: provider, Sessions: broker,
 		WebsocketCSRF: proxy.CSRFMode(q.WebsocketCSRF), CSRF: tc, WebsocketPing: q.WebsocketPing,
@@ -309,12 +325,12 @@ func newGateway(cfg *config.Config, provider identity.Provider, log *zap.Logger)
 		PublicURL:      cfg.Server.PublicURL(),
 		AllowedOrigins: cfg.Server.AllowedOrigins(),
 		Logger:         log.Named("proxy"),
-	})
+	}))
 	if err != nil {
 		closeJar()
 		return nil, err
 	}
-	return &gateway{handler: h, tickets: tc, closeJar: closeJar}, nil
+	return &gateway{handler: h, tickets: tc, broker: broker, closeJar: closeJar}, nil
 }
 
 // replayLimit maps qlik.replay_limit to proxy.Options.ReplayLimit, where 0

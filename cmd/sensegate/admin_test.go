@@ -1,0 +1,188 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sensegate/sensegate/admin"
+	"github.com/sensegate/sensegate/config"
+	"github.com/sensegate/sensegate/identity"
+	"github.com/sensegate/sensegate/proxy"
+	"github.com/sensegate/sensegate/qliksim"
+	"github.com/sensegate/sensegate/session"
+	"go.uber.org/goleak"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+)
+
+// httpGet returns the status and body of a GET with a fresh client.
+func httpGet(t *testing.T, url string, hdr ...string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	c := &http.Client{Transport: &http.Transport{}, Timeout: 20 * time.Second}
+	defer c.CloseIdleConnections()
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// serve with the admin listener as the serve command wires it: metrics
+// count what the proxy does, the audit log gets the login, readiness
+// follows QPS, turns not ready as soon as shutdown starts, and everything
+// stops when serve returns.
+func TestServeWithAdmin(t *testing.T) {
+	sim := startSim(t)
+	before := goleak.IgnoreCurrent()
+	cfg, err := config.Load(writeSimConfig(t, sim, "admin:\n  listen: \"127.0.0.1:0\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	core, logs := observer.New(zapcore.InfoLevel)
+	log := zap.New(core)
+	provider, err := newProvider(context.Background(), cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obs, err := newObservability(cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw, err := newObservedGateway(cfg, provider, log, obs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	aln, err := net.Listen("tcp", cfg.Admin.Listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminURL := "http://" + aln.Addr().String()
+	// No readiness cache, so that the fault shows at once.
+	stopAdmin := runAdmin(ctx, aln, obs, readinessChecks(func() *gateway { return gw }), admin.ReadinessOptions{CacheTTL: -1}, log)
+	ready := make(chan net.Addr, 1)
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg.Server, gw.handler, ready, log) }()
+	addr := (<-ready).String()
+
+	if code, body := httpGet(t, "http://"+addr+"/hub/", "X-Forwarded-User", "bob"); code != 200 {
+		t.Fatalf("GET /hub/ = %d %q", code, body)
+	}
+	// A request is counted when its handler returns, which may be just
+	// after the client read the answer: poll a little.
+	wants := []string{
+		`sensegate_tickets_total{result="issued"} 1`,
+		`sensegate_http_requests_total{code="200",route="qlik"} 1`,
+		`sensegate_upstream_duration_seconds_count{upstream="qlik"} 1`,
+		`process_start_time_seconds`,
+	}
+	var metrics string
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		var code int
+		code, metrics = httpGet(t, adminURL+admin.PathMetrics)
+		if code != 200 {
+			t.Fatalf("GET /metrics = %d", code)
+		}
+		missing := slices.ContainsFunc(wants, func(w string) bool { return !strings.Contains(metrics, w) })
+		if !missing || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond) // bounded polling
+	}
+	for _, want := range wants {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("GET /metrics without %s", want)
+		}
+	}
+	if code, body := httpGet(t, adminURL+admin.PathHealthz); code != 200 || body != "ok\n" {
+		t.Errorf("GET /healthz = %d %q", code, body)
+	}
+	readyz := func() (int, admin.Report) {
+		code, body := httpGet(t, adminURL+admin.PathReadyz)
+		var rep admin.Report
+		if err := json.Unmarshal([]byte(body), &rep); err != nil {
+			t.Fatalf("GET /readyz: %v in %q", err, body)
+		}
+		return code, rep
+	}
+	if code, rep := readyz(); code != 200 || len(rep.Checks) != 2 {
+		t.Errorf("GET /readyz = %d %+v, want 200 with the qps and store checks", code, rep)
+	}
+	sim.SetQPSFault(qliksim.Fault5xx)
+	if code, rep := readyz(); code != 503 || rep.Checks[0].Name != "qps" || rep.Checks[0].OK {
+		t.Errorf("GET /readyz with QPS failing = %d %+v, want 503 naming qps", code, rep)
+	}
+	sim.SetQPSFault(qliksim.FaultNone)
+	if code, _ := readyz(); code != 200 {
+		t.Errorf("GET /readyz with QPS back = %d, want 200", code)
+	}
+	logins := logs.FilterLoggerName("audit").FilterField(zap.String("event", proxy.AuditQlikLogin)).All()
+	if len(logins) != 1 || logins[0].ContextMap()["user"] != `ACME\bob` {
+		t.Errorf("audit logins = %+v, want one for bob", logins)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("serve = %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("serve did not return after its context ended")
+	}
+	// The admin listener outlives the proxy's shutdown, reporting it.
+	if code, rep := readyz(); code != 503 || rep.Checks[0].Name != "shutdown" {
+		t.Errorf("GET /readyz after shutdown began = %d %+v, want 503 shutdown", code, rep)
+	}
+	if err := stopAdmin(); err != nil {
+		t.Errorf("stopping the admin listener: %v", err)
+	}
+	gw.close()
+	if err := goleak.Find(before); err != nil {
+		t.Errorf("goroutines left after shutdown: %v", err)
+	}
+}
+
+// admin.listen "" runs no admin listener; audit.enabled false gives no
+// audit log; a log level above info still gets the audit log.
+func TestObservabilityConfig(t *testing.T) {
+	stop, err := startAdmin(context.Background(), config.AdminConfig{Listen: ""}, nil, nil, zap.NewNop())
+	if err != nil || stop() != nil {
+		t.Errorf("startAdmin with admin.listen \"\" = %v", err)
+	}
+	cfg := config.Default()
+	cfg.Audit.Enabled = false
+	o, err := newObservability(cfg, zap.NewNop())
+	if err != nil || o.audit != nil {
+		t.Errorf("newObservability with audit.enabled false: audit %v, %v", o.audit, err)
+	}
+	cfg.Audit.Enabled = true
+	core, logs := observer.New(zapcore.WarnLevel)
+	o, err = newObservability(cfg, zap.New(core))
+	if err != nil || o.audit == nil {
+		t.Fatalf("newObservability with log.level warn: audit %v, %v", o.audit, err)
+	}
+	o.audit.Login(context.Background(), identity.User{Directory: "ACME", ID: "alice"}, session.Entry{Created: time.Now()}, nil)
+	if logs.Len() != 0 {
+		t.Errorf("audit entries went to the warn-level log: %v", logs.All())
+	}
+	if _, err := startAdmin(context.Background(), config.AdminConfig{Listen: "127.0.0.1:-1"}, o, nil, zap.NewNop()); err == nil || !strings.HasPrefix(err.Error(), "admin.listen: ") {
+		t.Errorf("startAdmin on a bad address = %v, want an error naming admin.listen", err)
+	}
+}

@@ -1,0 +1,161 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/sensegate/sensegate/identity"
+	"github.com/sensegate/sensegate/session"
+	"go.uber.org/zap"
+)
+
+// Audit event names, the event field of every audit log entry.
+const (
+	AuditQlikLogin       = "qlik_login"
+	AuditQlikLoginFailed = "qlik_login_failed"
+	AuditLogout          = "logout"
+	AuditAppOpen         = "app_open"
+)
+
+// Audit writes the audit log: one structured entry per Qlik login, failed
+// login, logout, and app opened over an Engine websocket, each with
+// "audit": true, the event name, the user and the request id. Entries
+// never hold cookies, tickets, tokens or passwords. A nil *Audit writes
+// nothing. It is safe for concurrent use.
+type Audit struct{ log *zap.Logger }
+
+// NewAudit returns an Audit writing to log at Info level (nil: no audit
+// log, a nil *Audit).
+func NewAudit(log *zap.Logger) *Audit {
+	if log == nil {
+		return nil
+	}
+	return &Audit{log: log.With(zap.Bool("audit", true))}
+}
+
+// Login records a Qlik login the session broker made for u; it is a
+// session.LoginFunc. ctx carries the request that started the login.
+func (a *Audit) Login(ctx context.Context, u identity.User, e session.Entry, err error) {
+	if a == nil {
+		return
+	}
+	if err != nil {
+		a.log.Warn("qlik login failed", zap.String("event", AuditQlikLoginFailed), zap.String("user", u.String()),
+			zap.String("request_id", requestID(ctx)), zap.Error(err))
+		return
+	}
+	a.log.Info("qlik login", zap.String("event", AuditQlikLogin), zap.String("user", u.String()),
+		zap.String("request_id", requestID(ctx)), zap.Time("qlik_session_created", e.Created))
+}
+
+// logout records a logout through sensegate.
+func (a *Audit) logout(ctx context.Context, u identity.User, qlikSessions, websockets int, err error) {
+	if a == nil {
+		return
+	}
+	fields := []zap.Field{zap.String("event", AuditLogout), zap.String("user", u.String()), zap.String("request_id", requestID(ctx)),
+		zap.Int("qlik_sessions_ended", qlikSessions), zap.Int("websockets_closed", websockets)}
+	if err != nil {
+		fields = append(fields, zap.NamedError("qlik_error", err))
+	}
+	a.log.Info("logout", fields...)
+}
+
+// appOpen records an OpenDoc sent to Qlik on p's websocket.
+func (a *Audit) appOpen(p *wsPair, appID string) {
+	a.log.Info("app opened", zap.String("event", AuditAppOpen), zap.String("user", p.user.String()),
+		zap.String("request_id", p.reqID), zap.String("app_id", appID),
+		zap.Duration("qlik_session_age", time.Since(p.created).Round(time.Second)))
+}
+
+// openDocMarker is looked for in the first bytes of each client message;
+// only messages that contain it are parsed.
+var openDocMarker = []byte(`"OpenDoc"`)
+
+// maxAppID bounds the app id an audit entry repeats from a client.
+const maxAppID = 128
+
+// parseOpenDoc returns the app id of an Engine JSON-RPC OpenDoc request
+// (params ["appId", …] or {"qDocName": "appId", …}) and whether msg is
+// one. msg may be the head of a longer message: it is read token by token
+// and what was read before the cut counts. Only the method and the
+// document name are read, never the other parameters (qPassword).
+func parseOpenDoc(msg []byte) (appID string, ok bool) {
+	dec := json.NewDecoder(bytes.NewReader(msg))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return "", false
+	}
+	var method string
+fields:
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			break
+		}
+		switch key, _ := t.(string); key {
+		case "method":
+			t, err := dec.Token()
+			if err != nil {
+				break fields
+			}
+			if method, _ = t.(string); method != "OpenDoc" {
+				return "", false
+			}
+		case "params":
+			appID = docName(dec)
+		default:
+			var skip json.RawMessage
+			if dec.Decode(&skip) != nil {
+				break fields
+			}
+		}
+	}
+	if method != "OpenDoc" {
+		return "", false
+	}
+	if len(appID) > maxAppID {
+		appID = appID[:maxAppID]
+	}
+	return appID, true
+}
+
+// docName reads OpenDoc's params, whole, and returns the document name:
+// the first item of an array, or qDocName of an object.
+func docName(dec *json.Decoder) (name string) {
+	t, err := dec.Token()
+	if err != nil {
+		return ""
+	}
+	switch t {
+	case json.Delim('['):
+		for i := 0; dec.More(); i++ {
+			var raw json.RawMessage
+			if dec.Decode(&raw) != nil {
+				return name
+			}
+			if i == 0 {
+				json.Unmarshal(raw, &name)
+			}
+		}
+	case json.Delim('{'):
+		for dec.More() {
+			k, err := dec.Token()
+			if err != nil {
+				return name
+			}
+			var raw json.RawMessage
+			if dec.Decode(&raw) != nil {
+				return name
+			}
+			if k == "qDocName" {
+				json.Unmarshal(raw, &name)
+			}
+		}
+	default:
+		return ""
+	}
+	dec.Token() // the closing ] or }
+	return name
+}
