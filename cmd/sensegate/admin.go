@@ -40,7 +40,7 @@ func newObservability(cfg *config.Config, log *zap.Logger) (*observability, erro
 	if cfg.Audit.Enabled {
 		alog := log
 		if !log.Core().Enabled(zapcore.InfoLevel) {
-			if alog, err = newServerLogger(config.LogConfig{Level: "info", Format: cfg.Log.Format}); err != nil {
+			if alog, _, err = newServerLogger(config.LogConfig{Level: "info", Format: cfg.Log.Format}); err != nil {
 				return nil, fmt.Errorf("audit: %w", err)
 			}
 		}

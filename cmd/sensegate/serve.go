@@ -36,47 +36,87 @@ func newServeCmd() *cobra.Command {
 	}
 	configFile := addConfigFlag(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		cfg, err := config.Load(configFile())
+		file := configFile()
+		cfg, err := config.Load(file)
 		if err != nil {
 			return err
 		}
-		log, err := newServerLogger(cfg.Log)
+		log, level, err := newServerLogger(cfg.Log)
 		if err != nil {
 			return err
 		}
 		defer log.Sync()
-		provider, err := newProvider(cmd.Context(), cfg, log)
-		if err != nil {
-			return err
-		}
-		obs, err := newObservability(cfg, log)
-		if err != nil {
-			return err
-		}
-		gw, err := newObservedGateway(cfg, provider, log, obs)
-		if err != nil {
-			return err
-		}
-		defer gw.close()
-		gw.probe(cmd.Context(), cfg, log)
-		stopAdmin, err := startAdmin(cmd.Context(), cfg.Admin, obs, readinessChecks(func() *gateway { return gw }), log)
-		if err != nil {
-			return err
-		}
-		err = serve(cmd.Context(), cfg.Server, gw.handler, nil, log)
-		return errors.Join(err, stopAdmin())
+		return runServe(cmd.Context(), file, cfg, log, level)
 	}
 	return cmd
 }
 
-// newServerLogger builds the zap logger of log.level and log.format.
-func newServerLogger(lc config.LogConfig) (*zap.Logger, error) {
+// runServe runs sensegate from cfg until ctx ends, reloading file on SIGHUP
+// and when it changes. The jar and the store of logins are made once, so
+// a reload keeps every user's sessions.
+func runServe(ctx context.Context, file string, cfg *config.Config, log *zap.Logger, level zap.AtomicLevel) error {
+	obs, err := newObservability(cfg, log)
+	if err != nil {
+		return err
+	}
+	jar, closeJar, err := newJar(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeJar()
+	var logins identity.SessionStore
+	if cfg.Identity.Provider == config.ProviderOIDC {
+		if logins, err = newLoginSessions(ctx, cfg); err != nil {
+			return err
+		}
+	}
+	build := func(c *config.Config) (*gateway, error) {
+		provider, err := newProviderWith(ctx, c, log, logins)
+		if err != nil {
+			return nil, err
+		}
+		g, err := newGatewayWith(c, provider, log, obs, jar)
+		if err != nil {
+			return nil, err
+		}
+		if l, err := zapcore.ParseLevel(c.Log.Level); err == nil {
+			level.SetLevel(l)
+		}
+		return g, nil
+	}
+	gw, err := build(cfg)
+	if err != nil {
+		return err
+	}
+	lv := newLive(gw)
+	defer lv.close()
+	gw.probe(ctx, cfg, log)
+	stopAdmin, err := startAdmin(ctx, cfg.Admin, obs, readinessChecks(lv.current), log)
+	if err != nil {
+		return err
+	}
+	rl := &reloader{path: file, log: log, build: build, live: lv, cur: cfg, watchFile: true}
+	rctx, stopReload := context.WithCancel(ctx)
+	reloadDone := make(chan error, 1)
+	go func() { reloadDone <- rl.run(rctx, nil) }()
+	err = serve(ctx, cfg.Server, lv, nil, log)
+	stopReload()
+	if rerr := <-reloadDone; rerr != nil {
+		log.Warn("config watch ended", zap.Error(rerr))
+	}
+	return errors.Join(err, stopAdmin())
+}
+
+// newServerLogger builds the zap logger of log.level and log.format; the
+// returned level can be changed later (log.level reloads).
+func newServerLogger(lc config.LogConfig) (*zap.Logger, zap.AtomicLevel, error) {
 	level, err := zapcore.ParseLevel(lc.Level)
 	if err != nil {
-		return nil, fmt.Errorf("log.level: %w", err)
+		return nil, zap.AtomicLevel{}, fmt.Errorf("log.level: %w", err)
 	}
+	atomicLevel := zap.NewAtomicLevelAt(level)
 	zc := zap.NewProductionConfig()
-	zc.Level = zap.NewAtomicLevelAt(level)
+	zc.Level = atomicLevel
 	zc.Sampling = nil
 	zc.EncoderConfig.TimeKey = "time"
 	zc.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
@@ -84,7 +124,8 @@ func newServerLogger(lc config.LogConfig) (*zap.Logger, error) {
 		zc.Encoding = "console"
 		zc.EncoderConfig.EncodeLevel = zapcore.CapitalLevelEncoder
 	}
-	return zc.Build()
+	log, err := zc.Build()
+	return log, atomicLevel, err
 }
 
 // providerStartTimeout bounds the start of an identity provider (OIDC
@@ -93,6 +134,12 @@ const providerStartTimeout = 30 * time.Second
 
 // newProvider builds the configured identity provider.
 func newProvider(ctx context.Context, cfg *config.Config, log *zap.Logger) (identity.Provider, error) {
+	return newProviderWith(ctx, cfg, log, nil)
+}
+
+// newProviderWith is newProvider with the store of OIDC logins given (nil:
+// made from cfg), so that a reload keeps the logins.
+func newProviderWith(ctx context.Context, cfg *config.Config, log *zap.Logger, logins identity.SessionStore) (identity.Provider, error) {
 	ic := cfg.Identity
 	switch ic.Provider {
 	case config.ProviderHeader:
@@ -140,7 +187,10 @@ func newProvider(ctx context.Context, cfg *config.Config, log *zap.Logger) (iden
 		}
 		return p, nil
 	}
-	sessions, err := newLoginSessions(ctx, cfg)
+	sessions := logins
+	if sessions == nil {
+		sessions, err = newLoginSessions(ctx, cfg)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -288,6 +338,22 @@ func newGateway(cfg *config.Config, provider identity.Provider, log *zap.Logger)
 // newObservedGateway is newGateway recording metrics and audit entries
 // into obs (nil: none), which outlives the gateway.
 func newObservedGateway(cfg *config.Config, provider identity.Provider, log *zap.Logger, obs *observability) (*gateway, error) {
+	jar, closeJar, err := newJar(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	g, err := newGatewayWith(cfg, provider, log, obs, jar)
+	if err != nil {
+		closeJar()
+		return nil, err
+	}
+	g.closeJar = closeJar
+	return g, nil
+}
+
+// newGatewayWith builds a gateway on a given jar, which it does not close:
+// `serve` makes the jar once so that reloads keep the sessions.
+func newGatewayWith(cfg *config.Config, provider identity.Provider, log *zap.Logger, obs *observability, jar session.Store) (*gateway, error) {
 	q := cfg.Qlik
 	cert, err := ticket.LoadClientCert(q.QPS.ClientCert, q.QPS.ClientKey)
 	if err != nil {
@@ -304,10 +370,6 @@ func newObservedGateway(cfg *config.Config, provider identity.Provider, log *zap
 	}, log.Named("ticket"))
 	if err != nil {
 		return nil, fmt.Errorf("qlik: %w", err)
-	}
-	jar, closeJar, err := newJar(cfg, log)
-	if err != nil {
-		return nil, err
 	}
 	broker := session.NewBroker(jar, tc, obs.brokerOptions(session.BrokerOptions{Logger: log.Named("session")}))
 	var routes []proxy.Route
@@ -327,10 +389,9 @@ func newObservedGateway(cfg *config.Config, provider identity.Provider, log *zap
 		Logger:         log.Named("proxy"),
 	}))
 	if err != nil {
-		closeJar()
 		return nil, err
 	}
-	return &gateway{handler: h, tickets: tc, broker: broker, closeJar: closeJar}, nil
+	return &gateway{handler: h, tickets: tc, broker: broker}, nil
 }
 
 // replayLimit maps qlik.replay_limit to proxy.Options.ReplayLimit, where 0
@@ -345,7 +406,15 @@ func replayLimit(n int64) int64 {
 // serve runs h on sc.Listen until ctx ends, then shuts down gracefully:
 // stop accepting, close relayed websockets with 1001, finish requests, all
 // within sc.ShutdownGrace. ready, when not nil, receives the bound address.
-func serve(ctx context.Context, sc config.ServerConfig, h *proxy.Handler, ready chan<- net.Addr, log *zap.Logger) error {
+// drainer is what serve serves: a handler whose relayed websockets
+// Shutdown closes (*proxy.Handler, or the live gateway of a reloading
+// server).
+type drainer interface {
+	http.Handler
+	Shutdown(ctx context.Context) error
+}
+
+func serve(ctx context.Context, sc config.ServerConfig, h drainer, ready chan<- net.Addr, log *zap.Logger) error {
 	ln, err := net.Listen("tcp", sc.Listen)
 	if err != nil {
 		return fmt.Errorf("server.listen: %w", err)
@@ -357,7 +426,7 @@ func serve(ctx context.Context, sc config.ServerConfig, h *proxy.Handler, ready 
 // the port before they build the configuration (the demo and tests, whose
 // public URL and OIDC callback name it); sc.Listen is not used. It closes
 // ln.
-func serveOn(ctx context.Context, ln net.Listener, sc config.ServerConfig, h *proxy.Handler, ready chan<- net.Addr, log *zap.Logger) error {
+func serveOn(ctx context.Context, ln net.Listener, sc config.ServerConfig, h drainer, ready chan<- net.Addr, log *zap.Logger) error {
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: readHeaderTimeout,
