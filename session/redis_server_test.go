@@ -1,128 +1,27 @@
 package session
 
 import (
-	"bytes"
 	"context"
-	"fmt"
-	"net"
-	"os/exec"
-	"strconv"
-	"sync"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/sensegate/sensegate/session/redistest"
 )
 
-// redisServer is a redis-server of a test's own, on a free loopback port,
-// with persistence off and its files in a temporary directory.
-type redisServer struct {
-	addr string
-	n    atomic.Int64 // for unique key prefixes
-}
+// redisServer is the test's own redis-server (see package redistest).
+type redisServer struct{ *redistest.Server }
 
-const (
-	redisStartTimeout = 10 * time.Second
-	redisStopTimeout  = 5 * time.Second
-)
+// startRedis starts a redis-server for t and stops it when t ends.
+func startRedis(t *testing.T) *redisServer { return &redisServer{redistest.Start(t)} }
 
-// lockedBuffer collects the server's output for failure messages.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
-
-// startRedis starts a redis-server for t and stops it when t ends. It
-// fails t, never skips it, when redis-server is not installed.
-func startRedis(t *testing.T) *redisServer {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Fatalf("redis-server not found (%v): run scripts/deps.sh, which installs Debian's redis-server", err)
-	}
-	// The free port may be taken between our probe and the server's
-	// bind: try a few.
-	var lastErr error
-	for range 3 {
-		addr, err := startRedisOn(t, bin)
-		if err == nil {
-			return &redisServer{addr: addr}
-		}
-		lastErr = err
-	}
-	t.Fatal(lastErr)
-	return nil
-}
-
-func startRedisOn(t *testing.T, bin string) (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	cmd := exec.Command(bin,
-		"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", t.TempDir(),
-	)
-	out := &lockedBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		return "", fmt.Errorf("start redis-server: %w", err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	stop := func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(redisStopTimeout):
-			cmd.Process.Kill()
-			<-exited
-		}
-	}
-
-	// Wait for PING, polling with a bounded deadline; a server that
-	// exited (port taken) ends the wait at once.
-	c := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: time.Second, MaxRetries: -1})
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), redisStartTimeout)
-	defer cancel()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if c.Ping(ctx).Err() == nil {
-			t.Cleanup(stop)
-			return addr, nil
-		}
-		select {
-		case <-exited:
-			return "", fmt.Errorf("redis-server on %s exited:\n%s", addr, out.String())
-		case <-ctx.Done():
-			stop()
-			return "", fmt.Errorf("redis-server on %s did not answer PING within %s:\n%s", addr, redisStartTimeout, out.String())
-		case <-tick.C:
-		}
-	}
-}
-
-// client returns a client of s, closed when t ends.
+// client returns a client of s, closed when t ends, dialled the way
+// sensegate dials.
 func (s *redisServer) client(t *testing.T) *redis.Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, err := DialRedis(ctx, RedisConfig{Addr: s.addr})
+	c, err := DialRedis(ctx, RedisConfig{Addr: s.Addr})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,6 +29,5 @@ func (s *redisServer) client(t *testing.T) *redis.Client {
 	return c
 }
 
-// prefix returns a key prefix no other store of s has used, so that each
-// store starts empty.
-func (s *redisServer) prefix() string { return fmt.Sprintf("test%d:", s.n.Add(1)) }
+// prefix returns a key prefix no other store of s has used.
+func (s *redisServer) prefix() string { return s.Prefix() }

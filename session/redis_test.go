@@ -318,7 +318,7 @@ func TestDialRedisFails(t *testing.T) {
 	ln.Close()
 	for _, cfg := range []RedisConfig{
 		{Addr: closed},
-		{Addr: srv.addr, Username: "nobody", Password: "wrong"},
+		{Addr: srv.Addr, Username: "nobody", Password: "wrong"},
 	} {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		c, err := DialRedis(ctx, cfg)
