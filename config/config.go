@@ -38,6 +38,9 @@
 //	    client_key: "/certs/client_key.pem"        # required
 //	    timeout: 10s
 //	    retries: 2
+//	  nodes:                                       # several proxy nodes (file only); replaces url and qps.url
+//	    - url: "https://qlik1.example.com"
+//	      qps_url: "https://qlik1.example.com:4243"
 //	identity:
 //	  provider: header                             # header | static
 //	  header:
@@ -293,10 +296,31 @@ type QlikConfig struct {
 	AuthModuleURL string `mapstructure:"auth_module_url"`
 	// QPS is the Qlik Proxy Service API.
 	QPS QPSConfig `mapstructure:"qps"`
+	// Nodes are the Qlik proxy nodes of a site with several, set in the
+	// file only. When set, they replace url and qps.url, which must then
+	// be unset; the other qlik keys (certificates, prefix, cookie name)
+	// serve every node. Nil means one node, at url and qps.url. Use
+	// NodeURLs for the parsed form.
+	Nodes []Node `mapstructure:"nodes"`
 
 	url             *url.URL
 	rootCAs         *x509.CertPool
 	websocketOrigin string
+}
+
+// Node is one Qlik proxy node (an item of qlik.nodes).
+type Node struct {
+	// URL is the node's proxy side, like qlik.url. Required.
+	URL string `mapstructure:"url"`
+	// QPSURL is the node's QPS API, like qlik.qps.url. Required.
+	QPSURL string `mapstructure:"qps_url"`
+
+	url, qpsURL *url.URL
+}
+
+// NodeURLs is a node's parsed URLs.
+type NodeURLs struct {
+	Proxy, QPS *url.URL
 }
 
 // QPSConfig is the QPS API, reached over mutual TLS (qlik.qps).
@@ -602,6 +626,25 @@ func (s ServerConfig) AllowedOrigins() []string {
 // URL returns a copy of url as scheme://host[:port], without a path. It
 // is nil before a successful Validate.
 func (q QlikConfig) URL() *url.URL { return cloneURL(q.url) }
+
+// NodeURLs returns the parsed URLs of qlik.nodes, or of url and qps.url
+// as one node when nodes is unset. It is nil before a successful Validate.
+func (q QlikConfig) NodeURLs() []NodeURLs {
+	if len(q.Nodes) == 0 {
+		if q.url == nil || q.QPS.url == nil {
+			return nil
+		}
+		return []NodeURLs{{Proxy: cloneURL(q.url), QPS: cloneURL(q.QPS.url)}}
+	}
+	var out []NodeURLs
+	for _, n := range q.Nodes {
+		if n.url == nil || n.qpsURL == nil {
+			return nil
+		}
+		out = append(out, NodeURLs{Proxy: cloneURL(n.url), QPS: cloneURL(n.qpsURL)})
+	}
+	return out
+}
 
 // RootCAs returns the pool of certificates trusted for url and qps.url, or
 // nil for the system roots. The pool must not be modified.

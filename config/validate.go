@@ -288,18 +288,67 @@ func (s *ServerConfig) validate(v *validator) {
 	v.positive("server.shutdown_grace", s.ShutdownGrace, "15s")
 }
 
+var (
+	qlikURLRule = urlRule{
+		schemes:   httpSchemes,
+		schemeFix: "use https, or http for a test server",
+		example:   "https://qlik.example.com",
+		pathFix:   "write the host alone and put the virtual proxy prefix in qlik.prefix",
+	}
+	qpsURLRule = urlRule{
+		schemes:   httpsSchemes,
+		schemeFix: "use https: the QPS API is mutual TLS with the client certificate",
+		example:   "https://qlik.example.com:4243",
+		pathFix:   "write the host and port alone; sensegate adds /qps/ and qlik.prefix",
+	}
+)
+
+// validateNodes checks qlik.nodes, which replace qlik.url and
+// qlik.qps.url: those must be unset, and the first node's URLs stand for
+// them (the default websocket Origin is the first node's).
+func (q *QlikConfig) validateNodes(v *validator) {
+	if q.RawURL != "" {
+		v.errorf("qlik.url", "remove it: qlik.nodes lists the proxy URL of each node", "is set along with qlik.nodes")
+	}
+	if q.QPS.RawURL != "" {
+		v.errorf("qlik.qps.url", "remove it: qlik.nodes lists the QPS URL of each node", "is set along with qlik.nodes")
+	}
+	hosts := map[string]int{}
+	for i := range q.Nodes {
+		n := &q.Nodes[i]
+		n.url, n.qpsURL = nil, nil
+		key := fmt.Sprintf("qlik.nodes[%d]", i)
+		if n.URL == "" {
+			v.required(key+".url", "the address of the node's Qlik proxy, e.g. https://qlik1.example.com")
+		} else if n.url = v.parseURL(key+".url", n.URL, qlikURLRule); n.url != nil {
+			h := strings.ToLower(n.url.Host)
+			if j, dup := hosts[h]; dup {
+				v.errorf(key+".url", "list each node once", "%q is also the host of qlik.nodes[%d]", n.url.Host, j)
+			}
+			hosts[h] = i
+		}
+		if n.QPSURL == "" {
+			v.required(key+".qps_url", "the address of the node's QPS API, e.g. https://qlik1.example.com:4243")
+		} else {
+			n.qpsURL = v.parseURL(key+".qps_url", n.QPSURL, qpsURLRule)
+		}
+	}
+	if len(q.Nodes) > 0 {
+		q.url = q.Nodes[0].url
+		q.QPS.url = q.Nodes[0].qpsURL
+	}
+}
+
 func (q *QlikConfig) validate(v *validator) {
 	q.url, q.rootCAs, q.websocketOrigin = nil, nil, ""
 
-	if q.RawURL == "" {
+	switch {
+	case len(q.Nodes) > 0:
+		q.validateNodes(v)
+	case q.RawURL == "":
 		v.required("qlik.url", "the address of the Qlik Sense proxy, e.g. https://qlik.example.com")
-	} else {
-		q.url = v.parseURL("qlik.url", q.RawURL, urlRule{
-			schemes:   httpSchemes,
-			schemeFix: "use https, or http for a test server",
-			example:   "https://qlik.example.com",
-			pathFix:   "write the host alone and put the virtual proxy prefix in qlik.prefix",
-		})
+	default:
+		q.url = v.parseURL("qlik.url", q.RawURL, qlikURLRule)
 	}
 
 	validatePrefix(v, q.Prefix)
@@ -378,7 +427,7 @@ func (q *QlikConfig) validate(v *validator) {
 		})
 	}
 
-	q.QPS.validate(v)
+	q.QPS.validate(v, len(q.Nodes) > 0)
 }
 
 // validatePrefix reports the first problem of a virtual proxy prefix.
@@ -435,17 +484,16 @@ func isToken(s string) bool {
 	return s != ""
 }
 
-func (q *QPSConfig) validate(v *validator) {
-	q.url = nil
-	if q.RawURL == "" {
+// validate checks qlik.qps; with nodes, qlik.nodes gave the URL.
+func (q *QPSConfig) validate(v *validator, nodes bool) {
+	switch {
+	case nodes:
+		// validateNodes sets url.
+	case q.RawURL == "":
+		q.url = nil
 		v.required("qlik.qps.url", "the address of the QPS API, e.g. https://qlik.example.com:4243")
-	} else {
-		q.url = v.parseURL("qlik.qps.url", q.RawURL, urlRule{
-			schemes:   httpsSchemes,
-			schemeFix: "use https: the QPS API is mutual TLS with the client certificate",
-			example:   "https://qlik.example.com:4243",
-			pathFix:   "write the host and port alone; sensegate adds /qps/ and qlik.prefix",
-		})
+	default:
+		q.url = v.parseURL("qlik.qps.url", q.RawURL, qpsURLRule)
 	}
 	v.keyPair("qlik.qps.client_cert", "qlik.qps.client_key", q.ClientCert, q.ClientKey,
 		"the client.pem exported from the QMC", "the client_key.pem exported from the QMC")

@@ -72,6 +72,28 @@ func TestValidate(t *testing.T) {
 			mod:  func(c *Config) { c.Qlik.RawURL = "http://127.0.0.1:8443/" },
 		},
 
+		// qlik.nodes
+		{
+			name: "qlik.nodes instead of qlik.url and qlik.qps.url",
+			mod: func(c *Config) {
+				c.Qlik.RawURL, c.Qlik.QPS.RawURL = "", ""
+				c.Qlik.Nodes = []Node{{URL: "https://q1", QPSURL: "https://q1:4243"}, {URL: "https://q2", QPSURL: "https://q2:4243"}}
+			},
+		},
+		{
+			name: "qlik.nodes mixed with qlik.url, bad and duplicate items",
+			mod: func(c *Config) {
+				c.Qlik.Nodes = []Node{{URL: "https://q1", QPSURL: "http://q1:4243"}, {URL: "https://Q1"}}
+			},
+			want: []string{
+				`qlik.nodes[0].qps_url: "http://q1:4243" has scheme http (use https: the QPS API is mutual TLS with the client certificate)`,
+				`qlik.nodes[1].qps_url: required (the address of the node's QPS API, e.g. https://qlik1.example.com:4243)`,
+				`qlik.nodes[1].url: "Q1" is also the host of qlik.nodes[0] (list each node once)`,
+				`qlik.qps.url: is set along with qlik.nodes (remove it: qlik.nodes lists the QPS URL of each node)`,
+				`qlik.url: is set along with qlik.nodes (remove it: qlik.nodes lists the proxy URL of each node)`,
+			},
+		},
+
 		// qlik.*
 		{
 			name: "prefix with slashes",

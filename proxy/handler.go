@@ -33,6 +33,17 @@ type Sessions interface {
 	Update(ctx context.Context, u identity.User, e session.Entry) error
 }
 
+// Nodes routes sessions to several Qlik proxy nodes, each holding its
+// own sessions; *ticket.Nodes is one. A session's node is its
+// session.Entry.Node.
+type Nodes interface {
+	// URL returns the proxy-side base URL of node, nil if unknown.
+	URL(node string) *url.URL
+	// Down marks node down after err, a failure to reach it, so that
+	// logins go elsewhere for a while.
+	Down(node string, err error)
+}
+
 // Route forwards a path prefix to another upstream, e.g. the mashup's web
 // server, so the browser sees one origin.
 type Route struct {
@@ -87,6 +98,11 @@ type Options struct {
 	Identity identity.Provider
 	// Sessions is the session broker.
 	Sessions Sessions
+	// Nodes, if not nil, sends each session to its node's URL instead of
+	// Qlik (which serves sessions without a node), and a replayable
+	// request that cannot reach the node is replayed on a new session
+	// from Sessions, after Nodes.Down.
+	Nodes Nodes
 	// Transport carries requests to Qlik (nil: a clone of
 	// http.DefaultTransport). Its TLS config also serves websocket dials
 	// when it is an *http.Transport.

@@ -2,12 +2,15 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/sensegate/sensegate/identity"
@@ -96,17 +99,48 @@ func (q *qlikProxy) bufferBody(r *http.Request, a *attempt) error {
 func (q *qlikProxy) rewrite(pr *httputil.ProxyRequest) {
 	h := q.h
 	out := pr.Out
-	setQlikURL(out.URL, h.opts.Qlik, h.prefix, pr.In.URL)
+	a, ok := attemptFrom(out.Context())
+	base := h.opts.Qlik
+	if ok {
+		base = h.qlikBase(a.entry)
+	}
+	setQlikURL(out.URL, base, h.prefix, pr.In.URL)
 	out.Host = ""
 	stripTicketParams(out.URL)
 	stripClientCredentials(out.Header, h.strip)
 	if out.Header.Get("Origin") != "" {
 		out.Header.Set("Origin", h.opts.QlikOrigin)
 	}
-	if a, ok := attemptFrom(out.Context()); ok {
+	if ok {
 		a.cookieHdr[0] = h.opts.CookieName + "=" + a.entry.Cookie
 		out.Header["Cookie"] = a.cookieHdr[:]
 	}
+}
+
+// qlikBase returns the base URL of the Qlik node holding session e.
+func (h *Handler) qlikBase(e session.Entry) *url.URL {
+	if h.opts.Nodes != nil && e.Node != "" {
+		if u := h.opts.Nodes.URL(e.Node); u != nil {
+			return u
+		}
+	}
+	return h.opts.Qlik
+}
+
+// isNodeDown reports whether err, from forwarding or dialling, says the
+// Qlik node could not be reached: the connection was refused, reset or
+// closed before an answer, or the dial timed out. A timeout waiting for a
+// slow answer is not: the node is alive and the request may have run.
+func isNodeDown(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EHOSTUNREACH) ||
+		errors.Is(err, syscall.ENETUNREACH) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return true
+	}
+	var oe *net.OpError
+	return errors.As(err, &oe) && oe.Op == "dial"
 }
 
 // setQlikURL points dst at qlik's base URL, under prefix, with in's path
@@ -218,10 +252,16 @@ func (q *qlikProxy) storeCookie(req *http.Request, value string) {
 	if !ok {
 		return
 	}
-	if a, ok := attemptFrom(req.Context()); ok && a.entry.Cookie == value {
+	a, ok := attemptFrom(req.Context())
+	if ok && a.entry.Cookie == value {
 		return
 	}
-	if err := q.h.opts.Sessions.Update(req.Context(), u, session.Entry{Cookie: value, Created: time.Now()}); err != nil {
+	e := session.Entry{Cookie: value, Created: time.Now()}
+	if ok {
+		// The cookie is the node's that answered.
+		e.Node = a.entry.Node
+	}
+	if err := q.h.opts.Sessions.Update(req.Context(), u, e); err != nil {
 		q.h.log.Warn("jar update failed", zap.String("user", u.String()), zap.String("request_id", requestID(req.Context())), zap.Error(err))
 	}
 }
@@ -243,7 +283,8 @@ func (h *Handler) isLoginRedirect(status int, loc string) bool {
 // sensegate's public URL, without the virtual proxy prefix.
 func (h *Handler) publicLocation(reqURL *url.URL, loc string) string {
 	u, err := reqURL.Parse(loc)
-	if err != nil || !strings.EqualFold(u.Host, h.qlikHost) {
+	// With several nodes the answer names the node's host: reqURL's.
+	if err != nil || !strings.EqualFold(u.Host, h.qlikHost) && !strings.EqualFold(u.Host, reqURL.Host) {
 		return loc
 	}
 	pub := *h.opts.PublicURL
@@ -261,7 +302,11 @@ func (h *Handler) publicLocation(reqURL *url.URL, loc string) string {
 
 func (q *qlikProxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(err, errSessionRefused) {
-		q.recover(w, r)
+		q.recover(w, r, nil)
+		return
+	}
+	if a, ok := attemptFrom(r.Context()); ok && q.h.opts.Nodes != nil && a.entry.Node != "" && isNodeDown(err) {
+		q.recover(w, r, err)
 		return
 	}
 	writeError(w, r, q.h.log, upstreamError("Qlik did not answer", err))
@@ -273,7 +318,10 @@ func (q *qlikProxy) errorHandler(w http.ResponseWriter, r *http.Request, err err
 // cookie, so concurrent requests do not thrash), a new session is made
 // through the broker, and the request is replayed once. Nothing has been
 // written to the client yet.
-func (q *qlikProxy) recover(w http.ResponseWriter, r *http.Request) {
+//
+// With nodeErr set, the session's node could not be reached instead: it
+// is marked down first, so that the new session is on another node.
+func (q *qlikProxy) recover(w http.ResponseWriter, r *http.Request, nodeErr error) {
 	h := q.h
 	u, _ := userFrom(r.Context())
 	a, ok := attemptFrom(r.Context())
@@ -281,19 +329,34 @@ func (q *qlikProxy) recover(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, h.log, &Error{Status: http.StatusBadGateway, Msg: "Qlik refused the session"})
 		return
 	}
+	cause := errSessionRefused
+	if nodeErr != nil {
+		cause = nodeErr
+		h.opts.Nodes.Down(a.entry.Node, nodeErr)
+	}
 	if err := h.opts.Sessions.Invalidate(r.Context(), u, a.entry.Cookie); err != nil {
 		h.log.Warn("jar invalidate failed", zap.String("user", u.String()), zap.String("request_id", requestID(r.Context())), zap.Error(err))
 	}
 	switch {
+	case a.n >= 2 && nodeErr != nil:
+		writeError(w, r, h.log, upstreamError("Qlik did not answer", nodeErr))
+		return
 	case a.n >= 2:
-		writeError(w, r, h.log, &Error{Status: http.StatusBadGateway, Msg: "Qlik refused a fresh session", Err: errSessionRefused})
+		writeError(w, r, h.log, &Error{Status: http.StatusBadGateway, Msg: "Qlik refused a fresh session", Err: cause})
+		return
+	case !a.replayable && nodeErr != nil:
+		writeError(w, r, h.log, &Error{Status: http.StatusServiceUnavailable, Msg: "the Qlik node failed while a large request body was sent; retry the request", Err: cause, RetryAfter: 1})
 		return
 	case !a.replayable:
-		writeError(w, r, h.log, &Error{Status: http.StatusServiceUnavailable, Msg: "the Qlik session expired while a large request body was sent; retry the request", Err: errSessionRefused, RetryAfter: 1})
+		writeError(w, r, h.log, &Error{Status: http.StatusServiceUnavailable, Msg: "the Qlik session expired while a large request body was sent; retry the request", Err: cause, RetryAfter: 1})
 		return
 	}
 	h.metrics.reauth(false)
-	h.log.Info("qlik session expired: replaying with a new one", zap.String("user", u.String()), zap.String("request_id", requestID(r.Context())), zap.String("path", r.URL.Path))
+	if nodeErr != nil {
+		h.log.Warn("qlik node unreachable: replaying on a new session", zap.String("user", u.String()), zap.String("node", a.entry.Node), zap.String("request_id", requestID(r.Context())), zap.String("path", r.URL.Path), zap.Error(nodeErr))
+	} else {
+		h.log.Info("qlik session expired: replaying with a new one", zap.String("user", u.String()), zap.String("request_id", requestID(r.Context())), zap.String("path", r.URL.Path))
+	}
 	e, err := h.opts.Sessions.Ensure(r.Context(), u)
 	if err != nil {
 		writeError(w, r, h.log, upstreamError("could not get a Qlik session", err))

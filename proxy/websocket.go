@@ -75,14 +75,6 @@ func (rl *relay) serve(w http.ResponseWriter, r *http.Request, u identity.User, 
 		writeError(w, r, h.log, &Error{Status: http.StatusForbidden, Msg: "websocket origin not allowed", Err: errors.New("origin " + r.Header.Get("Origin"))})
 		return
 	}
-	target := &url.URL{}
-	setQlikURL(target, h.opts.Qlik, h.prefix, r.URL)
-	stripTicketParams(target)
-	stripParam(target, "qlik-csrf-token")
-	target.Scheme = "ws"
-	if h.opts.Qlik.Scheme == "https" {
-		target.Scheme = "wss"
-	}
 	var (
 		up      *websocket.Conn
 		pending [][]byte
@@ -95,16 +87,25 @@ func (rl *relay) serve(w http.ResponseWriter, r *http.Request, u identity.User, 
 			writeError(w, r, h.log, upstreamError("could not get a Qlik session", err))
 			return
 		}
-		up, pending, err = rl.connect(r, u, &e, target)
+		up, pending, err = rl.connect(r, u, &e, rl.target(r, e))
 		if err == nil {
 			break
 		}
-		if !errors.Is(err, errSessionRefused) {
+		nodeDown := h.opts.Nodes != nil && e.Node != "" && isNodeDown(err)
+		if !errors.Is(err, errSessionRefused) && !nodeDown {
 			writeError(w, r, h.log, wsError(err))
 			return
 		}
+		if nodeDown {
+			// Before the client is upgraded: a new session on another node.
+			h.opts.Nodes.Down(e.Node, err)
+		}
 		if ierr := h.opts.Sessions.Invalidate(r.Context(), u, e.Cookie); ierr != nil {
 			h.log.Warn("jar invalidate failed", zap.String("user", u.String()), zap.Error(ierr))
+		}
+		if try == 2 && nodeDown {
+			writeError(w, r, h.log, wsError(err))
+			return
 		}
 		if try == 2 {
 			writeError(w, r, h.log, &Error{Status: http.StatusBadGateway, Msg: "Qlik refused a fresh session", Err: err})
@@ -146,6 +147,21 @@ func (rl *relay) serve(w http.ResponseWriter, r *http.Request, u identity.User, 
 		}
 	}
 	p.run()
+}
+
+// target returns the Qlik websocket URL of r for session e, on e's node.
+func (rl *relay) target(r *http.Request, e session.Entry) *url.URL {
+	h := rl.h
+	base := h.qlikBase(e)
+	target := &url.URL{}
+	setQlikURL(target, base, h.prefix, r.URL)
+	stripTicketParams(target)
+	stripParam(target, "qlik-csrf-token")
+	target.Scheme = "ws"
+	if base.Scheme == "https" {
+		target.Scheme = "wss"
+	}
+	return target
 }
 
 // handshakeError is Qlik refusing a websocket handshake with a status.
@@ -304,7 +320,16 @@ func (rl *relay) csrfToken(r *http.Request, u identity.User, e *session.Entry, r
 		}
 		return e.CSRFToken, nil
 	}
-	token, supported, err := h.opts.CSRF.CSRFToken(r.Context(), e.Cookie)
+	var (
+		token     string
+		supported bool
+		err       error
+	)
+	if nt, ok := h.opts.CSRF.(nodeCSRFTokener); ok && e.Node != "" {
+		token, supported, err = nt.CSRFTokenOn(r.Context(), e.Node, e.Cookie)
+	} else {
+		token, supported, err = h.opts.CSRF.CSRFToken(r.Context(), e.Cookie)
+	}
 	switch {
 	case err != nil && isSessionRefused(err):
 		return "", errSessionRefused
@@ -322,6 +347,12 @@ func (rl *relay) csrfToken(r *http.Request, u identity.User, e *session.Entry, r
 		h.log.Warn("jar update failed", zap.String("user", u.String()), zap.Error(err))
 	}
 	return token, nil
+}
+
+// nodeCSRFTokener is the optional ability of a CSRFTokener to ask the
+// node holding a session; *ticket.Nodes has it.
+type nodeCSRFTokener interface {
+	CSRFTokenOn(ctx context.Context, node, sessionCookie string) (token string, supported bool, err error)
 }
 
 // isSessionRefused reports whether err says Qlik no longer knows the

@@ -22,6 +22,13 @@ type Loginer interface {
 	Login(ctx context.Context, u identity.User) (*http.Cookie, error)
 }
 
+// NodeLoginer is a Loginer over several Qlik proxy nodes: LoginOn logs u
+// in on a healthy node and names it. The Broker prefers it to Login and
+// records the node in the Entry; *ticket.Nodes is one.
+type NodeLoginer interface {
+	LoginOn(ctx context.Context, u identity.User) (cookie *http.Cookie, node string, err error)
+}
+
 // Broker hands out each user's Qlik session, logging the user in when the
 // jar has none. Concurrent Ensure calls for one user share a single login,
 // and across replicas too when the store is a Locker; calls for different
@@ -127,7 +134,16 @@ func (b *Broker) flight(ctx context.Context, u identity.User, key string) (Entry
 		return e, nil
 	}
 	start := b.now()
-	c, err := b.login.Login(lctx, u)
+	var (
+		c    *http.Cookie
+		node string
+		err  error
+	)
+	if nl, ok := b.login.(NodeLoginer); ok {
+		c, node, err = nl.LoginOn(lctx, u)
+	} else {
+		c, err = b.login.Login(lctx, u)
+	}
 	b.metrics.login(err)
 	if err != nil {
 		if b.onLogin != nil {
@@ -139,7 +155,7 @@ func (b *Broker) flight(ctx context.Context, u identity.User, key string) (Entry
 		b.log.Warn("qlik login failed", zap.String("user", u.String()), zap.Error(err))
 		return Entry{}, err
 	}
-	e := Entry{Cookie: c.Value, Created: b.now()}
+	e := Entry{Cookie: c.Value, Created: b.now(), Node: node}
 	if b.onLogin != nil {
 		b.onLogin(ctx, u, e, nil)
 	}

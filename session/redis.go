@@ -158,6 +158,7 @@ type redisValue struct {
 	Cookie    string    `json:"c"`
 	CSRFToken string    `json:"t,omitempty"`
 	Created   time.Time `json:"at"`
+	Node      string    `json:"n,omitempty"`
 }
 
 // An entry's value is redisFormat, the SHA-256 of the cookie, then the
@@ -178,7 +179,7 @@ return 0
 `)
 
 func (r *Redis) encode(rk string, e Entry) ([]byte, error) {
-	plain, err := json.Marshal(redisValue{Cookie: e.Cookie, CSRFToken: e.CSRFToken, Created: e.Created})
+	plain, err := json.Marshal(redisValue{Cookie: e.Cookie, CSRFToken: e.CSRFToken, Created: e.Created, Node: e.Node})
 	if err != nil {
 		return nil, err
 	}
@@ -206,7 +207,7 @@ func (r *Redis) decode(rk string, v []byte) (Entry, error) {
 	if d := sha256.Sum256([]byte(rv.Cookie)); string(d[:]) != string(v[1:redisDigestEnd]) {
 		return Entry{}, errors.New("session: jar value: cookie digest mismatch")
 	}
-	return Entry{Cookie: rv.Cookie, CSRFToken: rv.CSRFToken, Created: rv.Created}, nil
+	return Entry{Cookie: rv.Cookie, CSRFToken: rv.CSRFToken, Created: rv.Created, Node: rv.Node}, nil
 }
 
 // Get implements Store. A value that does not decrypt or decode, e.g.

@@ -19,6 +19,9 @@ type Entry struct {
 	CSRFToken string
 	// Created is when sensegate logged the user in to Qlik.
 	Created time.Time
+	// Node names the Qlik proxy node that holds the session (see
+	// NodeLoginer); "" when there is one node only.
+	Node string
 }
 
 // Store is the jar: entries by user key. Entries expire when unused for

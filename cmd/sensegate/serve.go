@@ -300,10 +300,17 @@ func isLoopbackListen(addr string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// qpsClient is what the gateway keeps of its QPS clients: *ticket.Client
+// for one Qlik node, *ticket.Nodes for several.
+type qpsClient interface {
+	Ping(ctx context.Context) error
+	CloseIdleConnections()
+}
+
 // gateway is sensegate assembled: the proxy handler and what it owns.
 type gateway struct {
 	handler  *proxy.Handler
-	tickets  *ticket.Client
+	tickets  qpsClient
 	broker   *session.Broker
 	closeJar func() // nil: nothing to close
 }
@@ -363,23 +370,45 @@ func newGatewayWith(cfg *config.Config, provider identity.Provider, log *zap.Log
 	if err != nil {
 		return nil, fmt.Errorf("qlik.login: %w", err)
 	}
-	tc, err := ticket.New(ticket.Config{
-		ProxyURL: q.URL(), QPSURL: q.QPS.URL(), Prefix: q.Prefix, SessionCookie: q.SessionCookie,
-		RedeemPath: q.RedeemPath, Mode: mode, RootCAs: q.RootCAs(), ClientCert: cert,
-		Timeout: q.QPS.Timeout, Retries: q.QPS.Retries, Origin: q.WebsocketOrigin(),
-	}, log.Named("ticket"))
-	if err != nil {
-		return nil, fmt.Errorf("qlik: %w", err)
+	var clients []ticket.Node
+	for _, n := range q.NodeURLs() {
+		tc, err := ticket.New(ticket.Config{
+			ProxyURL: n.Proxy, QPSURL: n.QPS, Prefix: q.Prefix, SessionCookie: q.SessionCookie,
+			RedeemPath: q.RedeemPath, Mode: mode, RootCAs: q.RootCAs(), ClientCert: cert,
+			Timeout: q.QPS.Timeout, Retries: q.QPS.Retries, Origin: q.WebsocketOrigin(),
+		}, log.Named("ticket").With(zap.String("node", n.Proxy.Host)))
+		if err != nil {
+			return nil, fmt.Errorf("qlik: %w", err)
+		}
+		clients = append(clients, ticket.Node{ID: n.Proxy.Host, Client: tc})
 	}
-	broker := session.NewBroker(jar, tc, obs.brokerOptions(session.BrokerOptions{Logger: log.Named("session")}))
+	if len(clients) == 0 {
+		return nil, errors.New("qlik: no node configured (validate the configuration first)")
+	}
+	// One node is the plain client, as before qlik.nodes; several are
+	// ticket.Nodes, which pick each login's node and route by it.
+	var (
+		tickets qpsClient         = clients[0].Client
+		loginer session.Loginer   = clients[0].Client
+		csrf    proxy.CSRFTokener = clients[0].Client
+		nodes   proxy.Nodes
+	)
+	if len(q.Nodes) > 0 {
+		tn, err := ticket.NewNodes(clients, ticket.NodesOptions{Logger: log.Named("nodes")})
+		if err != nil {
+			return nil, fmt.Errorf("qlik.nodes: %w", err)
+		}
+		tickets, loginer, csrf, nodes = tn, tn, tn, tn
+	}
+	broker := session.NewBroker(jar, loginer, obs.brokerOptions(session.BrokerOptions{Logger: log.Named("session")}))
 	var routes []proxy.Route
 	for _, r := range cfg.Routes {
 		routes = append(routes, proxy.Route{Path: r.Path, Upstream: r.UpstreamURL(), StripPrefix: r.StripPrefix})
 	}
 	h, err := proxy.New(obs.proxyOptions(proxy.Options{
 		Qlik: q.URL(), Prefix: q.Prefix, CookieName: q.SessionCookie, QlikOrigin: q.WebsocketOrigin(),
-		Identity: provider, Sessions: broker,
-		WebsocketCSRF: proxy.CSRFMode(q.WebsocketCSRF), CSRF: tc, WebsocketPing: q.WebsocketPing,
+		Identity: provider, Sessions: broker, Nodes: nodes,
+		WebsocketCSRF: proxy.CSRFMode(q.WebsocketCSRF), CSRF: csrf, WebsocketPing: q.WebsocketPing,
 		ReplayLimit: replayLimit(q.ReplayLimit), AuthModuleURL: q.AuthModuleURL,
 		PublicPaths:    cfg.Identity.PublicPaths,
 		Transport:      proxy.NewTransport(&tls.Config{RootCAs: q.RootCAs()}, q.Timeout),
@@ -391,7 +420,7 @@ func newGatewayWith(cfg *config.Config, provider identity.Provider, log *zap.Log
 	if err != nil {
 		return nil, err
 	}
-	return &gateway{handler: h, tickets: tc, broker: broker}, nil
+	return &gateway{handler: h, tickets: tickets, broker: broker}, nil
 }
 
 // replayLimit maps qlik.replay_limit to proxy.Options.ReplayLimit, where 0
