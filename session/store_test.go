@@ -26,7 +26,7 @@ func runStoreTests(t *testing.T, newStore storeFactory) {
 	})
 	t.Run("put get", func(t *testing.T) {
 		s, _ := newStore(t, time.Minute)
-		want := Entry{Cookie: "c1", CSRFToken: "t1", Created: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+		want := Entry{Cookie: "c1", CSRFToken: "t1", Node: "qlik2:443", Created: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
 		if err := s.Put(ctx, `ACME\alice`, want); err != nil {
 			t.Fatal(err)
 		}
