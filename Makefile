@@ -1,14 +1,12 @@
 # sensegate developer tasks. `make test` is what CI runs (.ci/run).
 GO      ?= go
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
-LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: test fmt-check vet unit e2e build demo qliksim clean
+.PHONY: test fmt-check vet unit e2e deploy-check build demo qliksim clean
 
 ## test: gofmt check, go vet, the whole Go suite under the race detector, and
-## the end-to-end suite with real clients (installs Node packages as needed)
-test: fmt-check vet unit e2e
+## the end-to-end suite with real clients (installs Node packages as needed),
+## and the Helm chart's validation (installs helm and kubeconform in bin/tools)
+test: fmt-check vet unit e2e deploy-check
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go')); \
@@ -24,9 +22,14 @@ unit:
 e2e:
 	./scripts/e2e.sh
 
-## build: the sensegate binary in bin/
+## deploy-check: helm lint, helm template | kubeconform -strict (offline schemas)
+deploy-check:
+	./scripts/deploy-check.sh
+
+## build: the sensegate binary in bin/, with the release flags of
+## scripts/build.sh (the Dockerfile's too); VERSION=… COMMIT=… override git's
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/sensegate ./cmd/sensegate
+	GO=$(GO) VERSION=$(VERSION) COMMIT=$(COMMIT) ./scripts/build.sh bin/sensegate
 
 ## demo: the one-command demo: simulator + sensegate + sample mashup on http://localhost:8080
 demo:
