@@ -1,7 +1,7 @@
 # sensegate developer tasks. `make test` is what CI runs (.ci/run).
 GO      ?= go
 
-.PHONY: test fmt-check vet unit e2e deploy-check build demo qliksim clean
+.PHONY: test fmt-check vet unit e2e deploy-check build demo qliksim clean fuzz
 
 ## test: gofmt check, go vet, the whole Go suite under the race detector, and
 ## the end-to-end suite with real clients (installs Node packages as needed),
@@ -38,6 +38,22 @@ demo:
 ## qliksim: the QSEoW simulator alone, on its default loopback ports
 qliksim:
 	$(GO) run ./cmd/sensegate qliksim --cert-dir .demo/certs
+
+## fuzz: each fuzz target for FUZZTIME (their seeds run as tests in `make unit`)
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test -run XXX -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./config/
+	$(GO) test -run XXX -fuzz '^FuzzHeaderIdentify$$' -fuzztime $(FUZZTIME) ./identity/
+	$(GO) test -run XXX -fuzz '^FuzzHeaderIdentifyUntrusted$$' -fuzztime $(FUZZTIME) ./identity/
+	$(GO) test -run XXX -fuzz '^FuzzParseUser$$' -fuzztime $(FUZZTIME) ./identity/
+	$(GO) test -run XXX -fuzz '^FuzzSafeRedirect$$' -fuzztime $(FUZZTIME) ./identity/
+	$(GO) test -run XXX -fuzz '^FuzzStripTicketParams$$' -fuzztime $(FUZZTIME) ./proxy/
+	$(GO) test -run XXX -fuzz '^FuzzDropCookies$$' -fuzztime $(FUZZTIME) ./proxy/
+	$(GO) test -run XXX -fuzz '^FuzzCheckFatal$$' -fuzztime $(FUZZTIME) ./proxy/
+	$(GO) test -run XXX -fuzz '^FuzzIsLoginRedirect$$' -fuzztime $(FUZZTIME) ./proxy/
+	$(GO) test -run XXX -fuzz '^FuzzTicketResponse$$' -fuzztime $(FUZZTIME) ./ticket/
+	$(GO) test -run XXX -fuzz '^FuzzXrfkey$$' -fuzztime $(FUZZTIME) ./qliksim/
+	$(GO) test -run XXX -fuzz '^FuzzAttributeJSON$$' -fuzztime $(FUZZTIME) ./qliksim/
 
 clean:
 	rm -rf bin .demo
