@@ -26,6 +26,7 @@ func FuzzStripTicketParams(f *testing.F) {
 		"qlikTicket", "qlikTicket=&qlikTicket=", "qlik+ticket=1",
 		"qlikTicket=a;x=1", "a=%zz&qlikTicket=x",
 		"xrfkey=0123456789abcdef&qlikTicket=T", "a=1&a=2&b=%20", "qlıkticket=1", "qlikticKet%00=1",
+		"qlik%54icket=abc", "q%6CikTicket=abc", "%71likticket=1", // percent-encoded names (a bug it found)
 	} {
 		f.Add(q)
 	}

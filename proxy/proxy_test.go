@@ -274,6 +274,9 @@ func TestClientCredentialsNeverReachQlik(t *testing.T) {
 		{"qlikTicket", "/hub/?qlikTicket=" + bobTicket, nil},
 		{"QlikTicket", "/hub/?QlikTicket=" + bobTicket, nil},
 		{"QLIKTICKET", "/hub/?QLIKTICKET=" + bobTicket, nil},
+		// Found by FuzzStripTicketParams: a percent-encoded name.
+		{"qlik%54icket", "/hub/?qlik%54icket=" + bobTicket, nil},
+		{"%71likTicket", "/hub/?%71likTicket=" + bobTicket, nil},
 		{"session cookie", "/hub/", []string{"Cookie", "X-Qlik-Session=" + bobCookie.Value}},
 		{"X-Qlik-User", "/hub/", []string{"X-Qlik-User", "UserDirectory=ACME; UserId=bob"}},
 	}

@@ -166,7 +166,9 @@ func setQlikURL(dst, qlik *url.URL, prefix string, in *url.URL) {
 // stripTicketParams removes qlikTicket parameters in any spelling, so a
 // client cannot log in to Qlik as someone else through sensegate.
 func stripTicketParams(u *url.URL) {
-	if !strings.Contains(strings.ToLower(u.RawQuery), "qlikticket") {
+	// Names may be percent-encoded (qlik%54icket): only a query with
+	// neither the name nor any escape can skip the decoding.
+	if !strings.Contains(strings.ToLower(u.RawQuery), "qlikticket") && !strings.Contains(u.RawQuery, "%") {
 		return
 	}
 	q := u.Query()
