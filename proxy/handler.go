@@ -288,6 +288,12 @@ func (h *Handler) countRequest(st *reqState) {
 // a route, or 404.
 func (h *Handler) dispatch(w http.ResponseWriter, r *http.Request, st *reqState) {
 	path := r.URL.Path
+	if reason := suspiciousPath(r.URL); reason != "" {
+		// net/http does not clean paths for a root handler: "/hub/../qmc/"
+		// would match the /hub/ prefix here and mean /qmc/ upstream.
+		writeError(w, r, h.log, &Error{Status: http.StatusBadRequest, Msg: "invalid request path: " + reason})
+		return
+	}
 	if strings.HasPrefix(path, ReservedPrefix) {
 		st.route = &h.mSensegate
 		h.own.ServeHTTP(w, r)
@@ -338,6 +344,30 @@ func (h *Handler) dispatch(w http.ResponseWriter, r *http.Request, st *reqState)
 	}
 	st.route = &h.mNone
 	writeError(w, r, h.log, &Error{Status: http.StatusNotFound, Msg: "no route for " + r.URL.Path})
+}
+
+// suspiciousPath says why a request path must not be routed by prefix:
+// dot segments, encoded slashes or backslashes, NUL; "" when it is fine.
+func suspiciousPath(u *url.URL) string {
+	p := u.Path
+	if p == "" || p[0] != '/' {
+		return "not absolute"
+	}
+	if strings.Contains(p, "\x00") {
+		return "NUL"
+	}
+	if strings.Contains(p, "\\") {
+		return "backslash"
+	}
+	for _, seg := range strings.Split(p, "/") {
+		if seg == "." || seg == ".." {
+			return "dot segment"
+		}
+	}
+	if raw := strings.ToLower(u.RawPath); strings.Contains(raw, "%2f") || strings.Contains(raw, "%5c") {
+		return "encoded slash"
+	}
+	return ""
 }
 
 // isPublic reports whether a (non-Qlik) path is served without login.

@@ -582,3 +582,29 @@ func TestPublicPathsAndUnauthenticatedAnswers(t *testing.T) {
 		t.Errorf("websocket without login: %v %v, want 401", err, resp)
 	}
 }
+
+// Path tricks must not reach paths outside the allowed ones: net/http does
+// not clean the path for a root handler, so "/hub/../qmc/" would match the
+// /hub/ prefix and mean /qmc/ upstream.
+func TestPathTricksRefused(t *testing.T) {
+	e := newEnv(t)
+	for _, p := range []string{
+		"/hub/../qmc/", "/hub/%2e%2e/qmc/", "/hub/./x", "/resources/a%2Fb", "/resources/a%5cb",
+		"/mashup/..%5c..%5cetc", "/hub/..", "/qps/user/../../qps/ticket",
+	} {
+		r := httptest.NewRequest("GET", p, nil)
+		r.RemoteAddr = "127.0.0.1:5000"
+		r.Header.Set("X-Forwarded-User", "alice")
+		w := httptest.NewRecorder()
+		e.h.ServeHTTP(w, r)
+		if w.Code != http.StatusBadRequest {
+			t.Errorf("GET %s = %d, want 400", p, w.Code)
+		}
+	}
+	if n := e.sim.TicketsIssued(); n != 0 {
+		t.Errorf("path tricks made %d tickets, want 0 (refused before identity and Qlik)", n)
+	}
+	if resp, _ := e.do(t, "GET", "/hub/", "alice"); resp.StatusCode != 200 {
+		t.Errorf("a plain path after the tricks = %d", resp.StatusCode)
+	}
+}
