@@ -483,3 +483,23 @@ func TestWebsocketPingsQlik(t *testing.T) {
 	defer cancel()
 	h.Shutdown(ctx)
 }
+
+func TestWebsocketReadLimit(t *testing.T) {
+	e := newEnv(t, func(_ *qliksim.Config, o *Options) { o.WebsocketReadLimit = 64 << 10 })
+	c, _, err := e.dialEngine(t, "/app/engineData", "alice", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	call(t, c, 1, "EngineVersion", -1, "")
+	big := `{"jsonrpc":"2.0","id":2,"method":"EngineVersion","handle":-1,"params":["` + strings.Repeat("x", 128<<10) + `"]}`
+	c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	c.WriteMessage(websocket.TextMessage, []byte(big))
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var err2 error
+	for err2 == nil {
+		_, _, err2 = c.ReadMessage()
+	}
+	if ce, ok := err2.(*websocket.CloseError); !ok || ce.Code != websocket.CloseMessageTooBig {
+		t.Errorf("a message over the read limit: %v, want close 1009", err2)
+	}
+}
