@@ -1,0 +1,133 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/sensegate/sensegate/config"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// syncLog collects everything logged, as JSON lines, at debug level.
+type syncLog struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncLog) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncLog) Sync() error                 { return nil }
+func (s *syncLog) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// A whole run at debug level — logins, QRS, websockets, a Qlik restart with
+// recovery, client-sent credentials, logout — logs no session cookie, no
+// key material and nothing the client sent as a credential.
+func TestLogsCarryNoSecrets(t *testing.T) {
+	sim := startSim(t)
+	cfg, err := config.Load(writeSimConfig(t, sim, "log:\n  level: debug\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := &syncLog{}
+	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), out, zapcore.DebugLevel))
+	provider, err := newProvider(context.Background(), cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw, err := newGateway(cfg, provider, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.close()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan net.Addr, 1)
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg.Server, gw.handler, ready, log) }()
+	addr := (<-ready).String()
+
+	const clientSecret = "client-sent-secret-0123456789"
+	get := func(user, path string, hdr ...string) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
+		req.Header.Set("X-Forwarded-User", user)
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	for _, u := range []string{"alice", "bob", "carol"} {
+		get(u, "/hub/", "Cookie", "X-Qlik-Session="+clientSecret, "Authorization", "Bearer "+clientSecret)
+		get(u, "/qrs/reloadtask?xrfkey=abcdefghijklmnop&qlikTicket="+clientSecret, "X-Qlik-Xrfkey", "abcdefghijklmnop")
+		ws, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/app/engineData", http.Header{"X-Forwarded-User": {u}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ws.WriteJSON(map[string]any{"jsonrpc": "2.0", "id": 1, "method": "OpenDoc", "handle": -1, "params": []any{"5a8a1b2c-0003-4c1e-9d3f-000000000003"}})
+		for i := 0; i < 3; i++ {
+			ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+			if _, _, err := ws.ReadMessage(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ws.Close()
+	}
+	sim.ExpireAll()
+	get("alice", "/hub/")   // recovered with a new session
+	get("/nobody", "/hub/") // refused identity
+	get("bob", "/nowhere")  // 404
+	req, _ := http.NewRequest("POST", "http://"+addr+"/.sensegate/logout", nil)
+	req.Header.Set("X-Forwarded-User", "carol")
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		resp.Body.Close()
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+
+	logs := out.String()
+	if !strings.Contains(logs, `ACME\\alice`) {
+		t.Fatalf("the run logged no user ids: the capture is broken:\n%s", logs)
+	}
+	var secrets []string
+	for _, ev := range sim.Events(0) {
+		if ev.SessionID != "" {
+			secrets = append(secrets, ev.SessionID) // every Qlik session cookie value of the run
+		}
+	}
+	if len(secrets) == 0 {
+		t.Fatal("no Qlik sessions seen")
+	}
+	secrets = append(secrets, clientSecret)
+	for _, f := range []string{sim.Certs().ClientKey, sim.Certs().ServerKey} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if len(line) > 40 && !strings.HasPrefix(line, "-----") {
+				secrets = append(secrets, line) // key material
+			}
+		}
+	}
+	for _, s := range secrets {
+		if strings.Contains(logs, s) {
+			t.Errorf("the logs contain a secret %q", fmt.Sprintf("%.8s…", s))
+		}
+	}
+}
