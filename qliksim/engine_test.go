@@ -819,28 +819,8 @@ func TestEngineShutdownClosesSockets(t *testing.T) {
 // engNewLoggedSim is newTestSim with an observed logger.
 func engNewLoggedSim(t *testing.T, mutate func(*Config)) (*Sim, *observer.ObservedLogs) {
 	t.Helper()
-	cfg := DefaultConfig()
-	cfg.ProxyListen, cfg.QPSListen = "127.0.0.1:0", "127.0.0.1:0"
-	cfg.CertDir = t.TempDir()
-	if mutate != nil {
-		mutate(&cfg)
-	}
 	core, logs := observer.New(zap.DebugLevel)
-	sim, err := New(cfg, Options{Clock: newFakeClock(), SweepInterval: -1, Logger: zap.New(core)})
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	if err := sim.Start(); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := sim.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-	})
-	return sim, logs
+	return startTestSim(t, mutate, Options{Clock: newFakeClock(), SweepInterval: -1, Logger: zap.New(core)}), logs
 }
 
 func TestEngineCSRFLog(t *testing.T) {

@@ -30,14 +30,21 @@ func (c *fakeClock) Advance(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d)
 // background sweeper; mutate may change the default config first.
 func newTestSim(t *testing.T, mutate func(*Config)) (*Sim, *fakeClock) {
 	t.Helper()
+	clock := newFakeClock()
+	return startTestSim(t, mutate, Options{Clock: clock, SweepInterval: -1}), clock
+}
+
+// startTestSim starts a simulator with opts on loopback ports and shuts it
+// down when t ends.
+func startTestSim(t *testing.T, mutate func(*Config), opts Options) *Sim {
+	t.Helper()
 	cfg := DefaultConfig()
 	cfg.ProxyListen, cfg.QPSListen, cfg.AdminListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.CertDir = t.TempDir()
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	clock := newFakeClock()
-	sim, err := New(cfg, Options{Clock: clock, SweepInterval: -1})
+	sim, err := New(cfg, opts)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -51,7 +58,7 @@ func newTestSim(t *testing.T, mutate func(*Config)) (*Sim, *fakeClock) {
 			t.Errorf("Shutdown: %v", err)
 		}
 	})
-	return sim, clock
+	return sim
 }
 
 // proxyClient is a browser-like client of the proxy side: it trusts the

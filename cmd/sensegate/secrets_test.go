@@ -2,10 +2,8 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -40,20 +38,7 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 	}
 	out := &syncLog{}
 	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), out, zapcore.DebugLevel))
-	provider, err := newProvider(context.Background(), cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gw, err := newGateway(cfg, provider, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer gw.close()
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan net.Addr, 1)
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg.Server, gw.handler, ready, log) }()
-	addr := (<-ready).String()
+	addr := runGateway(t, cfg, log, nil)
 
 	const clientSecret = "client-sent-secret-0123456789"
 	get := func(user, path string, hdr ...string) {
@@ -95,10 +80,7 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 	if resp, err := http.DefaultClient.Do(req); err == nil {
 		resp.Body.Close()
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("serve: %v", err)
-	}
+	log.Sync()
 
 	logs := out.String()
 	if !strings.Contains(logs, `ACME\\alice`) {

@@ -27,6 +27,7 @@ import (
 	"github.com/sensegate/sensegate/qliksim"
 	"github.com/sensegate/sensegate/qliksim/qliksimtest"
 	"go.uber.org/goleak"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 )
 
@@ -96,6 +97,37 @@ qlik:
 func startSim(t *testing.T) *qliksim.Sim {
 	t.Helper()
 	return qliksimtest.Start(t, nil, qliksim.Options{})
+}
+
+// runGateway builds sensegate from cfg as serve does and serves it on ln
+// (a new loopback listener when nil) until the test ends, when serve must
+// return cleanly. It returns the address.
+func runGateway(t *testing.T, cfg *config.Config, log *zap.Logger, ln net.Listener) string {
+	t.Helper()
+	provider, err := newProvider(context.Background(), cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw, err := newGateway(cfg, provider, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ln == nil {
+		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serveOn(ctx, ln, cfg.Server, gw.handler, nil, log) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve returned %v", err)
+		}
+		gw.close()
+	})
+	return ln.Addr().String()
 }
 
 // The wiring of `serve` from a config file: a request through it reaches
@@ -369,24 +401,7 @@ routes:
 	if err != nil {
 		t.Fatal(err)
 	}
-	provider, err := newProvider(context.Background(), cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gw, err := newGateway(cfg, provider, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer gw.close()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- serveOn(ctx, ln, cfg.Server, gw.handler, nil, log) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve returned %v", err)
-		}
-	}()
+	runGateway(t, cfg, log, ln)
 
 	b := newTestBrowser(t)
 	resp, body := b.do(t, "GET", public+"/hub/", nil, true)
