@@ -108,7 +108,10 @@ func (s *Sim) serveQPS(w http.ResponseWriter, r *http.Request) {
 	case FaultHang:
 		<-r.Context().Done() // the client gives up, or Shutdown cancels the base context
 		sw.status = 0
-		return
+		// A hung server never answers: abort rather than let net/http
+		// send an empty 200, which a client racing its own deadline
+		// could read as success.
+		panic(http.ErrAbortHandler)
 	case FaultClose:
 		sw.status = 0
 		s.record(Event{Kind: "qps", Prefix: prefix, Method: r.Method, Path: r.URL.Path, Tag: r.Header.Get("X-Sim-Tag")})
