@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path"
 	"regexp"
 	"strings"
 	"time"
@@ -59,6 +60,10 @@ type Config struct {
 	ScriptSize int `yaml:"script_size"`
 	// MaxEvents bounds the inspection request log (DefaultMaxEvents if 0).
 	MaxEvents int `yaml:"max_events"`
+	// StaticResources are further static resources, served to authenticated
+	// sessions like the built-in ones: stand-ins of a given size for the
+	// multi-MB JavaScript bundles a real Qlik Sense serves.
+	StaticResources []StaticResource `yaml:"static_resources"`
 
 	VirtualProxies []VirtualProxy `yaml:"virtual_proxies"`
 	Users          []User         `yaml:"users"`
@@ -94,6 +99,19 @@ type VirtualProxy struct {
 	// websocket upgrades (QSEoW November 2024 and later).
 	WebsocketCSRF bool `yaml:"websocket_csrf"`
 }
+
+// StaticResource is a configured static resource with deterministic content.
+type StaticResource struct {
+	// Path is the resource's path after the virtual proxy prefix, under
+	// /resources/, /extensions/ or /content/ (e.g. "/resources/assets/app.js");
+	// every virtual proxy serves it.
+	Path string `yaml:"path"`
+	// Size is the length of the body in bytes, at most MaxStaticSize.
+	Size int `yaml:"size"`
+}
+
+// MaxStaticSize bounds a configured static resource, which is held in memory.
+const MaxStaticSize = 256 << 20
 
 // User is a seeded user. Users that are not seeded may still log in (as
 // QSEoW creates users on first login); they see only apps open to everyone.
@@ -192,6 +210,8 @@ var (
 	// tokenRE is an HTTP token (RFC 7230 §3.2.6), what a cookie name must be.
 	tokenRE = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 	guidRE  = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+	// staticPathRE is where Qlik serves static files, in URL-safe characters.
+	staticPathRE = regexp.MustCompile(`^/(resources|extensions|content)/[A-Za-z0-9._~/-]+$`)
 )
 
 // Validate reports every problem of c at once, each naming its key.
@@ -208,6 +228,20 @@ func (c Config) Validate() error {
 	}
 	if c.ScriptSize < 0 {
 		bad("script_size: %d is negative", c.ScriptSize)
+	}
+	statics := map[string]bool{}
+	for i, r := range c.StaticResources {
+		key := fmt.Sprintf("static_resources[%d]", i)
+		switch {
+		case !staticPathRE.MatchString(r.Path) || path.Clean(r.Path) != r.Path:
+			bad("%s.path: %q must be a clean path under /resources/, /extensions/ or /content/", key, r.Path)
+		case builtinStatic[r.Path].body != nil || statics[r.Path]:
+			bad("%s.path: %q is served already", key, r.Path)
+		}
+		statics[r.Path] = true
+		if r.Size < 0 || r.Size > MaxStaticSize {
+			bad("%s.size: %d must be between 0 and %d", key, r.Size, MaxStaticSize)
+		}
 	}
 	if len(c.VirtualProxies) == 0 {
 		bad("virtual_proxies: at least one virtual proxy is required")

@@ -292,6 +292,19 @@ func TestConfigValidate(t *testing.T) {
 		{"proxy listen without port", func(c *Config) { c.ProxyListen = "localhost" }, []string{`proxy_listen: "localhost"`}, ""},
 		{"admin listen without port", func(c *Config) { c.AdminListen = "127.0.0.1" }, []string{`admin_listen: "127.0.0.1"`}, ""},
 		{"negative script size", func(c *Config) { c.ScriptSize = -1 }, []string{"script_size"}, ""},
+		{"static resources", func(c *Config) {
+			c.StaticResources = []StaticResource{{Path: "/resources/assets/app.js", Size: 1 << 20}, {Path: "/content/Default/empty.txt"}}
+		}, nil, ""},
+		{"static resource outside", func(c *Config) { c.StaticResources = []StaticResource{{Path: "/qrs/app", Size: 1}} }, []string{`static_resources[0].path: "/qrs/app"`}, ""},
+		{"static resource not clean", func(c *Config) { c.StaticResources = []StaticResource{{Path: "/resources/a/../b.js"}} }, []string{"static_resources[0].path"}, ""},
+		{"static resource built in", func(c *Config) { c.StaticResources = []StaticResource{{Path: "/resources/js/qlik.js"}} }, []string{"static_resources[0].path", "served already"}, ""},
+		{"static resource twice", func(c *Config) {
+			c.StaticResources = []StaticResource{{Path: "/resources/a.js"}, {Path: "/resources/a.js"}}
+		}, []string{"static_resources[1].path", "served already"}, ""},
+		{"static resource negative size", func(c *Config) { c.StaticResources = []StaticResource{{Path: "/resources/a.js", Size: -1}} }, []string{"static_resources[0].size"}, ""},
+		{"static resource too large", func(c *Config) {
+			c.StaticResources = []StaticResource{{Path: "/resources/a.js", Size: MaxStaticSize + 1}}
+		}, []string{"static_resources[0].size"}, ""},
 		{"no virtual proxy", func(c *Config) { c.VirtualProxies = nil }, []string{"virtual_proxies"}, ""},
 		{"prefix with slash", func(c *Config) { c.VirtualProxies[1].Prefix = "a/b" }, []string{`virtual_proxies[1].prefix: "a/b"`}, ""},
 		{"duplicate prefix", func(c *Config) { c.VirtualProxies[1].Prefix = "" }, []string{`virtual_proxies[1].prefix: ""`}, ""},

@@ -38,6 +38,39 @@ func TestProxyUnauthenticatedRedirects(t *testing.T) {
 	}
 }
 
+func TestProxyStaticResources(t *testing.T) {
+	const size = 1<<20 + 7
+	sim, _ := newTestSim(t, func(c *Config) {
+		c.StaticResources = []StaticResource{{Path: "/resources/assets/bundle.js", Size: size}, {Path: "/content/Default/empty.bin"}}
+	})
+	if resp, _ := proxyGet(t, sim, vpURL(sim, "", "/resources/assets/bundle.js"), nil); resp.StatusCode != http.StatusFound {
+		t.Errorf("without a session = %d, want 302 to login", resp.StatusCode)
+	}
+	alice := login(t, sim, "", `ACME\alice`)
+	resp, body := proxyGet(t, sim, vpURL(sim, "", "/resources/assets/bundle.js"), alice)
+	if resp.StatusCode != 200 || len(body) != size || resp.ContentLength != size {
+		t.Fatalf("GET bundle.js = %d, %d bytes (Content-Length %d), want 200 and %d", resp.StatusCode, len(body), resp.ContentLength, size)
+	}
+	if ct := resp.Header.Get("Content-Type"); !strings.Contains(ct, "javascript") {
+		t.Errorf("Content-Type = %q, want JavaScript", ct)
+	}
+	if !strings.HasPrefix(body, "/* qliksim: /resources/assets/bundle.js */\n") {
+		t.Errorf("body starts %q, want a comment naming the resource", body[:60])
+	}
+	if _, again := proxyGet(t, sim, vpURL(sim, "", "/resources/assets/bundle.js"), alice); again != body {
+		t.Error("a second GET served other content")
+	}
+	bob := login(t, sim, "ticket", `ACME\bob`)
+	if resp, body := proxyGet(t, sim, vpURL(sim, "ticket", "/content/Default/empty.bin"), bob); resp.StatusCode != 200 || body != "" || resp.Header.Get("Content-Type") != "application/octet-stream" {
+		t.Errorf("GET empty.bin on VP ticket = %d %q (%s), want 200, empty, application/octet-stream", resp.StatusCode, body, resp.Header.Get("Content-Type"))
+	}
+	// The redemption of a ticket may use a configured resource too.
+	tk := ticket(t, sim, "", `ACME\carol`)
+	if resp, body := proxyGet(t, sim, vpURL(sim, "", "/resources/assets/bundle.js?qlikTicket="+tk), nil); resp.StatusCode != 200 || len(body) != size || len(resp.Cookies()) != 1 {
+		t.Errorf("redeeming on bundle.js = %d, %d bytes, cookies %v; want 200, %d bytes and the session cookie", resp.StatusCode, len(body), resp.Cookies(), size)
+	}
+}
+
 func TestProxyCookieStates(t *testing.T) {
 	sim, clock := newTestSim(t, nil)
 	hub := vpURL(sim, "", "/hub/")

@@ -54,6 +54,7 @@ type Sim struct {
 	users    map[string]User // by userKey
 	apps     []App
 	tasks    []ReloadTask
+	static   map[string]staticFile // by path after the virtual proxy prefix
 
 	sweepEvery time.Duration
 
@@ -100,6 +101,7 @@ func New(cfg Config, opts Options) (*Sim, error) {
 		users:      map[string]User{},
 		apps:       cfg.Apps,
 		tasks:      cfg.ReloadTasks,
+		static:     staticFiles(cfg),
 		conns:      map[io.Closer]struct{}{},
 		sweepEvery: opts.SweepInterval,
 	}
