@@ -167,7 +167,7 @@ func FuzzCheckFatal(f *testing.F) {
 			p := &wsPair{
 				rl:     &relay{h: &Handler{log: zap.NewNop(), opts: Options{Sessions: rec}}},
 				user:   identity.User{Directory: "ACME", ID: "alice"},
-				cookie: "cookie", ctx: context.Background(), reqID: "r",
+				cookie: "cookie", reqID: "r",
 			}
 			p.checkNotification(head)
 			if len(rec.invalidated) > 1 {
@@ -188,7 +188,7 @@ func FuzzCheckFatal(f *testing.F) {
 			return
 		}
 		rec := &recordingSessions{}
-		p := &wsPair{rl: &relay{h: &Handler{log: zap.NewNop(), opts: Options{Sessions: rec}}}, user: identity.User{Directory: "ACME", ID: "alice"}, cookie: "c", ctx: context.Background()}
+		p := &wsPair{rl: &relay{h: &Handler{log: zap.NewNop(), opts: Options{Sessions: rec}}}, user: identity.User{Directory: "ACME", ID: "alice"}, cookie: "c"}
 		p.checkNotification(m)
 		if got, want := len(rec.invalidated) == 1, isFatalTopic(topic); got != want {
 			t.Fatalf("notification %s: dropped %v, want %v", m, got, want)

@@ -21,9 +21,23 @@ import (
 	"go.uber.org/zap"
 )
 
+// invalidateTimeout bounds the jar update after Qlik ended a relayed
+// socket's session.
+const invalidateTimeout = 10 * time.Second
+
 // closeGrace is how long a relay waits, after one side closed, for the
 // other side's close before dropping both connections.
 const closeGrace = 5 * time.Second
+
+// Buffer sizes of relayed websockets. An idle socket holds only its read
+// buffers, so they stay small: a message larger than the read buffer is
+// read straight into the other side's write buffer. Write buffers come
+// from a pool while a message is being written; a large one means few
+// frames and system calls for large messages.
+const (
+	wsReadBufferSize  = 4 << 10
+	wsWriteBufferSize = 64 << 10
+)
 
 // relay relays Engine websockets between clients and Qlik, frame by frame,
 // and keeps a registry of live pairs for shutdown.
@@ -49,13 +63,14 @@ func newRelay(h *Handler) *relay {
 		dialer: websocket.Dialer{
 			TLSClientConfig:  tlsCfg,
 			HandshakeTimeout: DefaultHandshakeTimeout,
-			ReadBufferSize:   16 << 10,
-			WriteBufferSize:  16 << 10,
+			ReadBufferSize:   wsReadBufferSize,
+			WriteBufferSize:  wsWriteBufferSize,
 			WriteBufferPool:  pool,
 		},
 		upgrader: websocket.Upgrader{
-			ReadBufferSize:  16 << 10,
-			WriteBufferSize: 16 << 10,
+			// 0 reuses net/http's reader of the hijacked connection.
+			ReadBufferSize:  0,
+			WriteBufferSize: wsWriteBufferSize,
 			WriteBufferPool: pool,
 			// The Origin is checked in serve, before Qlik is dialled.
 			CheckOrigin: func(*http.Request) bool { return true },
@@ -125,14 +140,13 @@ func (rl *relay) serve(w http.ResponseWriter, r *http.Request, u identity.User, 
 		up.Close()
 		return
 	}
-	p := &wsPair{rl: rl, client: client, up: up, user: u, cookie: e.Cookie, created: e.Created, reqID: requestID(r.Context()), ctx: r.Context()}
+	p := &wsPair{rl: rl, client: client, up: up, user: u, cookie: e.Cookie, created: e.Created, reqID: requestID(r.Context())}
 	if !rl.register(p) {
 		p.closeBoth(websocket.CloseGoingAway, "sensegate is shutting down")
 		client.Close()
 		up.Close()
 		return
 	}
-	defer rl.unregister(p)
 	// The notifications read while checking the session are the client's.
 	client.SetWriteDeadline(time.Now().Add(DefaultWriteWait))
 	relayed := h.metrics.websocketBytes(false)
@@ -140,13 +154,17 @@ func (rl *relay) serve(w http.ResponseWriter, r *http.Request, u identity.User, 
 		if err := client.WriteMessage(websocket.TextMessage, m); err != nil {
 			client.Close()
 			up.Close()
+			rl.unregister(p)
 			return
 		}
 		if relayed != nil {
 			relayed.Add(float64(len(m)))
 		}
 	}
-	p.run()
+	// The pair runs on its own goroutines and this handler returns: net/http
+	// then lets go of the request, its buffers and this goroutine's stack,
+	// which an idle socket would otherwise hold for its whole life.
+	go p.run()
 }
 
 // target returns the Qlik websocket URL of r for session e, on e's node.
@@ -502,52 +520,49 @@ type wsPair struct {
 	// created is when that session was made (for the audit log).
 	created time.Time
 	reqID   string
-	ctx     context.Context // the upgrade request's, live while the pair runs
 }
 
+// run relays until both sides have ended, then unregisters the pair.
 func (p *wsPair) run() {
+	defer p.rl.unregister(p)
 	limit := p.rl.h.opts.WebsocketReadLimit
 	p.client.SetReadLimit(limit)
 	p.up.SetReadLimit(limit)
-	ended := make(chan struct{}, 2)
-	stopPing := make(chan struct{})
-	defer close(stopPing)
 	if every := p.rl.h.opts.WebsocketPing; every > 0 {
-		go p.pingQlik(every, stopPing)
+		// A timer, not a goroutine: idle sockets should cost little.
+		var ping *time.Timer
+		ping = time.AfterFunc(every, func() {
+			if p.up.WriteControl(websocket.PingMessage, nil, time.Now().Add(DefaultWriteWait)) == nil {
+				ping.Reset(every)
+			}
+		})
+		defer ping.Stop()
 	}
-	go func() { p.pumpQlikToClient(); ended <- struct{}{} }()
-	go func() { p.pumpClientToQlik(); ended <- struct{}{} }()
-	<-ended
-	// One side closed; let the other see its close frame, then drop both.
+	// One pump runs here, the other in a goroutine of its own. Once one
+	// side has ended, the other has closeGrace to pass its close frame
+	// through before both connections are dropped.
+	var (
+		ended      = make(chan struct{})
+		clientDrop *time.Timer // armed when Qlik's side ends, before ended closes
+	)
+	go func() {
+		p.pumpQlikToClient()
+		clientDrop = time.AfterFunc(closeGrace, func() { p.client.Close() })
+		close(ended)
+	}()
+	p.pumpClientToQlik()
 	t := time.NewTimer(closeGrace)
 	select {
 	case <-ended:
 		t.Stop()
-		p.client.Close()
-		p.up.Close()
 	case <-t.C:
-		p.client.Close()
 		p.up.Close()
 		<-ended
 	}
+	clientDrop.Stop()
+	p.client.Close()
+	p.up.Close()
 	p.rl.h.log.Debug("websocket closed", zap.String("user", p.user.String()), zap.String("request_id", p.reqID))
-}
-
-// pingQlik pings Qlik every interval until stop closes, so that load
-// balancers between sensegate and Qlik do not cut idle sockets.
-func (p *wsPair) pingQlik(every time.Duration, stop <-chan struct{}) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-stop:
-			return
-		case <-t.C:
-			if err := p.up.WriteControl(websocket.PingMessage, nil, time.Now().Add(DefaultWriteWait)); err != nil {
-				return
-			}
-		}
-	}
 }
 
 // pumpClientToQlik copies the client's messages to Qlik. With an audit
@@ -615,7 +630,10 @@ func (p *wsPair) checkFatal(msg []byte) {
 	}
 	h := p.rl.h
 	h.log.Info("qlik ended the session of a websocket", zap.String("user", p.user.String()), zap.String("topic", n.Method), zap.String("request_id", p.reqID))
-	if err := h.opts.Sessions.Invalidate(p.ctx, p.user, p.cookie); err != nil {
+	// The upgrade request is long gone: the drop gets a context of its own.
+	ctx, cancel := context.WithTimeout(context.Background(), invalidateTimeout)
+	defer cancel()
+	if err := h.opts.Sessions.Invalidate(ctx, p.user, p.cookie); err != nil {
 		h.log.Warn("jar invalidate failed", zap.String("user", p.user.String()), zap.Error(err))
 	}
 }
