@@ -286,6 +286,9 @@ func (s *ServerConfig) validate(v *validator) {
 	}
 
 	v.positive("server.shutdown_grace", s.ShutdownGrace, "15s")
+	if s.WriteTimeout < 0 {
+		v.errorf("server.write_timeout", "use a duration such as 60s, or 0 for no bound on stalled writes", "%s is negative", s.WriteTimeout)
+	}
 }
 
 var (
@@ -427,6 +430,7 @@ func (q *QlikConfig) validate(v *validator) {
 		})
 	}
 
+	q.LoginRate.validate(v)
 	q.QPS.validate(v, len(q.Nodes) > 0)
 }
 
@@ -500,6 +504,18 @@ func (q *QPSConfig) validate(v *validator, nodes bool) {
 	v.positive("qlik.qps.timeout", q.Timeout, "10s")
 	if q.Retries < 0 || q.Retries > MaxQPSRetries {
 		v.errorf("qlik.qps.retries", fmt.Sprintf("use 0 to %d", MaxQPSRetries), "%d is out of range", q.Retries)
+	}
+	if q.MaxConcurrent < 1 {
+		v.errorf("qlik.qps.max_concurrent", fmt.Sprintf("use a number of calls of 1 or more, e.g. %d: an unbounded number of calls would pile onto a slow QPS", DefaultQPSMaxConcurrent), "%d is not positive", q.MaxConcurrent)
+	}
+}
+
+func (l *LoginRateConfig) validate(v *validator) {
+	if l.PerMinute < 0 {
+		v.errorf("qlik.login_rate.per_minute", "use the logins a user may make a minute, e.g. 6, or 0 for no limit", "%d is negative", l.PerMinute)
+	}
+	if l.PerMinute > 0 && l.Burst < 1 {
+		v.errorf("qlik.login_rate.burst", fmt.Sprintf("use the logins a user may make at once, 1 or more, e.g. %d", DefaultLoginRateBurst), "%d is not positive", l.Burst)
 	}
 }
 

@@ -209,6 +209,46 @@ func TestValidate(t *testing.T) {
 			mod:  func(c *Config) { c.Qlik.QPS.Retries = 10 },
 		},
 		{
+			name: "max_concurrent zero",
+			mod:  func(c *Config) { c.Qlik.QPS.MaxConcurrent = 0 },
+			want: []string{`qlik.qps.max_concurrent: 0 is not positive (use a number of calls of 1 or more, e.g. 32: an unbounded number of calls would pile onto a slow QPS)`},
+		},
+		{
+			name: "max_concurrent one",
+			mod:  func(c *Config) { c.Qlik.QPS.MaxConcurrent = 1 },
+		},
+
+		// qlik.login_rate
+		{
+			name: "login_rate off ignores burst",
+			mod:  func(c *Config) { c.Qlik.LoginRate = LoginRateConfig{PerMinute: 0, Burst: 0} },
+		},
+		{
+			name: "login_rate on",
+			mod:  func(c *Config) { c.Qlik.LoginRate = LoginRateConfig{PerMinute: 6, Burst: 1} },
+		},
+		{
+			name: "login_rate negative",
+			mod:  func(c *Config) { c.Qlik.LoginRate.PerMinute = -1 },
+			want: []string{`qlik.login_rate.per_minute: -1 is negative (use the logins a user may make a minute, e.g. 6, or 0 for no limit)`},
+		},
+		{
+			name: "login_rate without burst",
+			mod:  func(c *Config) { c.Qlik.LoginRate = LoginRateConfig{PerMinute: 6, Burst: 0} },
+			want: []string{`qlik.login_rate.burst: 0 is not positive (use the logins a user may make at once, 1 or more, e.g. 5)`},
+		},
+
+		// server.write_timeout
+		{
+			name: "write_timeout disabled",
+			mod:  func(c *Config) { c.Server.WriteTimeout = 0 },
+		},
+		{
+			name: "write_timeout negative",
+			mod:  func(c *Config) { c.Server.WriteTimeout = -time.Second },
+			want: []string{`server.write_timeout: -1s is negative (use a duration such as 60s, or 0 for no bound on stalled writes)`},
+		},
+		{
 			name: "missing client certificate file",
 			mod:  func(c *Config) { c.Qlik.QPS.ClientCert = "/certs/client.pem" },
 			want: []string{`qlik.qps.client_cert: open /certs/client.pem: no such file or directory (the client.pem exported from the QMC)`},
