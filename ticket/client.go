@@ -51,8 +51,9 @@ const (
 type Client struct {
 	cfg   Config
 	log   *zap.Logger
-	qps   *http.Client // QPS API: presents the client certificate
-	proxy *http.Client // redemption: no client certificate, no redirects, no keep-alive; nil without ProxyURL
+	slots chan struct{} // one per QPS API call in flight (see acquire)
+	qps   *http.Client  // QPS API: presents the client certificate
+	proxy *http.Client  // redemption: no client certificate, no redirects, no keep-alive; nil without ProxyURL
 }
 
 // New validates cfg (naming every bad field at once), fills in defaults and
@@ -67,8 +68,9 @@ func New(cfg Config, log *zap.Logger) (*Client, error) {
 		log = zap.NewNop()
 	}
 	c := &Client{
-		cfg: cfg,
-		log: log.With(zap.String("prefix", cfg.Prefix)),
+		cfg:   cfg,
+		log:   log.With(zap.String("prefix", cfg.Prefix)),
+		slots: make(chan struct{}, cfg.MaxConcurrent),
 	}
 	noRedirect := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	qtr := newTransport(&tls.Config{
@@ -397,7 +399,7 @@ func (c *Client) Logout(ctx context.Context, u identity.User) (int, error) {
 // makes one attempt (readiness probes repeat anyway) and does not touch
 // the proxy side.
 func (c *Client) Ping(ctx context.Context) error {
-	r := &request{op: "ping", method: http.MethodGet, url: c.qpsURL("user", pingDirectory, pingUserID), qps: true, noRetry: true}
+	r := &request{op: "ping", method: http.MethodGet, url: c.qpsURL("user", pingDirectory, pingUserID), qps: true, noRetry: true, uncapped: true}
 	err := c.do(ctx, r, func(res *response) *Error {
 		if res.status < 200 || res.status > 299 {
 			return c.statusError(r, res.status, res.body)
@@ -665,6 +667,8 @@ type request struct {
 	// server (network error after sending, 5xx).
 	replayable bool
 	noRetry    bool
+	// uncapped exempts a QPS call from Config.MaxConcurrent (Ping).
+	uncapped bool
 	// secret is a value to scrub from errors (ticket, session id).
 	secret string
 	// header holds extra request headers (proxy side: Cookie, Origin).
@@ -764,7 +768,23 @@ func (c *Client) do(ctx context.Context, r *request, check func(*response) *Erro
 	}
 	for n := 1; ; n++ {
 		start := time.Now()
+		if r.capped() {
+			// A call that found no slot is not retried: the wait was
+			// its share of time already.
+			if e := c.acquire(ctx, r); e != nil {
+				e.Attempts = n
+				fields := []zap.Field{zap.String("op", r.op), zap.Int("attempt", n), zap.Duration("duration", time.Since(start))}
+				if r.user != "" {
+					fields = append(fields, zap.String("user", r.user))
+				}
+				c.log.Warn("qlik request failed", append(fields, zap.Bool("retry", false), zap.Error(e))...)
+				return e
+			}
+		}
 		res, wrote, err := c.attempt(ctx, r)
+		if r.capped() {
+			c.release()
+		}
 		var e *Error
 		switch {
 		case err == errTooLarge:

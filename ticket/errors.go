@@ -108,7 +108,7 @@ func (e *Error) SessionRefused() bool { return e.Kind == ErrSessionRefused }
 
 // HTTPStatus suggests the status a proxy should answer a browser with when
 // err ended a login: 499 (client closed request) for a cancelled context,
-// 504 for timeouts, 503 for QPS or proxy 5xx, 502 for everything else
+// 504 for timeouts, 503 for QPS or proxy 5xx and ErrBusy, 502 for everything else
 // (unreachable, rejected, ticket or session refused, too many sessions,
 // unknown errors). nil gives 200. A caller that can log in again should do
 // so on ErrSessionRefused rather than answer with a status.
@@ -120,7 +120,7 @@ func HTTPStatus(err error) int {
 		return 499
 	case errors.Is(err, ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 		return http.StatusGatewayTimeout
-	case errors.Is(err, ErrUnavailable):
+	case errors.Is(err, ErrUnavailable), errors.Is(err, ErrBusy):
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusBadGateway

@@ -375,7 +375,7 @@ func newGatewayWith(cfg *config.Config, provider identity.Provider, log *zap.Log
 		tc, err := ticket.New(ticket.Config{
 			ProxyURL: n.Proxy, QPSURL: n.QPS, Prefix: q.Prefix, SessionCookie: q.SessionCookie,
 			RedeemPath: q.RedeemPath, Mode: mode, RootCAs: q.RootCAs(), ClientCert: cert,
-			Timeout: q.QPS.Timeout, Retries: q.QPS.Retries, Origin: q.WebsocketOrigin(),
+			Timeout: q.QPS.Timeout, Retries: q.QPS.Retries, MaxConcurrent: q.QPS.MaxConcurrent, Origin: q.WebsocketOrigin(),
 		}, log.Named("ticket").With(zap.String("node", n.Proxy.Host)))
 		if err != nil {
 			return nil, fmt.Errorf("qlik: %w", err)
