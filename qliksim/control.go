@@ -1,7 +1,9 @@
 package qliksim
 
 import (
+	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -138,9 +140,34 @@ const (
 	Fault5xx                   // answer 503 Service Unavailable
 	FaultHang                  // never answer (until the client gives up or the simulator stops)
 	FaultClose                 // close the connection without an answer
+	// FaultSlow answers normally, but only after a delay (see SetQPSSlow);
+	// a client that gives up first, or the simulator stopping, ends the
+	// wait without an answer.
+	FaultSlow
+	// FaultBadJSON answers every call with its success status (201 for
+	// POST, else 200) and a truncated JSON body, as a failing node or a
+	// middlebox might; nothing is issued or changed.
+	FaultBadJSON
+	// FaultCertRejected refuses the TLS handshake whatever client
+	// certificate is presented, and drops the connections made before, as
+	// after the site's certificates were regenerated. QSEoW is also
+	// reported to answer 403 to a certificate it does not accept; refusing
+	// the handshake is the stricter choice (nothing reaches HTTP).
+	FaultCertRejected
+	// FaultDown closes the QPS port, so that clients get "connection
+	// refused", and drops its connections, as when the service stops.
+	// Setting any other mode listens on the same address again.
+	FaultDown
 )
 
-var faultNames = map[string]QPSFault{"none": FaultNone, "5xx": Fault5xx, "hang": FaultHang, "close": FaultClose}
+// DefaultQPSDelay is FaultSlow's delay unless SetQPSSlow sets another:
+// longer than sensegate's default QPS timeout (10s).
+const DefaultQPSDelay = 15 * time.Second
+
+var faultNames = map[string]QPSFault{
+	"none": FaultNone, "5xx": Fault5xx, "hang": FaultHang, "close": FaultClose,
+	"slow": FaultSlow, "badjson": FaultBadJSON, "cert": FaultCertRejected, "down": FaultDown,
+}
 
 // String returns the mode's name as the admin API spells it.
 func (f QPSFault) String() string {
@@ -152,8 +179,56 @@ func (f QPSFault) String() string {
 	return strconv.Itoa(int(f))
 }
 
-// SetQPSFault makes every following QPS API call fail as f says.
-func (s *Sim) SetQPSFault(f QPSFault) { s.fault.Store(int32(f)) }
+// SetQPSFault makes every following QPS API call fail as f says. It fails
+// only when leaving FaultDown cannot listen on the QPS address again (the
+// port was taken meanwhile); QPS then stays down.
+func (s *Sim) SetQPSFault(f QPSFault) error {
+	s.fault.Store(int32(f))
+	s.mu.Lock()
+	ln := s.qpsLn
+	s.mu.Unlock()
+	if ln == nil {
+		return nil // not started: Start applies FaultDown
+	}
+	if f == FaultDown {
+		ln.down()
+		return nil
+	}
+	if err := ln.up(); err != nil {
+		return err
+	}
+	if f == FaultCertRejected {
+		ln.drop() // connections made with the old trust end too
+	}
+	return nil
+}
+
+// SetQPSSlow makes every following QPS API call answer normally after
+// delay (DefaultQPSDelay if delay <= 0): FaultSlow.
+func (s *Sim) SetQPSSlow(delay time.Duration) error {
+	s.delay.Store(int64(delay))
+	return s.SetQPSFault(FaultSlow)
+}
+
+// qpsDelay is FaultSlow's current delay.
+func (s *Sim) qpsDelay() time.Duration {
+	if d := time.Duration(s.delay.Load()); d > 0 {
+		return d
+	}
+	return DefaultQPSDelay
+}
+
+// errCertRejected refuses a QPS handshake under FaultCertRejected.
+var errCertRejected = errors.New("qliksim: client certificate rejected (fault cert)")
+
+// verifyQPSClient is the QPS listener's tls.Config.VerifyConnection: the
+// root verified the certificate already; FaultCertRejected refuses it.
+func (s *Sim) verifyQPSClient(tls.ConnectionState) error {
+	if QPSFault(s.fault.Load()) == FaultCertRejected {
+		return errCertRejected
+	}
+	return nil
+}
 
 // AdminHandler serves the inspection and fault controls as JSON:
 //
@@ -163,7 +238,10 @@ func (s *Sim) SetQPSFault(f QPSFault) { s.fault.Store(int32(f)) }
 //	POST /expire-all                  restart: forget every session
 //	POST /expire-user?user=DIR\id     idle-timeout one user's sessions
 //	POST /sweep                       end idle sessions now
-//	POST /fault?qps=none|5xx|hang|close
+//	POST /fault?qps=none|5xx|hang|close|slow|badjson|cert|down[&delay=D]
+//
+// delay, a Go duration such as 2s, goes only with qps=slow
+// (DefaultQPSDelay if absent).
 //
 // It is served on Config.AdminListen, which should stay on loopback.
 func (s *Sim) AdminHandler() http.Handler {
@@ -190,13 +268,40 @@ func (s *Sim) AdminHandler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]int{"ended": s.Sweep()})
 	})
 	mux.HandleFunc("POST /fault", func(w http.ResponseWriter, r *http.Request) {
-		f, ok := faultNames[r.URL.Query().Get("qps")]
+		q := r.URL.Query()
+		f, ok := faultNames[q.Get("qps")]
 		if !ok {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("qps=%q: want none, 5xx, hang or close", r.URL.Query().Get("qps"))})
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("qps=%q: want none, 5xx, hang, close, slow, badjson, cert or down", q.Get("qps"))})
 			return
 		}
-		s.SetQPSFault(f)
-		writeJSON(w, http.StatusOK, map[string]string{"qps": f.String()})
+		var delay time.Duration
+		if q.Has("delay") {
+			d, err := time.ParseDuration(q.Get("delay"))
+			switch {
+			case f != FaultSlow:
+				writeJSON(w, http.StatusBadRequest, map[string]string{"error": "delay goes only with qps=slow"})
+				return
+			case err != nil || d <= 0:
+				writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("delay=%q: want a positive duration such as 2s", q.Get("delay"))})
+				return
+			}
+			delay = d
+		}
+		var err error
+		if f == FaultSlow {
+			err = s.SetQPSSlow(delay)
+		} else {
+			err = s.SetQPSFault(f)
+		}
+		if err != nil {
+			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+			return
+		}
+		out := map[string]string{"qps": f.String()}
+		if f == FaultSlow {
+			out["delay"] = s.qpsDelay().String()
+		}
+		writeJSON(w, http.StatusOK, out)
 	})
 	return mux
 }

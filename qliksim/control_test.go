@@ -379,7 +379,7 @@ func TestControlCounts(t *testing.T) {
 }
 
 func TestControlFaultString(t *testing.T) {
-	for f, want := range map[QPSFault]string{FaultNone: "none", Fault5xx: "5xx", FaultHang: "hang", FaultClose: "close", QPSFault(42): "42"} {
+	for f, want := range map[QPSFault]string{FaultNone: "none", Fault5xx: "5xx", FaultHang: "hang", FaultClose: "close", FaultSlow: "slow", FaultBadJSON: "badjson", FaultCertRejected: "cert", FaultDown: "down", QPSFault(42): "42"} {
 		if got := f.String(); got != want {
 			t.Errorf("QPSFault(%d).String() = %q, want %q", int(f), got, want)
 		}

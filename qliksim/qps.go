@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 )
@@ -101,7 +102,19 @@ func (s *Sim) serveQPS(w http.ResponseWriter, r *http.Request) {
 		}
 		s.record(e)
 	}()
-	switch QPSFault(s.fault.Load()) {
+	f := QPSFault(s.fault.Load())
+	if f == FaultHang || f == FaultSlow {
+		// Read the (small) body first: net/http notices a client that
+		// leaves only once the body is read, and a waiting handler must
+		// end then rather than at Shutdown.
+		b, err := io.ReadAll(io.LimitReader(r.Body, maxAPIBody+1))
+		if err != nil {
+			sw.status = 0
+			panic(http.ErrAbortHandler)
+		}
+		r.Body = io.NopCloser(bytes.NewReader(b))
+	}
+	switch f {
 	case Fault5xx:
 		http.Error(sw, "Service Unavailable", http.StatusServiceUnavailable)
 		return
@@ -112,10 +125,32 @@ func (s *Sim) serveQPS(w http.ResponseWriter, r *http.Request) {
 		// send an empty 200, which a client racing its own deadline
 		// could read as success.
 		panic(http.ErrAbortHandler)
-	case FaultClose:
+	case FaultClose, FaultDown, FaultCertRejected:
+		// Down and cert: a connection that slipped in as the mode
+		// changed; a stopped or refusing QPS does not answer it either.
 		sw.status = 0
-		s.record(Event{Kind: "qps", Prefix: prefix, Method: r.Method, Path: r.URL.Path, Tag: r.Header.Get("X-Sim-Tag")})
 		panic(http.ErrAbortHandler) // net/http closes the connection without a response
+	case FaultSlow:
+		d := s.qpsDelay()
+		s.log.Debug("qps fault: answering late", zap.String("path", r.URL.Path), zap.Duration("delay", d))
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-r.Context().Done(): // the client gave up, or Shutdown
+			t.Stop()
+			sw.status = 0
+			panic(http.ErrAbortHandler)
+		}
+	case FaultBadJSON:
+		// Cut off inside the object, as a broken node or middlebox would.
+		status := http.StatusOK
+		if r.Method == http.MethodPost {
+			status = http.StatusCreated
+		}
+		sw.Header().Set("Content-Type", "application/json; charset=utf-8")
+		sw.WriteHeader(status)
+		io.WriteString(sw, `{"UserDirectory":"`)
+		return
 	}
 	if !checkXrfkey(r) {
 		http.Error(sw, msgXSRF, http.StatusForbidden)

@@ -47,6 +47,7 @@ type Sim struct {
 	events *eventLog
 	engine *engineState
 	fault  atomic.Int32 // QPSFault
+	delay  atomic.Int64 // FaultSlow's delay, a time.Duration (DefaultQPSDelay if 0)
 	certs  CertFiles
 
 	vps      []*vproxy
@@ -63,6 +64,7 @@ type Sim struct {
 	conns    map[io.Closer]struct{} // hijacked websocket connections
 	proxyURL string
 	qpsURL   string
+	qpsLn    *switchListener // nil until Start
 	adminURL string
 	stop     context.CancelFunc
 	bg       sync.WaitGroup
@@ -174,6 +176,7 @@ func (s *Sim) Start() error {
 	if s.cfg.ProxyHTTP {
 		proxyTLS = nil
 	}
+	qpsTLS.VerifyConnection = s.verifyQPSClient
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
 
@@ -195,6 +198,17 @@ func (s *Sim) Start() error {
 		if err != nil {
 			s.Shutdown(context.Background())
 			return fmt.Errorf("qliksim: %s listener: %w", l.name, err)
+		}
+		if l.name == "qps" {
+			// The QPS port can go down and come back (FaultDown).
+			sl := newSwitchListener(ln)
+			s.mu.Lock()
+			s.qpsLn = sl
+			s.mu.Unlock()
+			if QPSFault(s.fault.Load()) == FaultDown {
+				sl.down()
+			}
+			ln = sl
 		}
 		scheme := "http"
 		if l.tls != nil {
