@@ -14,10 +14,12 @@ const (
 	keyAttempt
 )
 
-// reqState is what sensegate knows of a request, attached to its context
-// once (one allocation, one request copy) and filled in as the request
-// goes: the id, then the user, then the first attempt.
+// reqState is what sensegate knows of a request, filled in as the request
+// goes: the id, then the user, then the first attempt. It is the
+// request's context too (the parent's, plus itself under keyState), so
+// attaching it costs no allocation beyond its own and one request copy.
 type reqState struct {
+	context.Context
 	id    string
 	idHdr [1]string // X-Request-Id value, set without allocating a slice
 	user  identity.User
@@ -32,8 +34,19 @@ type reqState struct {
 	clientGone bool
 }
 
+// withState makes st the context of a request whose context was ctx.
 func withState(ctx context.Context, st *reqState) context.Context {
-	return context.WithValue(ctx, keyState, st)
+	st.Context = ctx
+	return st
+}
+
+// Value implements context.Context: st under keyState, the parent's
+// values otherwise.
+func (st *reqState) Value(key any) any {
+	if key == keyState {
+		return st
+	}
+	return st.Context.Value(key)
 }
 
 func stateFrom(ctx context.Context) *reqState {

@@ -359,10 +359,16 @@ func suspiciousPath(u *url.URL) string {
 	if strings.Contains(p, "\\") {
 		return "backslash"
 	}
-	for _, seg := range strings.Split(p, "/") {
-		if seg == "." || seg == ".." {
+	// Each segment: p[i] is a "/", the segment runs to the next one.
+	for i := 0; i < len(p); {
+		end := len(p)
+		if j := strings.IndexByte(p[i+1:], '/'); j >= 0 {
+			end = i + 1 + j
+		}
+		if seg := p[i+1 : end]; seg == "." || seg == ".." {
 			return "dot segment"
 		}
+		i = end
 	}
 	if raw := strings.ToLower(u.RawPath); strings.Contains(raw, "%2f") || strings.Contains(raw, "%5c") {
 		return "encoded slash"

@@ -42,10 +42,12 @@ func newQlikProxy(h *Handler) *qlikProxy {
 var errSessionRefused = errors.New("qlik refused the session cookie")
 
 func (q *qlikProxy) serve(w http.ResponseWriter, r *http.Request, u identity.User, path string) {
-	a := &attempt{n: 1, replayable: true}
+	var a *attempt
 	if st := stateFrom(r.Context()); st != nil {
 		a = &st.first
 		a.n, a.replayable = 1, true
+	} else {
+		a = &attempt{n: 1, replayable: true}
 	}
 	if r.Body != nil && r.Body != http.NoBody {
 		if err := q.bufferBody(r, a); err != nil {
