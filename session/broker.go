@@ -42,6 +42,7 @@ type Broker struct {
 	flights singleflight.Group
 	metrics *Metrics
 	onLogin LoginFunc
+	limiter *loginLimiter // nil: logins are not rate limited
 }
 
 // BrokerOptions tune a Broker; zero values take the defaults.
@@ -59,11 +60,15 @@ type BrokerOptions struct {
 	Metrics *Metrics
 	// OnLogin, if not nil, is told of every login (the audit log).
 	OnLogin LoginFunc
+	// LoginRate bounds each user's logins (the zero value: no bound).
+	// A login over it is not made: Ensure fails with a *RateLimitError.
+	// The buckets are this Broker's: replicas count apart.
+	LoginRate LoginRate
 }
 
 // NewBroker returns a Broker over store that logs users in with login.
 func NewBroker(store Store, login Loginer, opts BrokerOptions) *Broker {
-	b := &Broker{store: store, login: login, timeout: opts.LoginTimeout, now: opts.Now, log: opts.Logger, metrics: opts.Metrics, onLogin: opts.OnLogin}
+	b := &Broker{store: store, login: login, timeout: opts.LoginTimeout, now: opts.Now, log: opts.Logger, metrics: opts.Metrics, onLogin: opts.OnLogin, limiter: newLoginLimiter(opts.LoginRate)}
 	if b.timeout <= 0 {
 		b.timeout = DefaultLoginTimeout
 	}
@@ -132,6 +137,12 @@ func (b *Broker) flight(ctx context.Context, u identity.User, key string) (Entry
 	// between our Get and now.
 	if e, ok, err := b.store.Get(lctx, key); err == nil && ok {
 		return e, nil
+	}
+	if b.limiter != nil {
+		if wait, ok := b.limiter.allow(limitKey(u), b.now()); !ok {
+			b.log.Warn("qlik login refused: the user's login rate is used up", zap.String("user", u.String()), zap.Duration("retry_after", wait))
+			return Entry{}, &RateLimitError{User: u.String(), RetryAfter: wait}
+		}
 	}
 	start := b.now()
 	var (

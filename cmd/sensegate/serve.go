@@ -400,7 +400,10 @@ func newGatewayWith(cfg *config.Config, provider identity.Provider, log *zap.Log
 		}
 		tickets, loginer, csrf, nodes = tn, tn, tn, tn
 	}
-	broker := session.NewBroker(jar, loginer, obs.brokerOptions(session.BrokerOptions{Logger: log.Named("session")}))
+	broker := session.NewBroker(jar, loginer, obs.brokerOptions(session.BrokerOptions{
+		Logger:    log.Named("session"),
+		LoginRate: session.LoginRate{PerMinute: q.LoginRate.PerMinute, Burst: q.LoginRate.Burst},
+	}))
 	var routes []proxy.Route
 	for _, r := range cfg.Routes {
 		routes = append(routes, proxy.Route{Path: r.Path, Upstream: r.UpstreamURL(), StripPrefix: r.StripPrefix})
