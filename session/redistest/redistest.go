@@ -25,6 +25,11 @@ type Server struct {
 	// Addr is its host:port.
 	Addr string
 	n    atomic.Int64 // for unique key prefixes
+
+	bin string
+	mu  sync.Mutex
+	// stop ends the running process; nil while stopped.
+	stop func()
 }
 
 const (
@@ -58,9 +63,17 @@ func Start(t testing.TB) *Server {
 	// bind: try a few.
 	var lastErr error
 	for range 3 {
-		addr, err := startOn(t, bin)
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		stop, err := startOn(t, bin, port)
 		if err == nil {
-			return &Server{Addr: addr}
+			s := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), bin: bin, stop: stop}
+			t.Cleanup(s.Stop)
+			return s
 		}
 		lastErr = err
 	}
@@ -68,13 +81,39 @@ func Start(t testing.TB) *Server {
 	return nil
 }
 
-func startOn(t testing.TB, bin string) (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
+// Stop stops the server, as an outage would: clients get "connection
+// refused" until Restart. Its data is lost (persistence is off). Stopping
+// a stopped server does nothing.
+func (s *Server) Stop() {
+	s.mu.Lock()
+	stop := s.stop
+	s.stop = nil
+	s.mu.Unlock()
+	if stop != nil {
+		stop()
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+}
+
+// Restart starts a stopped server again on the same address, empty; it
+// fails t if the server is running or cannot start.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stop != nil {
+		t.Fatalf("redistest: Restart of %s, which is running", s.Addr)
+	}
+	_, p, _ := net.SplitHostPort(s.Addr)
+	port, _ := strconv.Atoi(p)
+	stop, err := startOn(t, s.bin, port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.stop = stop
+}
+
+// startOn starts redis-server on port and returns the func that stops it.
+func startOn(t testing.TB, bin string, port int) (stop func(), err error) {
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	cmd := exec.Command(bin,
 		"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
@@ -83,11 +122,11 @@ func startOn(t testing.TB, bin string) (string, error) {
 	out := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
-		return "", fmt.Errorf("start redis-server: %w", err)
+		return nil, fmt.Errorf("start redis-server: %w", err)
 	}
 	exited := make(chan struct{})
 	go func() { cmd.Wait(); close(exited) }()
-	stop := func() {
+	stop = func() {
 		cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-exited:
@@ -107,15 +146,14 @@ func startOn(t testing.TB, bin string) (string, error) {
 	defer tick.Stop()
 	for {
 		if c.Ping(ctx).Err() == nil {
-			t.Cleanup(stop)
-			return addr, nil
+			return stop, nil
 		}
 		select {
 		case <-exited:
-			return "", fmt.Errorf("redis-server on %s exited:\n%s", addr, out.String())
+			return nil, fmt.Errorf("redis-server on %s exited:\n%s", addr, out.String())
 		case <-ctx.Done():
 			stop()
-			return "", fmt.Errorf("redis-server on %s did not answer PING within %s:\n%s", addr, redisStartTimeout, out.String())
+			return nil, fmt.Errorf("redis-server on %s did not answer PING within %s:\n%s", addr, redisStartTimeout, out.String())
 		case <-tick.C:
 		}
 	}
