@@ -1,7 +1,7 @@
 # sensegate developer tasks. `make test` is what CI runs (.ci/run).
 GO      ?= go
 
-.PHONY: test fmt-check vet unit e2e deploy-check build demo qliksim clean fuzz
+.PHONY: test fmt-check vet unit e2e deploy-check build demo qliksim clean fuzz bench
 
 ## test: gofmt check, go vet, the whole Go suite under the race detector, and
 ## the end-to-end suite with real clients (installs Node packages as needed),
@@ -54,6 +54,13 @@ fuzz:
 	$(GO) test -run XXX -fuzz '^FuzzTicketResponse$$' -fuzztime $(FUZZTIME) ./ticket/
 	$(GO) test -run XXX -fuzz '^FuzzXrfkey$$' -fuzztime $(FUZZTIME) ./qliksim/
 	$(GO) test -run XXX -fuzz '^FuzzAttributeJSON$$' -fuzztime $(FUZZTIME) ./qliksim/
+
+## bench: the load harness on loopback (installs wrk and nginx from Debian when
+## missing): direct, bare ReverseProxy, nginx and sensegate in front of the
+## simulator; writes docs/performance.md. Not part of `make test`.
+## BENCHFLAGS=-quick for a smoke test.
+bench:
+	GO=$(GO) ./scripts/bench.sh $(BENCHFLAGS)
 
 clean:
 	rm -rf bin .demo

@@ -1,0 +1,101 @@
+// Command bench runs sensegate's load harness on loopback and writes
+// docs/performance.md. It starts, on free ports, the QSEoW simulator (plain
+// HTTP, with 1 KB and 1 MB static resources), a bare httputil.ReverseProxy,
+// nginx and sensegate in front of it; runs every workload against every
+// target with wrk and loadgen as separate processes; and stops everything
+// it started. `make bench` builds the programs and runs it.
+//
+//	bench -bin bin/bench -out docs/performance.md            # the full run
+//	bench -bin bin/bench -quick -out ''                      # a smoke test
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+// options are the command's flags.
+type options struct {
+	bin      string
+	wrk      string
+	nginx    string
+	out      string
+	duration time.Duration
+	timeout  time.Duration
+	quick    bool
+	keep     bool
+
+	httpConns     int
+	wsSmallConns  int
+	wsLargeConns  int
+	burstUsers    int
+	burstPerUser  int
+	burstParallel int
+	sessions      int
+	sockets       int
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.bin, "bin", "bin/bench", "directory holding the sensegate, loadgen and bareproxy binaries")
+	flag.StringVar(&o.wrk, "wrk", "wrk", "the wrk binary")
+	flag.StringVar(&o.nginx, "nginx", "nginx", "the nginx binary")
+	flag.StringVar(&o.out, "out", "docs/performance.md", "where to write the report ('' prints it only)")
+	flag.DurationVar(&o.duration, "duration", 8*time.Second, "how long each throughput workload runs against each target")
+	flag.DurationVar(&o.timeout, "timeout", 30*time.Minute, "bound on the whole run")
+	flag.BoolVar(&o.quick, "quick", false, "a smoke test: 2 s workloads, 50 burst users, 500 sessions and sockets")
+	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configurations and logs)")
+	flag.IntVar(&o.httpConns, "http-conns", 64, "HTTP keep-alive connections")
+	flag.IntVar(&o.wsSmallConns, "ws-small-conns", 64, "websockets of the 1 KB workload")
+	flag.IntVar(&o.wsLargeConns, "ws-large-conns", 8, "websockets of the 256 KB workload")
+	flag.IntVar(&o.burstUsers, "burst-users", 500, "users of the cold-login burst")
+	flag.IntVar(&o.burstPerUser, "burst-per-user", 10, "concurrent first requests per burst user")
+	flag.IntVar(&o.burstParallel, "burst-parallel", 8, "burst users logging in at once")
+	flag.IntVar(&o.sessions, "sessions", 10000, "users with a cached session for the memory figure")
+	flag.IntVar(&o.sockets, "sockets", 10000, "idle relayed websockets for the memory figure")
+	flag.Parse()
+	if o.quick {
+		o.duration = 2 * time.Second
+		o.burstUsers, o.sessions, o.sockets = 50, 500, 500
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	if err := run(ctx, o); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, o options) error {
+	h, err := newHarness(o)
+	if err != nil {
+		return err
+	}
+	defer h.close()
+	if err := h.startAll(ctx); err != nil {
+		return err
+	}
+	if err := h.runWorkloads(ctx); err != nil {
+		return err
+	}
+	md := h.report.Markdown()
+	if o.out == "" {
+		fmt.Print(md)
+		return nil
+	}
+	fmt.Print(md)
+	return os.WriteFile(o.out, []byte(md), 0o644)
+}
+
+// logf reports progress on standard error.
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
+}

@@ -1,0 +1,326 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sensegate/sensegate/bench"
+	"github.com/sensegate/sensegate/qliksim"
+)
+
+const mib = 1 << 20
+
+// runWorkloads runs every workload against every target. A workload that
+// fails is noted in the report and the run goes on.
+func (h *harness) runWorkloads(ctx context.Context) error {
+	o := h.o
+	h.describe()
+	steps := []struct {
+		name string
+		run  func(context.Context) error
+	}{
+		{"HTTP 1 KiB", func(ctx context.Context) error { return h.httpLoad(ctx, "http-1k", "HTTP 1 KiB", smallPath, smallSize) }},
+		{"HTTP 1 MiB", func(ctx context.Context) error { return h.httpLoad(ctx, "http-1m", "HTTP 1 MiB", largePath, largeSize) }},
+		{"websocket 1 KiB", func(ctx context.Context) error {
+			return h.wsLoad(ctx, "ws-1k", fmt.Sprintf("Engine websocket 1 KiB, %d sockets", o.wsSmallConns), o.wsSmallConns, 1<<10)
+		}},
+		{"websocket 256 KiB", func(ctx context.Context) error {
+			return h.wsLoad(ctx, "ws-256k", fmt.Sprintf("Engine websocket 256 KiB, %d sockets", o.wsLargeConns), o.wsLargeConns, 256<<10)
+		}},
+		{"cold-login burst", h.burst},
+		{"memory per session", h.sessionMemory},
+		{"memory per idle websocket", h.socketMemory},
+	}
+	for _, s := range steps {
+		logf("%s", s.name)
+		t0 := time.Now()
+		if err := s.run(ctx); err != nil {
+			if ctx.Err() != nil {
+				return err
+			}
+			h.note("%s: %v", s.name, err)
+			logf("%s failed: %v", s.name, err)
+			continue
+		}
+		logf("%s done in %s", s.name, time.Since(t0).Round(100*time.Millisecond))
+	}
+	return nil
+}
+
+func (h *harness) note(format string, args ...any) {
+	h.report.Notes = append(h.report.Notes, fmt.Sprintf(format, args...))
+}
+
+func (h *harness) loadgen(mode string, args ...string) []string {
+	return append([]string{filepath.Join(h.o.bin, "loadgen"), mode}, args...)
+}
+
+func headerFlags(t *target) []string {
+	var f []string
+	for _, a := range t.auth {
+		f = append(f, "-header", a)
+	}
+	return f
+}
+
+// httpLoad runs wrk against each target.
+func (h *harness) httpLoad(ctx context.Context, key, workload, path string, size int) error {
+	workload = fmt.Sprintf("%s, %d connections", workload, h.o.httpConns)
+	secs := max(int(h.o.duration.Round(time.Second)/time.Second), 1)
+	for _, t := range h.targets {
+		argv := []string{h.o.wrk, "-t", "2", "-c", strconv.Itoa(h.o.httpConns), "-d", fmt.Sprintf("%ds", secs), "--latency", "--timeout", "10s"}
+		for _, a := range t.auth {
+			argv = append(argv, "-H", a)
+		}
+		argv = append(argv, t.base+path)
+		bctx, cancel := context.WithTimeout(ctx, h.o.duration+time.Minute)
+		out, err := command(bctx, argv...).CombinedOutput()
+		cancel()
+		if err != nil {
+			h.note("%s, %s: wrk: %v: %s", workload, t.name, err, strings.TrimSpace(string(out)))
+			continue
+		}
+		w, err := bench.ParseWrk(string(out))
+		if err != nil {
+			h.note("%s, %s: %v", workload, t.name, err)
+			continue
+		}
+		failed := w.Errors > 0
+		if failed {
+			h.note("%s, %s: %d of %d requests failed (non-2xx or socket errors)", workload, t.name, w.Errors, w.Requests)
+		}
+		h.report.Set(key+"-rate", workload, "requests/s", t.name, w.RequestsPerSec, failed)
+		if size >= mib {
+			h.report.Set(key+"-mbps", workload, "MiB/s", t.name, w.RequestsPerSec*float64(size)/mib, failed)
+		}
+		h.report.Set(key+"-p50", workload, "latency p50 (ms)", t.name, w.P50, failed)
+		h.report.Set(key+"-p99", workload, "latency p99 (ms)", t.name, w.P99, failed)
+		logf("  %-9s %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms", t.name, w.RequestsPerSec, w.P50, w.P99)
+	}
+	return nil
+}
+
+// wsLoad runs loadgen ws against each target.
+func (h *harness) wsLoad(ctx context.Context, key, workload string, conns, size int) error {
+	for _, t := range h.targets {
+		ws := "ws" + strings.TrimPrefix(t.base, "http") + "/app/" + benchApp
+		argv := h.loadgen("ws", append([]string{"-url", ws, "-conns", strconv.Itoa(conns), "-size", strconv.Itoa(size),
+			"-duration", h.o.duration.String()}, headerFlags(t)...)...)
+		r, err := runLoad(ctx, h.o.duration+2*time.Minute, argv...)
+		if err != nil {
+			h.note("%s, %s: %v", workload, t.name, err)
+			continue
+		}
+		failed := r.Errors > 0
+		if failed {
+			h.note("%s, %s: %d sockets failed: %s", workload, t.name, r.Errors, r.FirstError)
+		}
+		h.report.Set(key+"-rate", workload, "messages/s", t.name, r.PerSecond(r.Ops), failed)
+		h.report.Set(key+"-mbps", workload, "MiB/s", t.name, r.PerSecond(r.Bytes)/mib, failed)
+		h.report.Set(key+"-p50", workload, "round trip p50 (ms)", t.name, r.P50, failed)
+		h.report.Set(key+"-p99", workload, "round trip p99 (ms)", t.name, r.P99, failed)
+		logf("  %-9s %8.0f msg/s  %7.1f MiB/s  p50 %6.2f ms  p99 %6.2f ms", t.name, r.PerSecond(r.Ops), r.PerSecond(r.Bytes)/mib, r.P50, r.P99)
+	}
+	return nil
+}
+
+// burst measures cold logins through sensegate, and a client's own
+// ticket + redemption as the direct baseline.
+func (h *harness) burst(ctx context.Context) error {
+	o := h.o
+	workload := fmt.Sprintf("Cold-login burst, %d users × %d first requests, %d users at a time", o.burstUsers, o.burstPerUser, o.burstParallel)
+	base, err := runLoad(ctx, 5*time.Minute, h.loadgen("login", "-qps", h.simQPS, "-url", h.simProxy+smallPath, "-certs", h.certDir,
+		"-users", strconv.Itoa(o.burstUsers), "-parallel", strconv.Itoa(o.burstParallel), "-user-prefix", "login-")...)
+	if err != nil {
+		return err
+	}
+	h.report.Set(bench.KeyLoginP50, workload, "time to first byte p50 (ms)", bench.Direct, base.P50, base.Errors > 0)
+	h.report.Set(bench.KeyLoginP99, workload, "time to first byte p99 (ms)", bench.Direct, base.P99, base.Errors > 0)
+	logf("  direct (ticket + redemption) p50 %.2f ms  p99 %.2f ms", base.P50, base.P99)
+
+	sg := h.byName[bench.Sensegate]
+	r, err := runLoad(ctx, 10*time.Minute, h.loadgen("burst", "-url", sg.base+smallPath, "-users", strconv.Itoa(o.burstUsers),
+		"-per-user", strconv.Itoa(o.burstPerUser), "-parallel", strconv.Itoa(o.burstParallel),
+		"-user-header", userHeader, "-user-prefix", "burst-")...)
+	if err != nil {
+		return err
+	}
+	failed := r.Errors > 0
+	if failed {
+		h.note("%s: %d of %d requests failed: %s", workload, r.Errors, r.Errors+r.Ops, r.FirstError)
+	}
+	h.report.Set(bench.KeyLoginP50, workload, "time to first byte p50 (ms)", bench.Sensegate, r.P50, failed)
+	h.report.Set(bench.KeyLoginP99, workload, "time to first byte p99 (ms)", bench.Sensegate, r.P99, failed)
+
+	var counts map[string]qliksim.UserCounts
+	if err := getJSON(ctx, h.simAdmin+"/users", &counts); err != nil {
+		return err
+	}
+	byUser := make(map[string]int, len(counts))
+	for u, c := range counts {
+		byUser[strings.ToLower(u)] = c.TicketsIssued
+	}
+	tickets, odd := 0, 0
+	for i := range o.burstUsers {
+		n := byUser[strings.ToLower(fmt.Sprintf(`%s\burst-%d`, directory, i))]
+		tickets += n
+		if n != 1 {
+			odd++
+		}
+	}
+	h.report.Set(bench.KeyTickets, workload, "tickets issued", bench.Sensegate, float64(tickets), false)
+	h.report.BurstUsers, h.report.BurstOddUsers = o.burstUsers, odd
+	logf("  sensegate p50 %.2f ms  p99 %.2f ms  %d tickets for %d users", r.P50, r.P99, tickets, o.burstUsers)
+	return nil
+}
+
+// sessionMemory measures sensegate's memory per cached user session.
+func (h *harness) sessionMemory(ctx context.Context) error {
+	n := h.o.sessions
+	workload := fmt.Sprintf("Memory, %d users with a cached session", n)
+	sg := h.byName[bench.Sensegate]
+	rss0, err := settledRSS(ctx, sg.proc.pid(), false)
+	if err != nil {
+		return err
+	}
+	heap0, heapErr := h.heapInUse(ctx)
+	r, err := runLoad(ctx, 15*time.Minute, h.loadgen("users", "-url", sg.base+smallPath, "-users", strconv.Itoa(n),
+		"-parallel", "32", "-user-header", userHeader, "-user-prefix", "mem-")...)
+	if err != nil {
+		return err
+	}
+	rss1, err := settledRSS(ctx, sg.proc.pid(), false)
+	if err != nil {
+		return err
+	}
+	failed := r.Errors > 0
+	if failed {
+		h.note("%s: %d of %d users failed: %s", workload, r.Errors, n, r.FirstError)
+	}
+	per := float64(rss1-rss0) / float64(n) / 1024
+	h.report.Set(bench.KeySessionRSS, workload, "RSS per session (KiB)", bench.Sensegate, per, failed)
+	heap1, heapErr1 := h.heapInUse(ctx)
+	if heapErr == nil && heapErr1 == nil {
+		h.report.Set("mem-session-heap", workload, "Go heap in use per session (KiB)", bench.Sensegate, (heap1-heap0)/float64(n)/1024, failed)
+	}
+	logf("  sensegate RSS %d → %d MiB: %.2f KiB per session (%d logins in %.1f s)", rss0/mib, rss1/mib, per, r.Ops, r.Seconds)
+	return nil
+}
+
+// socketMemory measures each proxy's memory per idle relayed websocket.
+func (h *harness) socketMemory(ctx context.Context) error {
+	n := h.o.sockets
+	// sensegate holds two descriptors per socket; leave room for the rest.
+	if fit := int(h.nofile/2) - 1000; n > fit {
+		h.note("Idle websockets: %d instead of %d, to fit the open-file limit of %d", fit, n, h.nofile)
+		n = fit
+	}
+	workload := fmt.Sprintf("Memory, %d idle websockets", n)
+	for _, name := range []string{bench.Bare, bench.Nginx, bench.Sensegate} {
+		t := h.byName[name]
+		args := []string{"-url", "ws" + strings.TrimPrefix(t.base, "http") + "/app/engineData", "-conns", strconv.Itoa(n), "-parallel", "64"}
+		if name == bench.Sensegate {
+			// The users of sessionMemory: their sessions are in the jar.
+			args = append(args, "-user-header", userHeader, "-user-prefix", "mem-", "-users", strconv.Itoa(h.o.sessions))
+		} else {
+			args = append(args, headerFlags(t)...)
+		}
+		rss0, err := settledRSS(ctx, t.proc.pid(), t.tree)
+		if err != nil {
+			return err
+		}
+		heap0, heapErr := h.heapInUse(ctx)
+		hd, ready, err := hold(ctx, 10*time.Minute, h.loadgen("idle", args...)...)
+		if err != nil {
+			h.note("%s, %s: %v", workload, name, err)
+			continue
+		}
+		rss1, err := settledRSS(ctx, t.proc.pid(), t.tree)
+		heap1, heapErr1 := h.heapInUse(ctx)
+		hd.release()
+		if err != nil {
+			return err
+		}
+		failed := ready.Errors > 0 || ready.Conns == 0
+		if failed {
+			h.note("%s, %s: %d sockets failed: %s", workload, name, ready.Errors, ready.FirstError)
+		}
+		per := float64(rss1-rss0) / float64(max(ready.Conns, 1)) / 1024
+		h.report.Set(bench.KeySocketRSS, workload, "RSS per idle websocket (KiB)", name, per, failed)
+		if name == bench.Sensegate && heapErr == nil && heapErr1 == nil {
+			h.report.Set("mem-socket-heap", workload, "Go heap in use per idle websocket (KiB)", name, (heap1-heap0)/float64(max(ready.Conns, 1))/1024, failed)
+		}
+		logf("  %-9s RSS %d → %d MiB: %.1f KiB per socket (%d open in %.1f s)", name, rss0/mib, rss1/mib, per, ready.Conns, ready.Seconds)
+	}
+	return nil
+}
+
+// heapInUse reads go_memstats_heap_inuse_bytes from sensegate's metrics.
+func (h *harness) heapInUse(ctx context.Context) (float64, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, h.sgAdmin+"/metrics", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "go_memstats_heap_inuse_bytes "); ok {
+			return strconv.ParseFloat(v, 64)
+		}
+	}
+	return 0, fmt.Errorf("no go_memstats_heap_inuse_bytes in sensegate's metrics")
+}
+
+func getJSON(ctx context.Context, url string, v any) error {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: status %d", url, resp.StatusCode)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// describe writes how the run measures into the report.
+func (h *harness) describe() {
+	o := h.o
+	d := o.duration.String()
+	h.report.Setup = []string{
+		"Upstream of every target: the QSEoW simulator (`sensegate qliksim`, plain HTTP), serving two " +
+			"static resources of 1 KiB and 1 MiB to authenticated sessions, and the Engine API.",
+		"Targets: **direct** to the simulator; **bare**, `bench/cmd/bareproxy`: `httputil.ReverseProxy` " +
+			"(Rewrite with SetURL, 512 idle connections per host, a 32 KiB BufferPool, 101 handling for websockets); " +
+			"**nginx** from Debian (`worker_processes auto`, upstream `keepalive 256`, HTTP/1.1, the Upgrade/Connection map, " +
+			"`proxy_buffering off`, no access log); **sensegate** `serve` with the header identity (the load generator " +
+			"is its trusted front door), defaults otherwise, its jar warm with the bench user's Qlik session. Direct, bare " +
+			"and nginx are sent a Qlik session cookie the harness got with a ticket and its redemption; sensegate is sent " +
+			"only the user name and adds the cookie itself.",
+		fmt.Sprintf("HTTP: `wrk -t 2 -c %d -d %s --latency`, GET of the 1 KiB or the 1 MiB resource, keep-alive.", o.httpConns, d),
+		fmt.Sprintf("Engine websocket: `loadgen ws` opens an app (OpenDoc) and sets its script (SetScript) so that each "+
+			"GetScript answer is 1 KiB (%d sockets) or 256 KiB (%d sockets), then every socket calls GetScript in a loop "+
+			"for %s. A message is one round trip: a small request and its answer.", o.wsSmallConns, o.wsLargeConns, d),
+		fmt.Sprintf("Cold-login burst: `loadgen burst` sends, for %d users never seen before (%d at a time), %d "+
+			"concurrent first requests each through sensegate and times each to its first byte; the tickets are counted "+
+			"at the simulator. Its direct figure is what a client without sensegate spends instead, under the same "+
+			"concurrency: a ticket from QPS (mutual TLS, warm connections) and its redemption, for %d other users, %d at a time.",
+			o.burstUsers, o.burstParallel, o.burstPerUser, o.burstUsers, o.burstParallel),
+		fmt.Sprintf("Memory: a process's VmRSS (and sensegate's `go_memstats_heap_inuse_bytes`) once it has settled, before "+
+			"and after %d users made one request each through sensegate (a login and a jar entry each), divided by the "+
+			"users; then the same for idle websockets held open through each proxy after one Engine call each (so "+
+			"relaying has begun), divided by the sockets. nginx's figure sums its master and workers. Both include "+
+			"garbage the Go collector has not yet returned: with the default GOGC, up to about twice the live memory.", o.sessions),
+		fmt.Sprintf("Every process (simulator, proxies, wrk, loadgen) shares the machine's %d cores, so a proxy's "+
+			"figures also depend on the CPU it leaves to the others. Open-file limit: %d.", h.report.Machine.Cores, h.nofile),
+	}
+}

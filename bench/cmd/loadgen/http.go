@@ -1,0 +1,172 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/sensegate/sensegate/bench"
+)
+
+// httpClient returns a keep-alive client with room for n connections.
+func httpClient(n int) *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 0
+	t.MaxIdleConnsPerHost = max(n, 2)
+	return &http.Client{
+		Transport:     t,
+		Timeout:       time.Minute,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// get sends a GET as user and reads the answer; it returns the time to the
+// response headers (the first byte).
+func get(ctx context.Context, c *http.Client, o options, user string) (time.Duration, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, o.url, nil)
+	if err != nil {
+		return 0, err
+	}
+	req.Header = o.header(user)
+	t0 := time.Now()
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	ttfb := time.Since(t0)
+	_, err = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return 0, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("%s as %s: status %d", o.url, user, resp.StatusCode)
+	}
+	return ttfb, nil
+}
+
+// collector gathers latencies and errors from concurrent workers.
+type collector struct {
+	mu   sync.Mutex
+	lat  bench.Latencies
+	errs errorCount
+	ops  int64
+}
+
+func (c *collector) record(d time.Duration, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err != nil {
+		c.errs.add(err)
+		return
+	}
+	c.ops++
+	c.lat.Add(d)
+}
+
+func (c *collector) result(seconds float64) bench.Result {
+	return bench.Result{
+		Ops: c.ops, Seconds: seconds,
+		P50: c.lat.Percentile(50), P99: c.lat.Percentile(99),
+		Errors: c.errs.n, FirstError: c.errs.first,
+	}
+}
+
+// runBurst logs in o.users users who have never been seen, o.parallel of
+// them at a time, each with o.perUser concurrent first requests, and
+// measures the time to first byte of every request.
+func runBurst(ctx context.Context, o options) (bench.Result, error) {
+	if o.userHeader == "" {
+		return bench.Result{}, errors.New("burst: -user-header is required")
+	}
+	c := httpClient(o.parallel * o.perUser)
+	var col collector
+	sem := make(chan struct{}, max(o.parallel, 1))
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range o.users {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			user := o.user(i)
+			var uw sync.WaitGroup
+			for range o.perUser {
+				uw.Go(func() { col.record(get(ctx, c, o, user)) })
+			}
+			uw.Wait()
+		})
+	}
+	wg.Wait()
+	return col.result(time.Since(start).Seconds()), nil
+}
+
+// runUsers sends one request for each of o.users users, o.parallel at a
+// time: with sensegate in front, each is a login and a jar entry.
+func runUsers(ctx context.Context, o options) (bench.Result, error) {
+	if o.userHeader == "" {
+		return bench.Result{}, errors.New("users: -user-header is required")
+	}
+	c := httpClient(o.parallel)
+	var col collector
+	sem := make(chan struct{}, max(o.parallel, 1))
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range o.users {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			col.record(get(ctx, c, o, o.user(i)))
+		})
+	}
+	wg.Wait()
+	return col.result(time.Since(start).Seconds()), nil
+}
+
+// runLogin measures what a client without sensegate spends on its first
+// request: a ticket from QPS and its redemption, for o.users users,
+// o.parallel at a time, over keep-alive connections.
+func runLogin(ctx context.Context, o options) (bench.Result, error) {
+	qps, err := bench.QPSClient(o.certDir)
+	if err != nil {
+		return bench.Result{}, err
+	}
+	qps.Transport.(*http.Transport).MaxIdleConnsPerHost = max(o.parallel, 2)
+	u, err := url.Parse(o.url)
+	if err != nil {
+		return bench.Result{}, err
+	}
+	base, path := u.Scheme+"://"+u.Host, u.Path
+	proxy := httpClient(o.parallel)
+	login := func(user string) (time.Duration, error) {
+		t0 := time.Now()
+		if _, err := bench.Login(ctx, qps, proxy, o.qpsURL, base, path, o.directory, user); err != nil {
+			return 0, err
+		}
+		return time.Since(t0), nil
+	}
+	// Unmeasured logins open the connections: the TLS handshake with QPS
+	// is not part of a login over a warm pool.
+	var warm sync.WaitGroup
+	for i := range max(o.parallel, 1) {
+		warm.Go(func() { login(o.user(o.users + i)) })
+	}
+	warm.Wait()
+	var col collector
+	sem := make(chan struct{}, max(o.parallel, 1))
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range o.users {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			col.record(login(o.user(i)))
+		})
+	}
+	wg.Wait()
+	return col.result(time.Since(start).Seconds()), nil
+}
