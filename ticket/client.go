@@ -206,7 +206,10 @@ func (c *Client) Ticket(ctx context.Context, u identity.User) (string, error) {
 		}
 		// The body holds the ticket: the error may describe it, not quote it.
 		if err := json.Unmarshal(res.body, &out); err != nil {
-			return &Error{Op: r.op, User: r.user, Kind: ErrRejected, Status: res.status, Msg: "QPS answered with a body that is not a ticket (invalid JSON)"}
+			// Not what QPS sends: an answer cut off or garbled on the way
+			// (a failing node, something in between). Another attempt may
+			// get a whole one; a ticket issued but lost expires unused.
+			return &Error{Op: r.op, User: r.user, Kind: ErrUnavailable, Temporary: true, Status: res.status, Msg: fmt.Sprintf("QPS answered %d with a body that is not a ticket (invalid JSON)", res.status)}
 		}
 		if strings.TrimSpace(out.Ticket) == "" {
 			return &Error{Op: r.op, User: r.user, Kind: ErrRejected, Status: res.status, Msg: "QPS answered without a Ticket"}

@@ -187,8 +187,8 @@ func TestTLSErrors(t *testing.T) {
 			c, _ := newClient(t, cfg, nil)
 			_, err := c.Ticket(context.Background(), alice)
 			var e *Error
-			if !errors.As(err, &e) || !errors.Is(err, ErrRejected) || e.Temporary || e.Attempts != 1 {
-				t.Fatalf("Ticket = %v, want a non-temporary ErrRejected after 1 attempt", err)
+			if !errors.As(err, &e) || !errors.Is(err, ErrRejected) || e.Temporary || !e.Permanent() || e.Attempts != 1 {
+				t.Fatalf("Ticket = %v, want a permanent ErrRejected after 1 attempt", err)
 			}
 			for _, w := range tt.want {
 				if !strings.Contains(err.Error(), w) {
@@ -286,8 +286,8 @@ func TestTimeoutOnHang(t *testing.T) {
 	if elapsed < 400*time.Millisecond || elapsed > 5*time.Second {
 		t.Errorf("Ticket took %s, want about 2×200ms", elapsed)
 	}
-	if !strings.Contains(err.Error(), "200ms") || HTTPStatus(err) != http.StatusGatewayTimeout {
-		t.Errorf("error %q (status %d): want the timeout named and 504", err, HTTPStatus(err))
+	if !strings.Contains(err.Error(), "200ms") || HTTPStatus(err) != http.StatusServiceUnavailable {
+		t.Errorf("error %q (status %d): want the timeout named and 503", err, HTTPStatus(err))
 	}
 	sim.SetQPSFault(qliksim.FaultNone)
 }
@@ -303,8 +303,36 @@ func TestRetriesOnClosedConnection(t *testing.T) {
 	if !errors.As(err, &e) || !errors.Is(err, ErrUnreachable) || !e.Temporary || e.Attempts != 3 || e.Status != 0 {
 		t.Fatalf("Ticket on a closing QPS = %v, want a temporary ErrUnreachable without status after 3 attempts", err)
 	}
-	if HTTPStatus(err) != http.StatusBadGateway {
-		t.Errorf("HTTPStatus = %d, want 502", HTTPStatus(err))
+	if HTTPStatus(err) != http.StatusServiceUnavailable || e.Permanent() {
+		t.Errorf("HTTPStatus = %d, Permanent = %t, want 503 and false", HTTPStatus(err), e.Permanent())
+	}
+}
+
+// A success whose body is not JSON is a passing failure: retried, then
+// reported as ErrUnavailable.
+func TestRetriesOnBadJSON(t *testing.T) {
+	sim := newSim(t, nil)
+	cfg := simConfig(t, sim, "", "X-Qlik-Session")
+	cfg.Retries = 1
+	c, _ := newClient(t, cfg, nil)
+	sim.SetQPSFault(qliksim.FaultBadJSON)
+	_, err := c.Login(context.Background(), alice)
+	var e *Error
+	if !errors.As(err, &e) || !errors.Is(err, ErrUnavailable) || !e.Temporary || e.Permanent() || e.Attempts != 2 || e.Status != http.StatusCreated {
+		t.Fatalf("Login on QPS answering bad JSON = %v, want a temporary ErrUnavailable with status 201 after 2 attempts", err)
+	}
+	calls := 0
+	for _, ev := range sim.Events(0) {
+		if ev.Kind == "qps" {
+			calls++
+		}
+	}
+	if calls != 2 {
+		t.Errorf("QPS calls seen by the simulator = %d, want 2 (Retries+1)", calls)
+	}
+	sim.SetQPSFault(qliksim.FaultNone)
+	if _, err := c.Login(context.Background(), alice); err != nil {
+		t.Errorf("Login after the fault cleared: %v", err)
 	}
 }
 
@@ -422,7 +450,8 @@ func TestQPSStatusMessages(t *testing.T) {
 		{"bad request truncated", 400, long, ErrRejected, strings.Repeat("x", 200) + "…"},
 		{"server error", 500, "boom", ErrUnavailable, "QPS answered 500"},
 		{"empty ticket", 201, `{"Ticket":""}`, ErrRejected, "without a Ticket"},
-		{"not json", 201, `<html>`, ErrRejected, "not a ticket"},
+		{"not json", 201, `<html>`, ErrUnavailable, "not a ticket"},
+		{"cut off", 201, `{"UserDirectory":"ACME","Tick`, ErrUnavailable, "QPS answered 201 with a body that is not a ticket"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

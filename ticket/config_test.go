@@ -213,21 +213,37 @@ func TestHTTPStatus(t *testing.T) {
 		want int
 	}{
 		{nil, 200},
-		{&Error{Kind: ErrUnreachable}, 502},
-		{&Error{Kind: ErrTimeout}, 504},
+		{&Error{Kind: ErrUnreachable}, 503},
+		{&Error{Kind: ErrTimeout}, 503},
 		{&Error{Kind: ErrUnavailable}, 503},
+		{&Error{Kind: ErrBusy}, 503},
 		{&Error{Kind: ErrRejected}, 502},
-		{&Error{Kind: ErrTicketRefused}, 502},
+		{&Error{Kind: ErrTicketRefused}, 503},
 		{&Error{Kind: ErrTooManySessions}, 502},
-		{&Error{Kind: ErrSessionRefused}, 502},
+		{&Error{Kind: ErrSessionRefused}, 503},
 		{&Error{Cause: context.Canceled}, 499},
-		{fmt.Errorf("session: %w", &Error{Kind: ErrTimeout}), 504},
+		{fmt.Errorf("session: %w", &Error{Kind: ErrTimeout}), 503},
+		{fmt.Errorf("session: %w", &Error{Kind: ErrRejected}), 502},
 		{errors.New("other"), 502},
 	}
 	for _, tt := range tests {
 		if got := HTTPStatus(tt.err); got != tt.want {
 			t.Errorf("HTTPStatus(%v) = %d, want %d", tt.err, got, tt.want)
 		}
+	}
+}
+
+func TestPermanent(t *testing.T) {
+	for kind, want := range map[error]bool{
+		ErrUnreachable: false, ErrTimeout: false, ErrUnavailable: false, ErrBusy: false,
+		ErrTicketRefused: false, ErrSessionRefused: false, ErrRejected: true, ErrTooManySessions: true,
+	} {
+		if got := (&Error{Kind: kind}).Permanent(); got != want {
+			t.Errorf("(&Error{Kind: %v}).Permanent() = %t, want %t", kind, got, want)
+		}
+	}
+	if (&Error{Cause: context.Canceled}).Permanent() {
+		t.Error("a cancelled call is Permanent, want not")
 	}
 }
 

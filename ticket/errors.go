@@ -24,7 +24,9 @@ var (
 	// ErrTimeout: no answer within Config.Timeout, or the caller's deadline
 	// passed. Temporary.
 	ErrTimeout = errors.New("qlik timed out")
-	// ErrUnavailable: QPS or the Qlik proxy answered 5xx. Temporary.
+	// ErrUnavailable: QPS or the Qlik proxy answered 5xx, or QPS answered
+	// a success whose body is not JSON (cut off or garbled on the way).
+	// Temporary.
 	ErrUnavailable = errors.New("qlik unavailable")
 	// ErrRejected: Qlik refused the request (4xx, a TLS certificate
 	// problem on either side, no session cookie in the redemption answer,
@@ -106,24 +108,33 @@ func (e *Error) Is(target error) bool { return e.Kind != nil && target == e.Kind
 // an interface{ SessionRefused() bool }.
 func (e *Error) SessionRefused() bool { return e.Kind == ErrSessionRefused }
 
+// Permanent reports whether retrying soon cannot help: Qlik refused the
+// call for a reason an operator must fix (ErrRejected: certificates, the
+// configuration, a user Qlik does not accept) or the user has too many
+// sessions (ErrTooManySessions, until some end). It lets packages that do
+// not import ticket tell such a failure from a passing one (QPS down,
+// slow or failing) through an interface{ Permanent() bool }.
+func (e *Error) Permanent() bool { return e.Kind == ErrRejected || e.Kind == ErrTooManySessions }
+
 // HTTPStatus suggests the status a proxy should answer a browser with when
-// err ended a login: 499 (client closed request) for a cancelled context,
-// 504 for timeouts, 503 for QPS or proxy 5xx and ErrBusy, 502 for everything else
-// (unreachable, rejected, ticket or session refused, too many sessions,
-// unknown errors). nil gives 200. A caller that can log in again should do
-// so on ErrSessionRefused rather than answer with a status.
+// err ended a login: 499 (client closed request) for a cancelled context;
+// 502 when the login cannot succeed soon (Permanent) and for errors not of
+// this package; 503, best with Retry-After, for everything that may pass:
+// QPS or the proxy unreachable, timed out, failing or answering nonsense,
+// ErrBusy, a ticket refused (a new one may be accepted). nil gives 200. A
+// caller that can log in again should do so on ErrSessionRefused rather
+// than answer with a status.
 func HTTPStatus(err error) int {
+	var e *Error
 	switch {
 	case err == nil:
 		return http.StatusOK
 	case errors.Is(err, context.Canceled):
 		return 499
-	case errors.Is(err, ErrTimeout), errors.Is(err, context.DeadlineExceeded):
-		return http.StatusGatewayTimeout
-	case errors.Is(err, ErrUnavailable), errors.Is(err, ErrBusy):
-		return http.StatusServiceUnavailable
+	case !errors.As(err, &e), e.Permanent():
+		return http.StatusBadGateway
 	}
-	return http.StatusBadGateway
+	return http.StatusServiceUnavailable
 }
 
 // IsTemporary reports whether err is an *Error that is Temporary.
