@@ -8,10 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"html"
+	"math"
 	"net"
 	"net/http"
 	"strings"
 
+	"github.com/sensegate/sensegate/session"
 	"go.uber.org/zap"
 )
 
@@ -33,7 +35,7 @@ type Error struct {
 	Status int
 	Msg    string
 	Err    error
-	// RetryAfter, in seconds, is sent with 503 answers when > 0.
+	// RetryAfter, in seconds, is sent (with 503 and 429 answers) when > 0.
 	RetryAfter int
 }
 
@@ -52,13 +54,19 @@ type temporary interface{ Temporary() bool }
 
 // upstreamError classifies an error from talking to Qlik or an upstream:
 // a timeout is 504, a client that went away is 499, a transient failure
-// is 503 with Retry-After, anything else 502.
+// (QPS calls over qlik.qps.max_concurrent too) is 503 with Retry-After,
+// a login over the user's login rate 429 with Retry-After, anything else
+// 502.
 func upstreamError(msg string, err error) *Error {
 	var ne net.Error
 	var tmp temporary
+	var rl *session.RateLimitError
 	switch {
 	case errors.Is(err, context.Canceled):
 		return &Error{Status: StatusClientClosedRequest, Msg: "client closed request", Err: err}
+	case errors.As(err, &rl):
+		secs := max(1, int(math.Ceil(rl.RetryAfter.Seconds())))
+		return &Error{Status: http.StatusTooManyRequests, Msg: fmt.Sprintf("too many logins to Qlik for this user: retry in %d s", secs), Err: err, RetryAfter: secs}
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		return &Error{Status: http.StatusGatewayTimeout, Msg: msg + ": timed out", Err: err}
 	case errors.As(err, &tmp) && tmp.Temporary():
