@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"html/template"
 	"net/http"
@@ -106,7 +107,19 @@ func (d *DevLogin) page(w http.ResponseWriter, r *http.Request) {
 	}{names, safeRedirect(r.URL.Query().Get("rd"))})
 }
 
+// maxLoginForm bounds the login form's body: a user name and a path.
+const maxLoginForm = 16 << 10
+
 func (d *DevLogin) login(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxLoginForm)
+	if err := r.ParseForm(); err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			http.Error(w, fmt.Sprintf("login form larger than %d bytes", maxLoginForm), http.StatusRequestEntityTooLarge)
+			return
+		}
+		http.Error(w, "unreadable login form", http.StatusBadRequest)
+		return
+	}
 	u, ok := d.find(r.PostFormValue("user"))
 	if !ok {
 		http.Error(w, fmt.Sprintf("unknown user %q", r.PostFormValue("user")), http.StatusBadRequest)

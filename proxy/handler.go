@@ -180,6 +180,14 @@ var qlikPaths = []string{
 // that sensegate forwards to Qlik.
 func IsQlikPath(path string) bool {
 	for _, p := range qlikPaths {
+		if p[len(p)-1] != '/' {
+			// One endpoint (/qps/user), not a tree: /qps/username is
+			// none of Qlik's.
+			if path == p {
+				return true
+			}
+			continue
+		}
 		if strings.HasPrefix(path, p) || path+"/" == p {
 			return true
 		}
@@ -296,7 +304,9 @@ func (h *Handler) dispatch(w http.ResponseWriter, r *http.Request, st *reqState)
 	}
 	if strings.HasPrefix(path, ReservedPrefix) {
 		st.route = &h.mSensegate
-		h.own.ServeHTTP(w, r)
+		if h.limitOwnBody(w, r) {
+			h.own.ServeHTTP(w, r)
+		}
 		return
 	}
 	// Clients that build Qlik URLs with the virtual proxy prefix (Qlik's

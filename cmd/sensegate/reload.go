@@ -97,6 +97,9 @@ func restartKeys(old, new *config.Config) []string {
 	if old.Server.ShutdownGrace != new.Server.ShutdownGrace {
 		keys = append(keys, "server.shutdown_grace")
 	}
+	if old.Server.WriteTimeout != new.Server.WriteTimeout {
+		keys = append(keys, "server.write_timeout")
+	}
 	if old.Log.Format != new.Log.Format {
 		keys = append(keys, "log.format")
 	}

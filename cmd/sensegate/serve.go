@@ -21,7 +21,7 @@ import (
 	"go.uber.org/zap/zapcore"
 )
 
-// Server limits (not yet configurable).
+// Server limits (server.write_timeout is the configurable one).
 const (
 	readHeaderTimeout = 10 * time.Second
 	idleTimeout       = 2 * time.Minute
@@ -460,7 +460,9 @@ func serve(ctx context.Context, sc config.ServerConfig, h drainer, ready chan<- 
 // ln.
 func serveOn(ctx context.Context, ln net.Listener, sc config.ServerConfig, h drainer, ready chan<- net.Addr, log *zap.Logger) error {
 	srv := &http.Server{
-		Handler:           h,
+		// Not WriteTimeout, which would bound whole responses: websockets
+		// and long downloads. LimitWrites bounds stalled writes instead.
+		Handler:           proxy.LimitWrites(h, sc.WriteTimeout),
 		ReadHeaderTimeout: readHeaderTimeout,
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,

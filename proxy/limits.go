@@ -1,0 +1,119 @@
+package proxy
+
+import (
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// MaxOwnBody bounds the request body of sensegate's own endpoints (under
+// ReservedPrefix: login forms, logout), which take small forms at most.
+// Qlik's and the routes' bodies stream through unbounded, except for the
+// part kept for a replay (Options.ReplayLimit).
+const MaxOwnBody = 64 << 10
+
+// limitOwnBody caps the body of a request to sensegate's own endpoints at
+// MaxOwnBody: a body declared larger is refused with 413 at once, and
+// reading past the cap fails with *http.MaxBytesError, which the
+// endpoints that read bodies answer with 413. It reports whether the
+// request may go on.
+func (h *Handler) limitOwnBody(w http.ResponseWriter, r *http.Request) bool {
+	if r.ContentLength > MaxOwnBody {
+		writeError(w, r, h.log, &Error{Status: http.StatusRequestEntityTooLarge, Msg: fmt.Sprintf("request body too large: sensegate's own endpoints take at most %d bytes", MaxOwnBody)})
+		return false
+	}
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = http.MaxBytesReader(w, r.Body, MaxOwnBody)
+	}
+	return true
+}
+
+// LimitWrites returns h with a bound on stalled writes: every write of a
+// response to the client (the status line and headers, each piece of the
+// body, a flush) must be done within d, or it fails and the connection is
+// closed. So a client that stops reading is cut off after d, while a long
+// download that keeps moving is not bounded, unlike http.Server's
+// WriteTimeout, which bounds the whole response. It is nginx's
+// send_timeout. Websocket upgrades pass through untouched: the relay sets
+// its own deadlines on every write. d <= 0 returns h.
+//
+// It must wrap the ResponseWriter of net/http's server (the outermost
+// handler), which can set write deadlines; a ResponseWriter that cannot
+// is served without a bound.
+func LimitWrites(h http.Handler, d time.Duration) http.Handler {
+	if d <= 0 {
+		return h
+	}
+	return &writeLimiter{h: h, d: d, pool: sync.Pool{New: func() any { return new(stallWriter) }}}
+}
+
+type writeLimiter struct {
+	h    http.Handler
+	d    time.Duration
+	pool sync.Pool // of *stallWriter
+}
+
+// writeDeadliner is the ability of net/http's ResponseWriters (HTTP/1 and
+// HTTP/2) that http.ResponseController.SetWriteDeadline uses.
+type writeDeadliner interface {
+	SetWriteDeadline(time.Time) error
+}
+
+func (l *writeLimiter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	dl, ok := w.(writeDeadliner)
+	if !ok {
+		l.h.ServeHTTP(w, r)
+		return
+	}
+	// A kept-alive connection still has the deadline of its previous
+	// response, which may have passed: nothing may inherit it, least of
+	// all a hijacked websocket.
+	dl.SetWriteDeadline(time.Time{})
+	if r.Header.Get("Upgrade") != "" {
+		l.h.ServeHTTP(w, r)
+		return
+	}
+	sw := l.pool.Get().(*stallWriter)
+	*sw = stallWriter{ResponseWriter: w, dl: dl, d: l.d}
+	l.h.ServeHTTP(sw, r)
+	// Handlers do not use their ResponseWriter once they returned.
+	*sw = stallWriter{}
+	l.pool.Put(sw)
+}
+
+// stallWriter moves the write deadline d ahead before every write.
+type stallWriter struct {
+	http.ResponseWriter
+	dl writeDeadliner
+	d  time.Duration
+}
+
+func (s *stallWriter) extend() { s.dl.SetWriteDeadline(time.Now().Add(s.d)) }
+
+func (s *stallWriter) WriteHeader(code int) {
+	s.extend()
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *stallWriter) Write(p []byte) (int, error) {
+	s.extend()
+	return s.ResponseWriter.Write(p)
+}
+
+// FlushError implements the flushing of http.ResponseController.
+func (s *stallWriter) FlushError() error {
+	s.extend()
+	return http.NewResponseController(s.ResponseWriter).Flush()
+}
+
+// Flush implements http.Flusher.
+func (s *stallWriter) Flush() { s.FlushError() }
+
+// Unwrap lets http.ResponseController reach the server's ResponseWriter.
+func (s *stallWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+var (
+	_ http.Flusher                    = (*stallWriter)(nil)
+	_ interface{ FlushError() error } = (*stallWriter)(nil)
+)

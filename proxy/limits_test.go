@@ -1,0 +1,436 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sensegate/sensegate/identity"
+	"github.com/sensegate/sensegate/qliksim"
+	"github.com/sensegate/sensegate/session"
+	"github.com/sensegate/sensegate/ticket"
+)
+
+// writeStall is the bound of the write limit tests.
+const writeStall = 300 * time.Millisecond
+
+// startLimited serves h behind LimitWrites(h, d) on loopback.
+func startLimited(t *testing.T, h http.Handler, d time.Duration) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(LimitWrites(h, d))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// A client that sends a request and never reads the answer is cut off
+// once a write has made no progress for the bound.
+func TestWriteStallCutsOffClientThatDoesNotRead(t *testing.T) {
+	type result struct {
+		err     error
+		stalled time.Duration
+		written int64
+	}
+	done := make(chan result, 1)
+	srv := startLimited(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		chunk := bytes.Repeat([]byte("x"), 64<<10)
+		var written int64
+		last := time.Now()
+		for written < 1<<30 {
+			n, err := w.Write(chunk)
+			written += int64(n)
+			if err != nil {
+				done <- result{err, time.Since(last), written}
+				return
+			}
+			last = time.Now()
+		}
+		done <- result{nil, 0, written}
+	}), writeStall)
+
+	c, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, "GET /big HTTP/1.1\r\nHost: sensegate\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	// The client reads nothing from here on.
+	select {
+	case res := <-done:
+		if res.err == nil {
+			t.Fatalf("the handler wrote %d bytes to a client that reads nothing, want a failed write", res.written)
+		}
+		if res.stalled < writeStall*8/10 || res.stalled > writeStall+5*time.Second {
+			t.Errorf("the write failed after stalling %s, want about %s", res.stalled, writeStall)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a client that reads nothing was not cut off")
+	}
+}
+
+// A download that takes far longer than the bound but keeps moving is
+// not cut off. The sockets' buffers are small, as for a slow client on a
+// long way: a write then waits for the client to drain a few KiB, not
+// the megabytes loopback sockets buffer, which the kernel frees in large
+// steps (writers wake when a third of the send buffer is free).
+func TestWriteStallSparesProgressingDownload(t *testing.T) {
+	const (
+		size    = 8 << 20
+		sockBuf = 64 << 10
+	)
+	handlerErr := make(chan error, 1)
+	srv := httptest.NewUnstartedServer(LimitWrites(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(size))
+		chunk := bytes.Repeat([]byte("y"), 32<<10)
+		for sent := 0; sent < size; sent += len(chunk) {
+			if _, err := w.Write(chunk); err != nil {
+				handlerErr <- err
+				return
+			}
+		}
+		handlerErr <- nil
+	}), writeStall))
+	srv.Config.ConnState = func(c net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			c.(*net.TCPConn).SetWriteBuffer(sockBuf)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err == nil {
+			c.(*net.TCPConn).SetReadBuffer(sockBuf)
+		}
+		return c, err
+	}}
+	t.Cleanup(tr.CloseIdleConnections)
+
+	start := time.Now()
+	resp, err := (&http.Client{Transport: tr}).Get(srv.URL + "/download")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	// A slow reader: 32 KiB every 5ms, about 1.3s for the whole body.
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	buf := make([]byte, 32<<10)
+	got := 0
+	for {
+		n, err := io.ReadFull(resp.Body, buf)
+		got += n
+		if err != nil {
+			break
+		}
+		<-tick.C
+	}
+	elapsed := time.Since(start)
+	if got != size {
+		t.Errorf("the client read %d bytes, want %d", got, size)
+	}
+	if err := <-handlerErr; err != nil {
+		t.Errorf("a progressing download was cut off: %v", err)
+	}
+	if elapsed < 3*writeStall {
+		t.Errorf("the download took %s, want well over the bound %s for the test to mean anything", elapsed, writeStall)
+	}
+}
+
+// A websocket upgrade (or any hijacked connection) on a kept-alive
+// connection inherits no deadline from the previous response.
+func TestWriteStallLeavesUpgradesAlone(t *testing.T) {
+	const d = 50 * time.Millisecond
+	hijacked := make(chan error, 1)
+	srv := startLimited(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") == "" {
+			io.WriteString(w, "plain")
+			return
+		}
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			hijacked <- err
+			return
+		}
+		defer conn.Close()
+		// Write well after the previous response's deadline passed.
+		<-time.After(4 * d)
+		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: test\r\nConnection: Upgrade\r\n\r\nhello")
+		hijacked <- brw.Flush()
+	}), d)
+
+	c, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	io.WriteString(c, "GET /first HTTP/1.1\r\nHost: sensegate\r\n\r\n")
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: sensegate\r\nConnection: Upgrade\r\nUpgrade: test\r\n\r\n")
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err = http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("upgrade answer: %v (hijacker: %v)", err, <-hijacked)
+	}
+	if err := <-hijacked; err != nil {
+		t.Errorf("writing on the hijacked connection: %v", err)
+	}
+	if b, _ := io.ReadAll(io.LimitReader(br, 5)); resp.StatusCode != http.StatusSwitchingProtocols || string(b) != "hello" {
+		t.Errorf("upgrade = %d then %q, want 101 then hello", resp.StatusCode, b)
+	}
+}
+
+// Every flush keeps the bound too: a handler that flushes, as
+// ReverseProxy does for streamed answers, sees its flush fail.
+func TestWriteStallBoundsFlush(t *testing.T) {
+	flushErr := make(chan error, 1)
+	srv := startLimited(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(w)
+		chunk := bytes.Repeat([]byte("z"), 4<<10) // below the server's buffer: only flushes write
+		for range 1 << 18 {
+			w.Write(chunk)
+			if err := rc.Flush(); err != nil {
+				flushErr <- err
+				return
+			}
+		}
+		flushErr <- nil
+	}), writeStall)
+	c, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: sensegate\r\n\r\n")
+	select {
+	case err := <-flushErr:
+		if err == nil {
+			t.Fatal("every flush succeeded to a client that reads nothing")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a flush to a client that reads nothing did not fail")
+	}
+}
+
+// Bodies sent to sensegate's own endpoints are capped: 413 for a body
+// declared too large, and for one that turns out too large.
+func TestOwnEndpointBodyLimit(t *testing.T) {
+	login := identity.NewDevLogin([]identity.User{{Directory: "ACME", ID: "alice"}}, false)
+	e := newEnv(t, func(_ *qliksim.Config, o *Options) { o.Identity = login })
+	post := func(path string, body io.Reader, length int64) (*http.Response, string) {
+		t.Helper()
+		req, err := http.NewRequest("POST", e.front.URL+path, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.ContentLength = length
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }, Timeout: 30 * time.Second}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatalf("POST %s: %v", path, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	big := "user=" + strings.Repeat("a", MaxOwnBody)
+	for _, path := range []string{"/.sensegate/login", "/.sensegate/logout"} {
+		resp, body := post(path, strings.NewReader(big), int64(len(big)))
+		if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(body, "too large") || !strings.Contains(body, resp.Header.Get(HeaderRequestID)) {
+			t.Errorf("POST %s with %d bytes = %d %q, want 413 naming the limit, with the request id", path, len(big), resp.StatusCode, body)
+		}
+	}
+	// Without a length (chunked), the form parser hits the cap.
+	resp, body := post("/.sensegate/login", io.MultiReader(strings.NewReader(big)), -1)
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("chunked POST of %d bytes to the login form = %d %q, want 413", len(big), resp.StatusCode, body)
+	}
+	form := url.Values{"user": {`ACME\alice`}, "rd": {"/hub/"}}.Encode()
+	if resp, body := post("/.sensegate/login", strings.NewReader(form), int64(len(form))); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/hub/" {
+		t.Errorf("a small login form = %d %q, want 303 to /hub/", resp.StatusCode, body)
+	}
+}
+
+// A Qlik request body over the replay limit streams to Qlik as it comes:
+// Qlik sees its start before the client has sent the rest.
+func TestLargeBodyStreamsToQlik(t *testing.T) {
+	const limit = 1 << 10
+	first := bytes.Repeat([]byte("a"), 4*limit)
+	rest := bytes.Repeat([]byte("b"), 4*limit)
+	sawStart := make(chan struct{})
+	received := make(chan []byte, 1)
+	qlik := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		buf := make([]byte, len(first))
+		if _, err := io.ReadFull(r.Body, buf); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		close(sawStart)
+		tail, _ := io.ReadAll(r.Body)
+		received <- append(buf, tail...)
+		io.WriteString(w, "stored")
+	}))
+	defer qlik.Close()
+	qu, _ := url.Parse(qlik.URL)
+	pub, _ := url.Parse("http://sensegate.example")
+	h, err := New(Options{Qlik: qu, CookieName: "X-Qlik-Session", Identity: identity.NewStatic(identity.User{Directory: "ACME", ID: "alice"}), Sessions: &fakeSessions{entry: session.Entry{Cookie: "c"}}, PublicURL: pub, ReplayLimit: limit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	front := httptest.NewServer(h)
+	defer front.Close()
+
+	pr, pw := io.Pipe()
+	go func() {
+		if _, err := pw.Write(first); err != nil {
+			pw.CloseWithError(err)
+			return
+		}
+		select {
+		case <-sawStart:
+		case <-time.After(20 * time.Second):
+			pw.CloseWithError(errors.New("Qlik never saw the start of the body: sensegate held it back"))
+			return
+		}
+		pw.Write(rest)
+		pw.Close()
+	}()
+	resp, err := http.Post(front.URL+"/qrs/app/upload?xrfkey="+xrf, "application/octet-stream", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(b) != "stored" {
+		t.Fatalf("streamed upload = %d %q", resp.StatusCode, b)
+	}
+	if got, want := <-received, append(append([]byte{}, first...), rest...); !bytes.Equal(got, want) {
+		t.Errorf("Qlik got %d bytes, want the %d sent", len(got), len(want))
+	}
+}
+
+// errSessions fails every Ensure with err.
+type errSessions struct{ err error }
+
+func (s errSessions) Ensure(context.Context, identity.User) (session.Entry, error) {
+	return session.Entry{}, s.err
+}
+func (errSessions) Invalidate(context.Context, identity.User, string) error    { return nil }
+func (errSessions) Update(context.Context, identity.User, session.Entry) error { return nil }
+func (errSessions) Peek(context.Context, identity.User) (session.Entry, bool, error) {
+	return session.Entry{}, false, nil
+}
+
+// The limits sensegate keeps on logins reach the client as retryable
+// answers: 503 when QPS calls are all in flight, 429 for a user over the
+// login rate, each with Retry-After, on HTTP and websocket requests.
+func TestLoginLimitAnswers(t *testing.T) {
+	busy := &ticket.Error{Op: "ticket", User: `ACME\alice`, Kind: ticket.ErrBusy, Temporary: true, Msg: "not sent"}
+	// What ticket.Client returns: an ErrBusy whose Cause is temporary.
+	if ticket.HTTPStatus(busy) != http.StatusServiceUnavailable {
+		t.Fatalf("ticket.HTTPStatus(ErrBusy) = %d, want 503", ticket.HTTPStatus(busy))
+	}
+	tests := []struct {
+		name       string
+		err        error
+		status     int
+		retryAfter string
+		msg        string
+	}{
+		{"qps busy", fmt.Errorf("session: %w", realBusyError(t)), http.StatusServiceUnavailable, "5", "temporarily unavailable"},
+		{"login rate", &session.RateLimitError{User: `ACME\alice`, RetryAfter: 29*time.Second + time.Millisecond}, http.StatusTooManyRequests, "30", "too many logins to Qlik for this user: retry in 30 s"},
+		{"login rate under a second", &session.RateLimitError{User: `ACME\alice`, RetryAfter: time.Millisecond}, http.StatusTooManyRequests, "1", "retry in 1 s"},
+	}
+	qu, _ := url.Parse("http://qlik.invalid")
+	pub, _ := url.Parse("http://sensegate.example")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h, err := New(Options{Qlik: qu, CookieName: "X-Qlik-Session", Identity: identity.NewStatic(identity.User{Directory: "ACME", ID: "alice"}), Sessions: errSessions{tt.err}, PublicURL: pub})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, hdr := range []http.Header{{}, {"Connection": {"Upgrade"}, "Upgrade": {"websocket"}, "Sec-Websocket-Version": {"13"}, "Sec-Websocket-Key": {"dGhlIHNhbXBsZSBub25jZQ=="}}} {
+				r := httptest.NewRequest("GET", "/app/engineData", nil)
+				r.Header = hdr
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, r)
+				var js struct {
+					Error string `json:"error"`
+				}
+				json.Unmarshal(w.Body.Bytes(), &js)
+				if w.Code != tt.status || w.Header().Get("Retry-After") != tt.retryAfter || !strings.Contains(js.Error, tt.msg) {
+					t.Errorf("%v: %d Retry-After %q %q, want %d Retry-After %s with %q", hdr, w.Code, w.Header().Get("Retry-After"), w.Body, tt.status, tt.retryAfter, tt.msg)
+				}
+			}
+		})
+	}
+}
+
+// realBusyError is the ErrBusy a real ticket.Client returns when every
+// slot is taken.
+func realBusyError(t *testing.T) error {
+	t.Helper()
+	hold := make(chan struct{})
+	var once sync.Once
+	arrived := make(chan struct{})
+	qps := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		once.Do(func() { close(arrived) })
+		select {
+		case <-hold:
+		case <-r.Context().Done():
+		}
+	}))
+	defer qps.Close()
+	defer close(hold)
+	pool := qps.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
+	certs, err := qliksim.WriteCerts(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := ticket.LoadClientCert(certs.Client, certs.ClientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse(qps.URL)
+	c, err := ticket.New(ticket.Config{ProxyURL: u, QPSURL: u, SessionCookie: "X-Qlik-Session", RootCAs: pool, ClientCert: cert, MaxConcurrent: 1, Timeout: 30 * time.Second}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseIdleConnections()
+	ctx, cancel := context.WithCancel(context.Background())
+	heldDone := make(chan struct{})
+	go func() {
+		defer close(heldDone)
+		c.Ticket(ctx, identity.User{Directory: "ACME", ID: "bob"})
+	}()
+	defer func() { cancel(); <-heldDone }()
+	<-arrived
+	wctx, wcancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer wcancel()
+	_, err = c.Ticket(wctx, identity.User{Directory: "ACME", ID: "alice"})
+	if !errors.Is(err, ticket.ErrBusy) {
+		t.Fatalf("Ticket with the one slot taken = %v, want ErrBusy", err)
+	}
+	return err
+}
