@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -112,6 +113,10 @@ func (q *qlikProxy) rewrite(pr *httputil.ProxyRequest) {
 	stripClientCredentials(out.Header, h.strip)
 	if out.Header.Get("Origin") != "" {
 		out.Header.Set("Origin", h.opts.QlikOrigin)
+	}
+	if out.Method == http.MethodGet && strings.HasSuffix(out.URL.Path, "/qps/user") {
+		// modifyResponse reads the Personal API's answer: have it plain.
+		delete(out.Header, "Accept-Encoding")
 	}
 	if ok {
 		a.cookieHdr[0] = h.opts.CookieName + "=" + a.entry.Cookie
@@ -239,6 +244,13 @@ func (q *qlikProxy) modifyResponse(resp *http.Response) error {
 		}
 		resp.Header.Set("Location", h.publicLocation(req.URL, loc))
 	}
+	if resp.StatusCode == http.StatusOK && req.Method == http.MethodGet && h.isPersonalAPI(req) {
+		// The Personal API answers a session it does not know with 200
+		// {"session":"inactive"}: a client would think its user signed out.
+		if b, ok := peekBody(resp, personalPeekSize); ok && isInactiveSession(resp.Header, b) {
+			return errSessionRefused
+		}
+	}
 	if resp.StatusCode == http.StatusInternalServerError && strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") {
 		// QPS answers a cookie it does not know (after a restart or a
 		// failover) with 500 "Authentication error: Restart the browser."
@@ -248,6 +260,39 @@ func (q *qlikProxy) modifyResponse(resp *http.Response) error {
 		}
 	}
 	return nil
+}
+
+// personalPeekSize bounds how much of a Personal API answer is read to
+// see whether it reports no session: the answer is a small JSON object.
+const personalPeekSize = 4 << 10
+
+// isPersonalAPI reports whether req, as sent to Qlik, is for the Personal
+// API, GET /{prefix}/qps/user.
+func (h *Handler) isPersonalAPI(req *http.Request) bool {
+	const p = "/qps/user"
+	path := req.URL.Path
+	if !strings.HasSuffix(path, p) {
+		return false
+	}
+	base := h.opts.Qlik
+	if a, ok := attemptFrom(req.Context()); ok {
+		base = h.qlikBase(a.entry)
+	}
+	return path == strings.TrimSuffix(base.Path, "/")+h.prefix+p
+}
+
+// isInactiveSession reports whether a Personal API answer with header
+// hdr and body b says that the request had no session:
+// {"session":"inactive"}, perhaps with a loginUri.
+func isInactiveSession(hdr http.Header, b []byte) bool {
+	if ce := hdr.Get("Content-Encoding"); ce != "" && ce != "identity" {
+		return false // rewrite asks for none; a body we cannot read is passed on
+	}
+	var v struct {
+		Session string `json:"session"`
+		UserID  string `json:"userId"`
+	}
+	return json.Unmarshal(b, &v) == nil && v.Session == "inactive" && v.UserID == ""
 }
 
 // storeCookie records a session cookie Qlik set on a proxied response.
