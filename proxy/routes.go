@@ -40,8 +40,16 @@ func (p *routeProxy) rewrite(pr *httputil.ProxyRequest) {
 		pr.Out.URL.RawPath = ""
 	}
 	pr.SetURL(p.route.Upstream)
+	// ReverseProxy dropped the client's X-Forwarded-* and Forwarded
+	// headers: anyone can send them. X-Forwarded-For is the peer's
+	// address; the host and scheme are sensegate's public ones, not the
+	// Host the client sent (which would let it choose the links an
+	// upstream builds) nor how it reached sensegate (plain HTTP behind a
+	// TLS front door).
 	pr.SetXForwarded()
 	hdr := pr.Out.Header
+	hdr.Set("X-Forwarded-Host", p.h.opts.PublicURL.Host)
+	hdr.Set("X-Forwarded-Proto", p.h.opts.PublicURL.Scheme)
 	// The upstream is not Qlik, but Qlik session cookies, sensegate's own
 	// login cookies and identity headers still have no business there.
 	dropCookies(hdr, p.h.stripCookies)
