@@ -75,6 +75,34 @@ func upstreamError(msg string, err error) *Error {
 	return &Error{Status: http.StatusBadGateway, Msg: msg, Err: err}
 }
 
+// permanent is implemented by login errors that retrying soon cannot fix
+// (the ticket package's: a refused certificate, a wrong prefix).
+type permanent interface{ Permanent() bool }
+
+// loginRetryAfter is the Retry-After, in seconds, of a login that failed
+// for a reason that passes.
+const loginRetryAfter = 5
+
+// loginError classifies a failure to get the user's Qlik session (a login
+// through QPS, or the session store): 499 when the client went away and
+// 429 over the user's login rate, as upstreamError says; 502 when Qlik
+// refused the login in a way only an operator can fix (Permanent: a
+// certificate, the configuration), not worth retrying; otherwise 503
+// with Retry-After, since the trouble passes: QPS down, slow, failing or
+// answering nonsense, too busy, the session store unreachable, a login
+// that timed out.
+func loginError(err error) *Error {
+	const msg = "could not get a Qlik session"
+	if e := upstreamError(msg, err); e.Status == StatusClientClosedRequest || e.Status == http.StatusTooManyRequests {
+		return e
+	}
+	var p permanent
+	if errors.As(err, &p) && p.Permanent() {
+		return &Error{Status: http.StatusBadGateway, Msg: msg + ": the Qlik login was refused", Err: err}
+	}
+	return &Error{Status: http.StatusServiceUnavailable, Msg: msg + ": temporarily unavailable", Err: err, RetryAfter: loginRetryAfter}
+}
+
 // randomHex returns 2n random hex characters.
 func randomHex(n int) string {
 	b := make([]byte, n)

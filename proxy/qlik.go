@@ -58,7 +58,7 @@ func (q *qlikProxy) serve(w http.ResponseWriter, r *http.Request, u identity.Use
 	}
 	e, err := q.h.opts.Sessions.Ensure(r.Context(), u)
 	if err != nil {
-		writeError(w, r, q.h.log, upstreamError("could not get a Qlik session", err))
+		writeError(w, r, q.h.log, loginError(err))
 		return
 	}
 	a.entry = e
@@ -408,7 +408,7 @@ func (q *qlikProxy) recover(w http.ResponseWriter, r *http.Request, nodeErr erro
 	}
 	e, err := h.opts.Sessions.Ensure(r.Context(), u)
 	if err != nil {
-		writeError(w, r, h.log, upstreamError("could not get a Qlik session", err))
+		writeError(w, r, h.log, loginError(err))
 		return
 	}
 	next := &attempt{entry: e, n: a.n + 1, body: a.body, replayable: a.replayable}

@@ -99,7 +99,7 @@ func (rl *relay) serve(w http.ResponseWriter, r *http.Request, u identity.User, 
 	for try := 1; ; try++ {
 		e, err = h.opts.Sessions.Ensure(r.Context(), u)
 		if err != nil {
-			writeError(w, r, h.log, upstreamError("could not get a Qlik session", err))
+			writeError(w, r, h.log, loginError(err))
 			return
 		}
 		up, pending, err = rl.connect(r, u, &e, rl.target(r, e))

@@ -50,6 +50,11 @@ func DialRedis(ctx context.Context, cfg RedisConfig) (*redis.Client, error) {
 		DB:                    cfg.DB,
 		TLSConfig:             cfg.TLS,
 		ContextTimeoutEnabled: true,
+		// One dial per attempt: the client's own retries (3, with a
+		// backoff from 10ms) already cover a dropped connection, and
+		// with the default 5 dials 100ms apart per attempt a request
+		// waited some 2s for its 503 while Redis was down.
+		DialerRetries: 1,
 		// Maintenance notifications are a Redis Enterprise feature; off,
 		// the client does not try them on every connection.
 		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
