@@ -1,0 +1,138 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sensegate/sensegate/config"
+	"github.com/sensegate/sensegate/identity/devidp"
+	"go.uber.org/zap/zaptest"
+)
+
+// Every cookie sensegate sets in a whole sign-in, use and sign-out (the
+// OIDC login state and session cookies, set and cleared) is HttpOnly,
+// SameSite=Lax, host-only (no Domain), has a Path, and is Secure exactly
+// when server.public_url is https; no Qlik cookie comes from sensegate.
+func TestCookieFlags(t *testing.T) {
+	for _, scheme := range []string{"https", "http"} {
+		t.Run(scheme, func(t *testing.T) { testCookieFlags(t, scheme) })
+	}
+}
+
+func testCookieFlags(t *testing.T, scheme string) {
+	sim := startSim(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := fmt.Sprintf("localhost:%d", ln.Addr().(*net.TCPAddr).Port)
+	public := scheme + "://" + host
+	log := zaptest.NewLogger(t)
+	idp, err := devidp.Start(devidp.Config{
+		Users: []devidp.User{{Username: "alice", Password: "wonderland"}},
+		Clients: []devidp.Client{{
+			ID: "sensegate", Secret: "client-secret",
+			RedirectURIs: []string{public + "/.sensegate/callback"}, PostLogoutRedirectURIs: []string{public + "/"},
+		}},
+		Logger: log.Named("devidp"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		idp.Close(ctx)
+	})
+	if scheme == "https" {
+		// The simulator's server certificate names localhost.
+		t.Setenv("SENSEGATE_SERVER_TLS_CERT", sim.Certs().Server)
+		t.Setenv("SENSEGATE_SERVER_TLS_KEY", sim.Certs().ServerKey)
+	}
+	cfg, err := config.Load(writeSimConfigWith(t, sim, public, fmt.Sprintf(`identity:
+  provider: oidc
+  oidc:
+    issuer: %q
+    client_id: sensegate
+    client_secret: client-secret
+    cookie_secrets: [%q]
+`, idp.Issuer(), base64.StdEncoding.EncodeToString(make([]byte, 32)))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runGateway(t, cfg, log, ln)
+
+	// A browser that trusts the simulator's root and notes every
+	// Set-Cookie sensegate sends.
+	pool, err := sim.Certs().RootPool()
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+	t.Cleanup(base.CloseIdleConnections)
+	var (
+		mu  sync.Mutex
+		set []string
+	)
+	jar, _ := cookiejar.New(nil)
+	b := &testBrowser{jar: jar}
+	b.c = &http.Client{Jar: jar, Timeout: 20 * time.Second, Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		resp, err := base.RoundTrip(r)
+		if err == nil && r.URL.Host == host {
+			mu.Lock()
+			set = append(set, resp.Header.Values("Set-Cookie")...)
+			mu.Unlock()
+		}
+		return resp, err
+	})}
+
+	resp, body := b.do(t, "GET", public+"/hub/", nil, true)
+	resp, body = b.signIn(t, resp, body, idp.Issuer(), "alice", "wonderland")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `ACME\alice`) {
+		t.Fatalf("after signing in the browser is at %s with %d, want the hub as ACME\\alice", resp.Request.URL, resp.StatusCode)
+	}
+	b.do(t, "GET", public+"/qrs/about?xrfkey=0123456789abcdef", nil, false)
+	if resp, _ := b.do(t, "POST", public+"/.sensegate/logout", url.Values{}, false); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("logout = %d, want 303", resp.StatusCode)
+	}
+
+	mu.Lock()
+	defer mu.Unlock()
+	names := map[string]int{}
+	for _, line := range set {
+		c, err := http.ParseSetCookie(line)
+		if err != nil {
+			t.Errorf("sensegate sent an unparsable Set-Cookie: %v", err)
+			continue
+		}
+		names[c.Name]++
+		if strings.HasPrefix(strings.ToLower(c.Name), "x-qlik") {
+			t.Errorf("sensegate sent the Qlik cookie %s to the browser", c.Name)
+			continue
+		}
+		if !c.HttpOnly || c.Secure != (scheme == "https") || c.SameSite != http.SameSiteLaxMode || c.Path == "" || c.Domain != "" {
+			t.Errorf("cookie %s: HttpOnly %v, Secure %v, SameSite %v, Path %q, Domain %q; want HttpOnly, Secure %v, SameSite=Lax, a Path, no Domain",
+				c.Name, c.HttpOnly, c.Secure, c.SameSite, c.Path, c.Domain, scheme == "https")
+		}
+	}
+	// Set and cleared, each.
+	if names["sensegate_session"] != 2 || names["sensegate_session_login"] != 2 {
+		t.Errorf("cookies set by sensegate: %v, want sensegate_session and sensegate_session_login twice each", names)
+	}
+	pu, _ := url.Parse(public)
+	for _, c := range jar.Cookies(pu) {
+		if strings.HasPrefix(strings.ToLower(c.Name), "x-qlik") {
+			t.Errorf("the browser holds the Qlik cookie %s", c.Name)
+		}
+	}
+}
