@@ -375,7 +375,7 @@ func newGatewayWith(cfg *config.Config, provider identity.Provider, log *zap.Log
 		tc, err := ticket.New(ticket.Config{
 			ProxyURL: n.Proxy, QPSURL: n.QPS, Prefix: q.Prefix, SessionCookie: q.SessionCookie,
 			RedeemPath: q.RedeemPath, Mode: mode, RootCAs: q.RootCAs(), ClientCert: cert,
-			Timeout: q.QPS.Timeout, Retries: q.QPS.Retries, MaxConcurrent: q.QPS.MaxConcurrent, Origin: q.WebsocketOrigin(),
+			Timeout: q.QPS.Timeout, Retries: qpsRetries(q.QPS.Retries), MaxConcurrent: q.QPS.MaxConcurrent, Origin: q.WebsocketOrigin(),
 		}, log.Named("ticket").With(zap.String("node", n.Proxy.Host)))
 		if err != nil {
 			return nil, fmt.Errorf("qlik: %w", err)
@@ -431,6 +431,15 @@ func newGatewayWith(cfg *config.Config, provider identity.Provider, log *zap.Log
 func replayLimit(n int64) int64 {
 	if n == 0 {
 		return -1
+	}
+	return n
+}
+
+// qpsRetries maps qlik.qps.retries to ticket.Config.Retries, where 0
+// means the default and ticket.NoRetries none.
+func qpsRetries(n int) int {
+	if n == 0 {
+		return ticket.NoRetries
 	}
 	return n
 }
