@@ -28,6 +28,7 @@ type options struct {
 	duration time.Duration
 	timeout  time.Duration
 	quick    bool
+	only     string
 	keep     bool
 
 	httpConns     int
@@ -49,6 +50,7 @@ func main() {
 	flag.DurationVar(&o.duration, "duration", 8*time.Second, "how long each throughput workload runs against each target")
 	flag.DurationVar(&o.timeout, "timeout", 30*time.Minute, "bound on the whole run")
 	flag.BoolVar(&o.quick, "quick", false, "a smoke test: 2 s workloads, 50 burst users, 500 sessions and sockets")
+	flag.StringVar(&o.only, "only", "", "run only these workloads, comma-separated: http-1k, paced (needs http-1k), http-1m, ws-1k, ws-256k, burst, sessions, sockets (needs sessions)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configurations and logs)")
 	flag.IntVar(&o.httpConns, "http-conns", 64, "HTTP keep-alive connections")
 	flag.IntVar(&o.wsSmallConns, "ws-small-conns", 64, "websockets of the 1 KB workload")
@@ -60,8 +62,14 @@ func main() {
 	flag.IntVar(&o.sockets, "sockets", 10000, "idle relayed websockets for the memory figure")
 	flag.Parse()
 	if o.quick {
-		o.duration = 2 * time.Second
-		o.burstUsers, o.sessions, o.sockets = 50, 500, 500
+		// Smaller defaults; flags given explicitly still win.
+		set := map[string]bool{}
+		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		for name, v := range map[string]string{"duration": "2s", "burst-users": "50", "sessions": "500", "sockets": "500"} {
+			if !set[name] {
+				flag.Set(name, v)
+			}
+		}
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -23,22 +23,32 @@ func (h *harness) runWorkloads(ctx context.Context) error {
 	o := h.o
 	h.describe()
 	steps := []struct {
-		name string
-		run  func(context.Context) error
+		id, name string
+		run      func(context.Context) error
 	}{
-		{"HTTP 1 KiB", func(ctx context.Context) error { return h.httpLoad(ctx, "http-1k", "HTTP 1 KiB", smallPath, smallSize) }},
-		{"HTTP 1 MiB", func(ctx context.Context) error { return h.httpLoad(ctx, "http-1m", "HTTP 1 MiB", largePath, largeSize) }},
-		{"websocket 1 KiB", func(ctx context.Context) error {
+		{"http-1k", "HTTP 1 KiB", func(ctx context.Context) error { return h.httpLoad(ctx, "http-1k", "HTTP 1 KiB", smallPath, smallSize) }},
+		{"paced", "HTTP 1 KiB at a fixed rate", h.pacedLoad},
+		{"http-1m", "HTTP 1 MiB", func(ctx context.Context) error { return h.httpLoad(ctx, "http-1m", "HTTP 1 MiB", largePath, largeSize) }},
+		{"ws-1k", "websocket 1 KiB", func(ctx context.Context) error {
 			return h.wsLoad(ctx, "ws-1k", fmt.Sprintf("Engine websocket 1 KiB, %d sockets", o.wsSmallConns), o.wsSmallConns, 1<<10)
 		}},
-		{"websocket 256 KiB", func(ctx context.Context) error {
+		{"ws-256k", "websocket 256 KiB", func(ctx context.Context) error {
 			return h.wsLoad(ctx, "ws-256k", fmt.Sprintf("Engine websocket 256 KiB, %d sockets", o.wsLargeConns), o.wsLargeConns, 256<<10)
 		}},
-		{"cold-login burst", h.burst},
-		{"memory per session", h.sessionMemory},
-		{"memory per idle websocket", h.socketMemory},
+		{"burst", "cold-login burst", h.burst},
+		{"sessions", "memory per session", h.sessionMemory},
+		{"sockets", "memory per idle websocket", h.socketMemory},
+	}
+	only := map[string]bool{}
+	for _, id := range strings.Split(o.only, ",") {
+		if id = strings.TrimSpace(id); id != "" {
+			only[id] = true
+		}
 	}
 	for _, s := range steps {
+		if len(only) > 0 && !only[s.id] {
+			continue
+		}
 		logf("%s", s.name)
 		t0 := time.Now()
 		if err := s.run(ctx); err != nil {
@@ -72,7 +82,7 @@ func headerFlags(t *target) []string {
 
 // httpLoad runs wrk against each target.
 func (h *harness) httpLoad(ctx context.Context, key, workload, path string, size int) error {
-	workload = fmt.Sprintf("%s, %d connections", workload, h.o.httpConns)
+	workload = fmt.Sprintf("%s, %d connections, saturating", workload, h.o.httpConns)
 	secs := max(int(h.o.duration.Round(time.Second)/time.Second), 1)
 	for _, t := range h.targets {
 		argv := []string{h.o.wrk, "-t", "2", "-c", strconv.Itoa(h.o.httpConns), "-d", fmt.Sprintf("%ds", secs), "--latency", "--timeout", "10s"}
@@ -96,13 +106,53 @@ func (h *harness) httpLoad(ctx context.Context, key, workload, path string, size
 		if failed {
 			h.note("%s, %s: %d of %d requests failed (non-2xx or socket errors)", workload, t.name, w.Errors, w.Requests)
 		}
-		h.report.Set(key+"-rate", workload, "requests/s", t.name, w.RequestsPerSec, failed)
-		if size >= mib {
-			h.report.Set(key+"-mbps", workload, "MiB/s", t.name, w.RequestsPerSec*float64(size)/mib, failed)
+		metric := "requests/s"
+		if size == mib {
+			metric = "requests/s (= MiB/s)"
 		}
+		h.report.Set(key+"-rate", workload, metric, t.name, w.RequestsPerSec, failed)
 		h.report.Set(key+"-p50", workload, "latency p50 (ms)", t.name, w.P50, failed)
 		h.report.Set(key+"-p99", workload, "latency p99 (ms)", t.name, w.P99, failed)
 		logf("  %-9s %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms", t.name, w.RequestsPerSec, w.P50, w.P99)
+	}
+	return nil
+}
+
+// pacedFraction of the slowest target's saturated rate is the fixed rate
+// of pacedLoad: low enough that every process, load generator included,
+// has CPU to spare on a small machine, so latencies are not queueing.
+const pacedFraction = 0.25
+
+// pacedLoad measures the latency of 1 KiB requests at a fixed rate that
+// every target sustains with room to spare.
+func (h *harness) pacedLoad(ctx context.Context) error {
+	slowest := 0.0
+	for _, t := range h.targets {
+		v, ok := h.report.Value("http-1k-rate", t.name)
+		if !ok {
+			return fmt.Errorf("no saturated rate of %s to pace by", t.name)
+		}
+		if slowest == 0 || v < slowest {
+			slowest = v
+		}
+	}
+	rate := max(int(slowest*pacedFraction/100)*100, 100)
+	workload := fmt.Sprintf("HTTP 1 KiB, %d connections at %d requests/s", h.o.httpConns, rate)
+	for _, t := range h.targets {
+		argv := h.loadgen("rate", append([]string{"-url", t.base + smallPath, "-conns", strconv.Itoa(h.o.httpConns),
+			"-rate", strconv.Itoa(rate), "-duration", h.o.duration.String()}, headerFlags(t)...)...)
+		r, err := runLoad(ctx, h.o.duration+time.Minute, argv...)
+		if err != nil {
+			h.note("%s, %s: %v", workload, t.name, err)
+			continue
+		}
+		failed := r.Errors > 0
+		if failed {
+			h.note("%s, %s: %d of %d requests failed: %s", workload, t.name, r.Errors, r.Errors+r.Ops, r.FirstError)
+		}
+		h.report.Set("http-1k-paced-p50", workload, "latency p50 (ms)", t.name, r.P50, failed)
+		h.report.Set(bench.KeyHTTPSmallP99, workload, "latency p99 (ms)", t.name, r.P99, failed)
+		logf("  %-9s %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms", t.name, r.PerSecond(r.Ops), r.P50, r.P99)
 	}
 	return nil
 }
@@ -306,7 +356,10 @@ func (h *harness) describe() {
 			"is its trusted front door), defaults otherwise, its jar warm with the bench user's Qlik session. Direct, bare " +
 			"and nginx are sent a Qlik session cookie the harness got with a ticket and its redemption; sensegate is sent " +
 			"only the user name and adds the cookie itself.",
-		fmt.Sprintf("HTTP: `wrk -t 2 -c %d -d %s --latency`, GET of the 1 KiB or the 1 MiB resource, keep-alive.", o.httpConns, d),
+		fmt.Sprintf("HTTP: `wrk -t 2 -c %d -d %s --latency`, GET of the 1 KiB or the 1 MiB resource, keep-alive, "+
+			"as fast as the target answers (saturating: latencies then are mostly queueing). For latency, `loadgen rate` "+
+			"sends 1 KiB GETs at a fixed rate, a quarter of the slowest target's saturated rate, over %d connections for %s, each "+
+			"timed from when it was due (a late answer's delay to the next request counts).", o.httpConns, d, o.httpConns, d),
 		fmt.Sprintf("Engine websocket: `loadgen ws` opens an app (OpenDoc) and sets its script (SetScript) so that each "+
 			"GetScript answer is 1 KiB (%d sockets) or 256 KiB (%d sockets), then every socket calls GetScript in a loop "+
 			"for %s. A message is one round trip: a small request and its answer.", o.wsSmallConns, o.wsLargeConns, d),

@@ -77,6 +77,44 @@ func (c *collector) result(seconds float64) bench.Result {
 	}
 }
 
+// runRate sends o.rate requests per second in all over o.conns
+// connections for o.duration, each connection on a fixed schedule, and
+// measures each request's latency from when it was due: a late answer
+// delays the next request of its connection, and that delay is counted
+// (no coordinated omission).
+func runRate(ctx context.Context, o options) (bench.Result, error) {
+	if o.rate <= 0 || o.conns <= 0 {
+		return bench.Result{}, errors.New("rate: -rate and -conns must be positive")
+	}
+	c := httpClient(o.conns)
+	c.Transport.(*http.Transport).MaxConnsPerHost = o.conns
+	interval := time.Duration(float64(time.Second) * float64(o.conns) / o.rate)
+	var col collector
+	var wg sync.WaitGroup
+	start := time.Now()
+	end := start.Add(o.duration)
+	for i := range o.conns {
+		wg.Go(func() {
+			due := start.Add(interval * time.Duration(i) / time.Duration(o.conns))
+			t := time.NewTimer(time.Until(due))
+			defer t.Stop()
+			for due.Before(end) {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+				}
+				_, err := get(ctx, c, o, "")
+				col.record(time.Since(due), err)
+				due = due.Add(interval)
+				t.Reset(time.Until(due))
+			}
+		})
+	}
+	wg.Wait()
+	return col.result(time.Since(start).Seconds()), nil
+}
+
 // runBurst logs in o.users users who have never been seen, o.parallel of
 // them at a time, each with o.perUser concurrent first requests, and
 // measures the time to first byte of every request.

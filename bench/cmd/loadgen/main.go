@@ -1,10 +1,12 @@
 // Command loadgen is the benchmark's load generator for what wrk does not
-// do: Engine websocket round trips, cold-login bursts, many users, many
-// idle sockets, and a client's own Qlik login. It prints one JSON line
+// do: Engine websocket round trips, HTTP latency at a fixed rate,
+// cold-login bursts, many users, many idle sockets, and a client's own
+// Qlik login. It prints one JSON line
 // (bench.Result) on standard output; idle prints one when its sockets are
 // open, then holds them until standard input closes.
 //
 //	loadgen ws    -url ws://…/app/ID -conns 64 -size 1024 -duration 8s -header 'Cookie: …'
+//	loadgen rate  -url http://…/resources/… -conns 64 -rate 5000 -duration 8s -header 'Cookie: …'
 //	loadgen burst -url http://…/resources/… -users 500 -per-user 10 -parallel 8 -user-header X-Forwarded-User
 //	loadgen login -qps https://… -url http://…/resources/… -certs DIR -users 50
 //	loadgen users -url http://…/resources/… -users 10000 -parallel 32 -user-header X-Forwarded-User
@@ -32,6 +34,7 @@ type options struct {
 	duration   time.Duration
 	timeout    time.Duration
 	conns      int
+	rate       float64
 	size       int
 	users      int
 	perUser    int
@@ -45,7 +48,7 @@ type options struct {
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: loadgen ws|burst|login|users|idle [flags]")
+		fmt.Fprintln(os.Stderr, "usage: loadgen ws|rate|burst|login|users|idle [flags]")
 		os.Exit(2)
 	}
 	mode := os.Args[1]
@@ -53,9 +56,10 @@ func main() {
 	fs := flag.NewFlagSet("loadgen "+mode, flag.ExitOnError)
 	fs.StringVar(&o.url, "url", "", "target URL (ws:// for ws and idle, http:// otherwise)")
 	fs.Var(&o.headers, "header", "extra request header 'Name: value' (repeatable)")
-	fs.DurationVar(&o.duration, "duration", 5*time.Second, "ws: how long to measure")
+	fs.DurationVar(&o.duration, "duration", 5*time.Second, "ws, rate: how long to measure")
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Minute, "bound on the whole run (idle: on holding the sockets too)")
-	fs.IntVar(&o.conns, "conns", 64, "ws, idle: number of websockets")
+	fs.IntVar(&o.conns, "conns", 64, "ws, idle: number of websockets; rate: connections")
+	fs.Float64Var(&o.rate, "rate", 1000, "rate: requests per second in all")
 	fs.IntVar(&o.size, "size", 1024, "ws: size in bytes of each answer (GetScript of a script set to that size)")
 	fs.IntVar(&o.users, "users", 500, "burst, login, users: number of distinct users; idle: users the sockets cycle through")
 	fs.IntVar(&o.perUser, "per-user", 10, "burst: concurrent first requests per user")
@@ -76,6 +80,8 @@ func main() {
 	switch mode {
 	case "ws":
 		r, err = runWS(ctx, o)
+	case "rate":
+		r, err = runRate(ctx, o)
 	case "burst":
 		r, err = runBurst(ctx, o)
 	case "login":
@@ -85,7 +91,7 @@ func main() {
 	case "idle":
 		r, err = runIdle(ctx, o)
 	default:
-		err = fmt.Errorf("unknown mode %q (want ws, burst, login, users or idle)", mode)
+		err = fmt.Errorf("unknown mode %q (want ws, rate, burst, login, users or idle)", mode)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
