@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -156,5 +157,17 @@ func TestRedisTLSConfig(t *testing.T) {
 	}
 	if rc := redisConfig(config.StoreConfig{Redis: config.RedisConfig{Addr: "redis:6379"}}); rc.TLS != nil {
 		t.Errorf("store.redis.tls false gave a TLS config")
+	}
+}
+
+// The listener's write bound is set when it starts: a reload changing it
+// is refused, naming the key; the login rate reloads.
+func TestLimitsOnReload(t *testing.T) {
+	old, changed := config.Default(), config.Default()
+	changed.Server.WriteTimeout = 2 * time.Minute
+	changed.Qlik.LoginRate.PerMinute = 6
+	changed.Qlik.QPS.MaxConcurrent = 8
+	if keys := restartKeys(old, changed); !slices.Equal(keys, []string{"server.write_timeout"}) {
+		t.Errorf("restart keys = %q, want only server.write_timeout", keys)
 	}
 }
