@@ -142,9 +142,9 @@ func (r *Report) Checks() []Check {
 			return fmt.Sprintf("%.2f×", q), q >= want, true
 		}
 	}
-	add("HTTP 1 KB: sensegate ≥ 0.95× bare ReverseProxy requests/s", ratio(KeyHTTPSmallRate, Bare, 0.95))
-	add("HTTP 1 KB: sensegate ≥ nginx requests/s", ratio(KeyHTTPSmallRate, Nginx, 1))
-	add("HTTP 1 KB: p99 latency added over direct ≤ 1 ms (64 connections, fixed rate)", func() (string, bool, bool) {
+	add("HTTP 1 KiB: sensegate ≥ 0.95× bare ReverseProxy requests/s", ratio(KeyHTTPSmallRate, Bare, 0.95))
+	add("HTTP 1 KiB: sensegate ≥ nginx requests/s", ratio(KeyHTTPSmallRate, Nginx, 1))
+	add("HTTP 1 KiB: p99 latency added over direct ≤ 1 ms (64 connections, fixed rate)", func() (string, bool, bool) {
 		sg, ok1 := r.Value(KeyHTTPSmallP99, Sensegate)
 		d, ok2 := r.Value(KeyHTTPSmallP99, Direct)
 		if !ok1 || !ok2 {
@@ -152,8 +152,8 @@ func (r *Report) Checks() []Check {
 		}
 		return fmt.Sprintf("%+.2f ms", sg-d), sg-d <= 1, true
 	})
-	add("Websocket 1 KB: sensegate ≥ 0.8× direct messages/s", ratio(KeyWSSmallRate, Direct, 0.8))
-	add("Websocket 256 KB: sensegate ≥ 0.9× direct MiB/s", ratio(KeyWSLargeMBps, Direct, 0.9))
+	add("Websocket 1 KiB: sensegate ≥ 0.8× direct messages/s", ratio(KeyWSSmallRate, Direct, 0.8))
+	add("Websocket 256 KiB: sensegate ≥ 0.9× direct MiB/s", ratio(KeyWSLargeMBps, Direct, 0.9))
 	add("Cold burst: exactly one ticket per user", func() (string, bool, bool) {
 		t, ok := r.Value(KeyTickets, Sensegate)
 		if !ok || r.BurstUsers == 0 {
