@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -36,6 +37,9 @@ const (
 	PathMetrics = "/metrics"
 	PathHealthz = "/healthz"
 	PathReadyz  = "/readyz"
+	// PathPprof is the prefix of the runtime profiles, with
+	// Options.Profiling.
+	PathPprof = "/debug/pprof/"
 )
 
 // Server limits of the admin listener.
@@ -54,6 +58,8 @@ type Options struct {
 	Readiness *Readiness
 	// Logger receives the listener's errors (nil discards them).
 	Logger *zap.Logger
+	// Profiling serves net/http/pprof's profiles under PathPprof.
+	Profiling bool
 }
 
 // Server is the admin HTTP handler and listener. It is safe for
@@ -81,6 +87,13 @@ func NewServer(opts Options) *Server {
 	}
 	s.mux.HandleFunc("GET "+PathHealthz, serveHealthz)
 	s.mux.HandleFunc("GET "+PathReadyz, s.serveReadyz)
+	if opts.Profiling {
+		s.mux.HandleFunc(PathPprof, pprof.Index)
+		s.mux.HandleFunc(PathPprof+"cmdline", pprof.Cmdline)
+		s.mux.HandleFunc(PathPprof+"profile", pprof.Profile)
+		s.mux.HandleFunc(PathPprof+"symbol", pprof.Symbol)
+		s.mux.HandleFunc(PathPprof+"trace", pprof.Trace)
+	}
 	return s
 }
 

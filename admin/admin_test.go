@@ -247,6 +247,18 @@ func TestServer(t *testing.T) {
 	}
 }
 
+// With Profiling, the runtime profiles are served under /debug/pprof/.
+func TestServerProfiling(t *testing.T) {
+	srv := NewServer(Options{Profiling: true})
+	if rec := get(t, srv, PathPprof); rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "goroutine") {
+		t.Errorf("GET %s = %d, want 200 with the profile index", PathPprof, rec.Code)
+	}
+	rec := get(t, srv, PathPprof+"heap")
+	if rec.Code != http.StatusOK || rec.Body.Len() == 0 || rec.Header().Get("Content-Type") != "application/octet-stream" {
+		t.Errorf("GET %sheap = %d (%d bytes, %q), want 200 with a profile", PathPprof, rec.Code, rec.Body.Len(), rec.Header().Get("Content-Type"))
+	}
+}
+
 // Run serves until its context ends and leaves nothing running.
 func TestRun(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())

@@ -73,6 +73,7 @@
 //	  format: json                                 # json | console
 //	admin:
 //	  listen: "127.0.0.1:9090"                     # /metrics, /healthz, /readyz; "" disables
+//	  pprof: false                                 # /debug/pprof/ on the admin listener
 //	audit:
 //	  enabled: true                                # the audit log of logins, logouts, apps opened
 //
@@ -571,6 +572,11 @@ type AdminConfig struct {
 	// server.listen so that metrics and probes are never public
 	// (DefaultAdminListen, loopback only); "" disables it.
 	Listen string `mapstructure:"listen"`
+	// Pprof serves Go's runtime profiles (net/http/pprof) under
+	// /debug/pprof/ on the admin listener, for diagnosing CPU and memory
+	// use (default false). Profiles reveal internals: keep the listener
+	// private.
+	Pprof bool `mapstructure:"pprof"`
 }
 
 // AuditConfig is the audit log (audit).

@@ -93,16 +93,20 @@ func startAdmin(ctx context.Context, ac config.AdminConfig, o *observability, ch
 	if err != nil {
 		return nil, fmt.Errorf("admin.listen: %w", err)
 	}
-	return runAdmin(ctx, ln, o, checks, admin.ReadinessOptions{}, log), nil
+	return runAdmin(ctx, ln, o, checks, admin.ReadinessOptions{}, ac.Pprof, log), nil
 }
 
 // runAdmin is startAdmin on a listener the caller opened, with readiness
-// options (tests shorten the cache).
-func runAdmin(ctx context.Context, ln net.Listener, o *observability, checks []admin.Check, ro admin.ReadinessOptions, log *zap.Logger) (stop func() error) {
+// options (tests shorten the cache), serving the runtime profiles when
+// profiling.
+func runAdmin(ctx context.Context, ln net.Listener, o *observability, checks []admin.Check, ro admin.ReadinessOptions, profiling bool, log *zap.Logger) (stop func() error) {
 	ready := admin.NewReadiness(checks, ro)
-	srv := admin.NewServer(admin.Options{Gatherer: o.registry, Readiness: ready, Logger: log.Named("admin")})
-	log.Info("admin listening", zap.String("addr", ln.Addr().String()),
-		zap.Strings("paths", []string{admin.PathMetrics, admin.PathHealthz, admin.PathReadyz}))
+	srv := admin.NewServer(admin.Options{Gatherer: o.registry, Readiness: ready, Logger: log.Named("admin"), Profiling: profiling})
+	paths := []string{admin.PathMetrics, admin.PathHealthz, admin.PathReadyz}
+	if profiling {
+		paths = append(paths, admin.PathPprof)
+	}
+	log.Info("admin listening", zap.String("addr", ln.Addr().String()), zap.Strings("paths", paths))
 	stopDrain := context.AfterFunc(ctx, ready.Drain)
 	actx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan error, 1)

@@ -75,7 +75,7 @@ func TestServeWithAdmin(t *testing.T) {
 	}
 	adminURL := "http://" + aln.Addr().String()
 	// No readiness cache, so that the fault shows at once.
-	stopAdmin := runAdmin(ctx, aln, obs, readinessChecks(func() *gateway { return gw }), admin.ReadinessOptions{CacheTTL: -1}, log)
+	stopAdmin := runAdmin(ctx, aln, obs, readinessChecks(func() *gateway { return gw }), admin.ReadinessOptions{CacheTTL: -1}, false, log)
 	ready := make(chan net.Addr, 1)
 	done := make(chan error, 1)
 	go func() { done <- serve(ctx, cfg.Server, gw.handler, ready, log) }()
