@@ -145,7 +145,7 @@ func (c *Client) Login(ctx context.Context, u identity.User) (*http.Cookie, erro
 	if err != nil {
 		return nil, err
 	}
-	c.log.Info("qlik login", zap.String("user", u.String()), zap.Stringer("mode", c.cfg.Mode), zap.Duration("duration", time.Since(start)))
+	c.log.Debug("qlik login", zap.String("user", u.String()), zap.Stringer("mode", c.cfg.Mode), zap.Duration("duration", time.Since(start)))
 	return cookie, nil
 }
 
