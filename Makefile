@@ -1,7 +1,7 @@
 # sensegate developer tasks. `make test` is what CI runs (.ci/run).
 GO      ?= go
 
-.PHONY: test fmt-check vet unit e2e deploy-check build demo qliksim clean fuzz bench
+.PHONY: test fmt-check vet unit e2e deploy-check build demo qliksim clean fuzz bench soak
 
 ## test: gofmt check, go vet, the whole Go suite under the race detector, and
 ## the end-to-end suite with real clients (installs Node packages as needed),
@@ -61,6 +61,11 @@ fuzz:
 ## BENCHFLAGS=-quick for a smoke test.
 bench:
 	GO=$(GO) ./scripts/bench.sh $(BENCHFLAGS)
+
+## soak: the isolation test (200 users, HTTP and websockets, Qlik restart and
+## idle timeouts mid-run) with ten times the iterations of `make unit`'s run
+soak:
+	SENSEGATE_SOAK=1 $(GO) test -race -count=1 -timeout 30m -run '^TestIsolationUnderLoad$$' -v ./proxy/
 
 clean:
 	rm -rf bin .demo
