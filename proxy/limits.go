@@ -31,8 +31,8 @@ func (h *Handler) limitOwnBody(w http.ResponseWriter, r *http.Request) bool {
 
 // LimitWrites returns h with a bound on stalled writes: every write of a
 // response to the client (the status line and headers, each piece of the
-// body, a flush) must be done within d, or it fails and the connection is
-// closed. So a client that stops reading is cut off after d, while a long
+// body, a flush) must be done within d (15/16 d at least), or it fails and
+// the connection (with HTTP/2, the stream) is closed. So a client that stops reading is cut off after d, while a long
 // download that keeps moving is not bounded, unlike http.Server's
 // WriteTimeout, which bounds the whole response. It is nginx's
 // send_timeout. Websocket upgrades pass through untouched: the relay sets
@@ -85,11 +85,22 @@ func (l *writeLimiter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // stallWriter moves the write deadline d ahead before every write.
 type stallWriter struct {
 	http.ResponseWriter
-	dl writeDeadliner
-	d  time.Duration
+	dl  writeDeadliner
+	d   time.Duration
+	set time.Time // when the deadline was last moved
 }
 
-func (s *stallWriter) extend() { s.dl.SetWriteDeadline(time.Now().Add(s.d)) }
+// extend moves the deadline to d from now, unless it is that far already
+// but for a sixteenth of d: moving it costs a message to the connection's
+// goroutine over HTTP/2, and a stall is then cut after 15/16 d to d.
+func (s *stallWriter) extend() {
+	now := time.Now()
+	if now.Sub(s.set) < s.d/16 {
+		return
+	}
+	s.set = now
+	s.dl.SetWriteDeadline(now.Add(s.d))
+}
 
 func (s *stallWriter) WriteHeader(code int) {
 	s.extend()

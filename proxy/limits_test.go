@@ -434,3 +434,39 @@ func realBusyError(t *testing.T) error {
 	}
 	return err
 }
+
+// Over HTTP/2 the bound holds per stream: a client that stops reading
+// one answer has that stream cut off.
+func TestWriteStallHTTP2(t *testing.T) {
+	done := make(chan error, 1)
+	srv := httptest.NewUnstartedServer(LimitWrites(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor != 2 {
+			done <- fmt.Errorf("served over %s, want HTTP/2", r.Proto)
+			return
+		}
+		chunk := bytes.Repeat([]byte("h"), 32<<10)
+		for range 1 << 15 {
+			if _, err := w.Write(chunk); err != nil {
+				done <- nil
+				return
+			}
+		}
+		done <- errors.New("1 GiB went to a client that reads nothing")
+	}), writeStall))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	resp, err := srv.Client().Get(srv.URL + "/big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close() // never read
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("an HTTP/2 client that reads nothing was not cut off")
+	}
+}
