@@ -427,7 +427,7 @@ func TestFaultClientCertificateRejected(t *testing.T) {
 
 // Qlik restarting several times while users keep sending requests: every
 // request succeeds (the one that meets a restart is replayed on a new
-// session), and each user gets one new ticket per restart. Each restart
+// session), and each user logs in once more per restart. Each restart
 // waits until every user has had a request succeed since the previous
 // one, so that no request can meet two restarts (its replay would then
 // get 502: a request is replayed once).
@@ -444,6 +444,12 @@ func TestFaultQlikRestartsUnderLoad(t *testing.T) {
 		stop     = make(chan struct{})
 		wg       sync.WaitGroup
 	)
+	notify := func() {
+		select {
+		case progress <- struct{}{}:
+		default:
+		}
+	}
 	const task = "7b9c2d3e-0003-4f2a-8e4b-000000000003" // a reload task everyone sees
 	for i := range users {
 		seen[i].Store(-1) // no success yet
@@ -469,6 +475,7 @@ func TestFaultQlikRestartsUnderLoad(t *testing.T) {
 				requests.Add(1)
 				if err != nil {
 					failures.Add(1)
+					notify()
 					t.Errorf("%s %s as %s: %v", method, path, user, err)
 					return
 				}
@@ -476,15 +483,13 @@ func TestFaultQlikRestartsUnderLoad(t *testing.T) {
 				resp.Body.Close()
 				if resp.StatusCode >= 300 {
 					failures.Add(1)
+					notify()
 					t.Errorf("%s %s as %s = %d %q, want success", method, path, user, resp.StatusCode, body)
 					return
 				}
 				if seen[i].Load() < g {
 					seen[i].Store(g)
-					select {
-					case progress <- struct{}{}:
-					default:
-					}
+					notify()
 				}
 			}
 		}()
