@@ -131,6 +131,27 @@ func TestChecks(t *testing.T) {
 	}
 }
 
+func TestSetMedian(t *testing.T) {
+	var r Report
+	for _, v := range []float64{30, 10, 20} {
+		r.Set("k", "w", "m", Bare, v, false)
+	}
+	r.Set("k", "w", "m", Nginx, 4, false)
+	r.Set("k", "w", "m", Nginx, 1, true)
+	if v, ok := r.Value("k", Bare); !ok || v != 20 {
+		t.Errorf("Value(bare) after 30, 10, 20 = %v, %v; want the median 20", v, ok)
+	}
+	if v := r.Rows[0].Values[Nginx]; v != 2.5 {
+		t.Errorf("nginx after 4 and 1 = %v, want 2.5", v)
+	}
+	if _, ok := r.Value("k", Nginx); ok {
+		t.Error("Value(nginx) is good, want it failed (one of its runs failed)")
+	}
+	if len(r.Rows) != 1 {
+		t.Errorf("%d rows, want 1", len(r.Rows))
+	}
+}
+
 func TestMarkdown(t *testing.T) {
 	r := testReport()
 	r.Notes = []string{"a note"}

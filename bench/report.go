@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 )
@@ -49,6 +50,8 @@ type Row struct {
 	// Failed marks targets whose run had errors; their values are shown
 	// with a mark and left out of the checks.
 	Failed map[string]bool
+
+	samples map[string][]float64 // every value Set, by target
 }
 
 // Machine is what the figures were measured on.
@@ -85,17 +88,31 @@ type Report struct {
 }
 
 // Set records v for target on the row with key (created with workload and
-// metric when missing).
+// metric when missing). A row measured several times shows the median of
+// its values; failed marks the target's figure for good.
 func (r *Report) Set(key, workload, metric, target string, v float64, failed bool) {
 	row := r.row(key)
 	if row == nil {
-		r.Rows = append(r.Rows, Row{Key: key, Workload: workload, Metric: metric, Values: map[string]float64{}, Failed: map[string]bool{}})
+		r.Rows = append(r.Rows, Row{Key: key, Workload: workload, Metric: metric,
+			Values: map[string]float64{}, Failed: map[string]bool{}, samples: map[string][]float64{}})
 		row = &r.Rows[len(r.Rows)-1]
 	}
-	row.Values[target] = v
+	row.samples[target] = append(row.samples[target], v)
+	row.Values[target] = median(row.samples[target])
 	if failed {
 		row.Failed[target] = true
 	}
+}
+
+// median returns the median of vs (the mean of the middle two for an even
+// count).
+func median(vs []float64) float64 {
+	s := slices.Sorted(slices.Values(vs))
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
 }
 
 func (r *Report) row(key string) *Row {

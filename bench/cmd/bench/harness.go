@@ -62,6 +62,11 @@ type harness struct {
 	sgAdmin                    string
 	targets                    []*target
 	byName                     map[string]*target
+
+	// round is the current round of the throughput workloads, pacedRate
+	// the fixed rate of the latency workload (set in the first round).
+	round     int
+	pacedRate int
 }
 
 func newHarness(o options) (*harness, error) {

@@ -29,6 +29,7 @@ type options struct {
 	timeout  time.Duration
 	quick    bool
 	only     string
+	rounds   int
 	keep     bool
 
 	httpConns     int
@@ -47,9 +48,10 @@ func main() {
 	flag.StringVar(&o.wrk, "wrk", "wrk", "the wrk binary")
 	flag.StringVar(&o.nginx, "nginx", "nginx", "the nginx binary")
 	flag.StringVar(&o.out, "out", "docs/performance.md", "where to write the report ('' prints it only)")
-	flag.DurationVar(&o.duration, "duration", 8*time.Second, "how long each throughput workload runs against each target")
+	flag.DurationVar(&o.duration, "duration", 5*time.Second, "how long each throughput workload runs against each target, each round")
+	flag.IntVar(&o.rounds, "rounds", 3, "rounds of the throughput workloads; the report shows medians")
 	flag.DurationVar(&o.timeout, "timeout", 30*time.Minute, "bound on the whole run")
-	flag.BoolVar(&o.quick, "quick", false, "a smoke test: 2 s workloads, 50 burst users, 500 sessions and sockets")
+	flag.BoolVar(&o.quick, "quick", false, "a smoke test: one round of 2 s workloads, 50 burst users, 500 sessions and sockets")
 	flag.StringVar(&o.only, "only", "", "run only these workloads, comma-separated: http-1k, paced (needs http-1k), http-1m, ws-1k, ws-256k, burst, sessions, sockets (needs sessions)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configurations and logs)")
 	flag.IntVar(&o.httpConns, "http-conns", 64, "HTTP keep-alive connections")
@@ -65,7 +67,7 @@ func main() {
 		// Smaller defaults; flags given explicitly still win.
 		set := map[string]bool{}
 		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
-		for name, v := range map[string]string{"duration": "2s", "burst-users": "50", "sessions": "500", "sockets": "500"} {
+		for name, v := range map[string]string{"duration": "2s", "rounds": "1", "burst-users": "50", "sessions": "500", "sockets": "500"} {
 			if !set[name] {
 				flag.Set(name, v)
 			}
