@@ -206,7 +206,7 @@ func (r *Report) Markdown() string {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	w("# Performance\n\n")
-	w("Written by `make bench` (`scripts/bench.sh`, programs in `bench/`) on %s. ", r.Date.UTC().Format("2006-01-02 15:04 MST"))
+	w("Written by `make bench` (`scripts/bench.sh`, programs in `bench/`) on %s.\n", r.Date.UTC().Format("2006-01-02 15:04 MST"))
 	w("Every process runs on this one machine over loopback, load generators included, so the\n")
 	w("figures are only comparable within this file: regenerate it on a quiet machine before\n")
 	w("drawing conclusions.\n\n")
