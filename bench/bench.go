@@ -29,6 +29,10 @@ type Result struct {
 	// time to first byte.
 	P50 float64 `json:"p50_ms"`
 	P99 float64 `json:"p99_ms"`
+	// LoginP50 and LoginP99 are the percentiles of the logins alone
+	// (ticket and redemption) of a login run with first requests.
+	LoginP50 float64 `json:"login_p50_ms,omitempty"`
+	LoginP99 float64 `json:"login_p99_ms,omitempty"`
 	// Errors counts failed operations; FirstError describes one.
 	Errors     int64  `json:"errors"`
 	FirstError string `json:"first_error,omitempty"`

@@ -34,6 +34,8 @@ const (
 	KeyWSLargeMBps   = "ws-256k-mbps"
 	KeyLoginP50      = "burst-p50"
 	KeyLoginP99      = "burst-p99"
+	KeyTicketP50     = "burst-ticket-p50"
+	KeyTicketP99     = "burst-ticket-p99"
 	KeyTickets       = "burst-tickets"
 	KeySessionRSS    = "mem-session-rss"
 	KeySocketRSS     = "mem-socket-rss"
@@ -179,9 +181,9 @@ func (r *Report) Checks() []Check {
 		return fmt.Sprintf("%.0f tickets for %d users, %d users without exactly one", t, r.BurstUsers, r.BurstOddUsers),
 			int(t) == r.BurstUsers && r.BurstOddUsers == 0, true
 	})
-	add("Cold burst: p99 time to first byte ≤ 2× one ticket + redemption (direct p50, same concurrency)", func() (string, bool, bool) {
+	add("Cold burst: p99 time to first byte ≤ 2× one ticket + redemption (direct p50, same burst)", func() (string, bool, bool) {
 		sg, ok1 := r.Value(KeyLoginP99, Sensegate)
-		d, ok2 := r.Value(KeyLoginP50, Direct)
+		d, ok2 := r.Value(KeyTicketP50, Direct)
 		if !ok1 || !ok2 || d == 0 {
 			return "—", false, false
 		}

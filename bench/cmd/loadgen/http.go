@@ -166,8 +166,12 @@ func runUsers(ctx context.Context, o options) (bench.Result, error) {
 }
 
 // runLogin measures what a client without sensegate spends on its first
-// request: a ticket from QPS and its redemption, for o.users users,
-// o.parallel at a time, over keep-alive connections.
+// requests: a ticket from QPS and its redemption, for o.users users,
+// o.parallel at a time, over keep-alive connections. With o.perUser > 0
+// each user then sends that many concurrent requests with the session
+// cookie, the work of a burst through sensegate, and the result is their
+// time to first byte counted from the start of the login, with the logins'
+// own percentiles apart.
 func runLogin(ctx context.Context, o options) (bench.Result, error) {
 	qps, err := bench.QPSClient(o.certDir)
 	if err != nil {
@@ -180,21 +184,37 @@ func runLogin(ctx context.Context, o options) (bench.Result, error) {
 	}
 	base, path := u.Scheme+"://"+u.Host, u.Path
 	proxy := httpClient(o.parallel)
-	login := func(user string) (time.Duration, error) {
+	firsts := httpClient(o.parallel * max(o.perUser, 1))
+	var logins, col collector
+	// login logs user in and, with o.perUser, sends the first requests;
+	// record says whether to count it (warm-up logins are not).
+	login := func(user string, record bool) {
 		t0 := time.Now()
-		if _, err := bench.Login(ctx, qps, proxy, o.qpsURL, base, path, o.directory, user); err != nil {
-			return 0, err
+		cookie, err := bench.Login(ctx, qps, proxy, o.qpsURL, base, path, o.directory, user)
+		if !record {
+			return
 		}
-		return time.Since(t0), nil
+		logins.record(time.Since(t0), err)
+		if err != nil || o.perUser <= 0 {
+			col.record(time.Since(t0), err)
+			return
+		}
+		var uw sync.WaitGroup
+		for range o.perUser {
+			uw.Go(func() {
+				_, err := getWithCookie(ctx, firsts, o.url, cookie)
+				col.record(time.Since(t0), err)
+			})
+		}
+		uw.Wait()
 	}
 	// Unmeasured logins open the connections: the TLS handshake with QPS
 	// is not part of a login over a warm pool.
 	var warm sync.WaitGroup
 	for i := range max(o.parallel, 1) {
-		warm.Go(func() { login(o.user(o.users + i)) })
+		warm.Go(func() { login(o.user(o.users+i), false) })
 	}
 	warm.Wait()
-	var col collector
 	sem := make(chan struct{}, max(o.parallel, 1))
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -202,9 +222,33 @@ func runLogin(ctx context.Context, o options) (bench.Result, error) {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			col.record(login(o.user(i)))
+			login(o.user(i), true)
 		})
 	}
 	wg.Wait()
-	return col.result(time.Since(start).Seconds()), nil
+	r := col.result(time.Since(start).Seconds())
+	r.LoginP50, r.LoginP99 = logins.lat.Percentile(50), logins.lat.Percentile(99)
+	return r, nil
+}
+
+// getWithCookie sends a GET with a Qlik session cookie, reads the answer
+// and returns the time to its first byte.
+func getWithCookie(ctx context.Context, c *http.Client, url string, cookie *http.Cookie) (time.Duration, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, err
+	}
+	req.AddCookie(cookie)
+	t0 := time.Now()
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	ttfb := time.Since(t0)
+	_, err = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("%s with the session cookie: status %d", url, resp.StatusCode)
+	}
+	return ttfb, err
 }

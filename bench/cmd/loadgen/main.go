@@ -62,7 +62,7 @@ func main() {
 	fs.Float64Var(&o.rate, "rate", 1000, "rate: requests per second in all")
 	fs.IntVar(&o.size, "size", 1024, "ws: size in bytes of each answer (GetScript of a script set to that size)")
 	fs.IntVar(&o.users, "users", 500, "burst, login, users: number of distinct users; idle: users the sockets cycle through")
-	fs.IntVar(&o.perUser, "per-user", 10, "burst: concurrent first requests per user")
+	fs.IntVar(&o.perUser, "per-user", 10, "burst, login: concurrent first requests per user (login: 0 for logins only)")
 	fs.IntVar(&o.parallel, "parallel", 8, "burst, login: users in flight at once; users, idle: requests or dials in flight")
 	fs.StringVar(&o.userHeader, "user-header", "", "send the user name in this header (sensegate's identity.header.name)")
 	fs.StringVar(&o.userPrefix, "user-prefix", "user-", "user names are this prefix and a number")
