@@ -213,7 +213,12 @@ func (h *harness) startAll(ctx context.Context) error {
 		directory, h.certDir, simQPS, h.certDir, h.certDir, userHeader, sgAdmin)), 0o644); err != nil {
 		return err
 	}
-	sg, err := h.start("sensegate", nil, filepath.Join(h.o.bin, "sensegate"), "serve", "--config", sgCfg)
+	var sgEnv []string
+	if g := h.o.sensegateGOGC; g != "" {
+		sgEnv = append(sgEnv, "GOGC="+g)
+		h.note("sensegate ran with GOGC=%s (the other Go processes with Go's default)", g)
+	}
+	sg, err := h.start("sensegate", sgEnv, filepath.Join(h.o.bin, "sensegate"), "serve", "--config", sgCfg)
 	if err != nil {
 		return err
 	}

@@ -40,6 +40,9 @@ type options struct {
 	burstParallel int
 	sessions      int
 	sockets       int
+
+	// sensegateGOGC, if set, is GOGC for sensegate only.
+	sensegateGOGC string
 }
 
 func main() {
@@ -62,6 +65,7 @@ func main() {
 	flag.IntVar(&o.burstParallel, "burst-parallel", 8, "burst users logging in at once")
 	flag.IntVar(&o.sessions, "sessions", 10000, "users with a cached session for the memory figure")
 	flag.IntVar(&o.sockets, "sockets", 10000, "idle relayed websockets for the memory figure")
+	flag.StringVar(&o.sensegateGOGC, "sensegate-gogc", "", "GOGC for sensegate alone (e.g. 400; '' leaves Go's default, 100)")
 	flag.Parse()
 	if o.quick {
 		// Smaller defaults; flags given explicitly still win.
