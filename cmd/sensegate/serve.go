@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -46,6 +47,7 @@ func newServeCmd() *cobra.Command {
 			return err
 		}
 		defer log.Sync()
+		tuneRuntime(os.LookupEnv, log)
 		return runServe(cmd.Context(), file, cfg, log, level)
 	}
 	return cmd
