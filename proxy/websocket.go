@@ -31,12 +31,14 @@ const closeGrace = 5 * time.Second
 
 // Buffer sizes of relayed websockets. An idle socket holds only its read
 // buffers, so they stay small: a message larger than the read buffer is
-// read straight into the other side's write buffer. Write buffers come
-// from a pool while a message is being written; a large one means few
-// frames and system calls for large messages.
+// read straight into the other side's write buffer. Clients mostly send
+// small requests, Qlik answers of a few KiB. Write buffers come from a
+// pool while a message is being written; a large one means few frames and
+// system calls for large messages.
 const (
-	wsReadBufferSize  = 4 << 10
-	wsWriteBufferSize = 64 << 10
+	wsClientReadBufferSize = 1 << 10
+	wsQlikReadBufferSize   = 4 << 10
+	wsWriteBufferSize      = 64 << 10
 )
 
 // relay relays Engine websockets between clients and Qlik, frame by frame,
@@ -63,13 +65,14 @@ func newRelay(h *Handler) *relay {
 		dialer: websocket.Dialer{
 			TLSClientConfig:  tlsCfg,
 			HandshakeTimeout: DefaultHandshakeTimeout,
-			ReadBufferSize:   wsReadBufferSize,
+			ReadBufferSize:   wsQlikReadBufferSize,
 			WriteBufferSize:  wsWriteBufferSize,
 			WriteBufferPool:  pool,
 		},
 		upgrader: websocket.Upgrader{
-			// 0 reuses net/http's reader of the hijacked connection.
-			ReadBufferSize:  0,
+			// A reader of its own: reusing net/http's (size 0) would keep
+			// its connection state, and a larger buffer, alive.
+			ReadBufferSize:  wsClientReadBufferSize,
 			WriteBufferSize: wsWriteBufferSize,
 			WriteBufferPool: pool,
 			// The Origin is checked in serve, before Qlik is dialled.
