@@ -27,6 +27,17 @@ const (
 	redisLoginNS = "login:" // RedisSessions: identity provider sessions
 )
 
+// Timeouts of the Redis client. A jar lookup is on every request, so a
+// Redis that stops answering (a partition, a stalled host) must turn into
+// a quick 503, not requests hanging on go-redis's defaults (5 s dials, 3 s
+// reads, 3 retries): a paused server fails a call in about 2 s.
+const (
+	redisDialTimeout = 2 * time.Second
+	redisIOTimeout   = time.Second
+	// redisRetries covers one dropped connection (a Redis restart).
+	redisRetries = 1
+)
+
 // RedisConfig says how to reach the Redis server.
 type RedisConfig struct {
 	// Addr is host:port.
@@ -50,10 +61,13 @@ func DialRedis(ctx context.Context, cfg RedisConfig) (*redis.Client, error) {
 		DB:                    cfg.DB,
 		TLSConfig:             cfg.TLS,
 		ContextTimeoutEnabled: true,
-		// One dial per attempt: the client's own retries (3, with a
-		// backoff from 10ms) already cover a dropped connection, and
-		// with the default 5 dials 100ms apart per attempt a request
-		// waited some 2s for its 503 while Redis was down.
+		DialTimeout:           redisDialTimeout,
+		ReadTimeout:           redisIOTimeout,
+		WriteTimeout:          redisIOTimeout,
+		MaxRetries:            redisRetries,
+		// One dial per attempt: with the default 5 dials 100ms apart per
+		// attempt a request waited some 2s for its 503 while Redis was
+		// down.
 		DialerRetries: 1,
 		// Maintenance notifications are a Redis Enterprise feature; off,
 		// the client does not try them on every connection.

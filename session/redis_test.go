@@ -308,6 +308,32 @@ func pollUntil(t *testing.T, limit time.Duration, what string, cond func() bool)
 	}
 }
 
+// A Redis that stops answering without closing its connections (paused,
+// as a partition or a stalled host looks) fails a store call within a
+// few seconds, and the store works again once Redis answers.
+func TestRedisStoreFailsFastWhenRedisHangs(t *testing.T) {
+	srv := startRedis(t)
+	s := newRedisStore(t, srv, srv.client(t), RedisOptions{Idle: time.Minute})
+	ctx := context.Background()
+	if err := s.Put(ctx, "alice", Entry{Cookie: "c1"}); err != nil {
+		t.Fatal(err)
+	}
+	srv.Pause(t)
+	// A bound well under go-redis's defaults (about 12 s here), above
+	// the expected 2 s.
+	const bound = 5 * time.Second
+	start := time.Now()
+	_, _, err := s.Get(ctx, "alice")
+	took := time.Since(start)
+	srv.Resume(t)
+	if err == nil || took > bound {
+		t.Errorf("Get while Redis is paused = %v after %s, want an error within %s", err, took.Round(time.Millisecond), bound)
+	}
+	if e, ok, err := s.Get(ctx, "alice"); err != nil || !ok || e.Cookie != "c1" {
+		t.Errorf("Get after Resume = %+v, %t, %v; want the entry", e, ok, err)
+	}
+}
+
 func TestDialRedisFails(t *testing.T) {
 	srv := startRedis(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

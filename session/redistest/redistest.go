@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"strconv"
 	"sync"
@@ -28,8 +29,10 @@ type Server struct {
 
 	bin string
 	mu  sync.Mutex
-	// stop ends the running process; nil while stopped.
-	stop func()
+	// stop ends the running process; nil while stopped. signal sends
+	// the process a signal.
+	stop   func()
+	signal func(os.Signal) error
 }
 
 const (
@@ -69,9 +72,9 @@ func Start(t testing.TB) *Server {
 		}
 		port := ln.Addr().(*net.TCPAddr).Port
 		ln.Close()
-		stop, err := startOn(t, bin, port)
+		stop, signal, err := startOn(t, bin, port)
 		if err == nil {
-			s := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), bin: bin, stop: stop}
+			s := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), bin: bin, stop: stop, signal: signal}
 			t.Cleanup(s.Stop)
 			return s
 		}
@@ -105,15 +108,37 @@ func (s *Server) Restart(t testing.TB) {
 	}
 	_, p, _ := net.SplitHostPort(s.Addr)
 	port, _ := strconv.Atoi(p)
-	stop, err := startOn(t, s.bin, port)
+	stop, signal, err := startOn(t, s.bin, port)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.stop = stop
+	s.stop, s.signal = stop, signal
 }
 
-// startOn starts redis-server on port and returns the func that stops it.
-func startOn(t testing.TB, bin string, port int) (stop func(), err error) {
+// Pause freezes the running server (SIGSTOP), as a network partition or
+// a stalled host would look: connections are accepted by the kernel and
+// stay open, but nothing is answered until Resume. Stop resumes a paused
+// server before stopping it.
+func (s *Server) Pause(t testing.TB) { s.send(t, syscall.SIGSTOP) }
+
+// Resume lets a paused server go on (SIGCONT).
+func (s *Server) Resume(t testing.TB) { s.send(t, syscall.SIGCONT) }
+
+func (s *Server) send(t testing.TB, sig os.Signal) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stop == nil {
+		t.Fatalf("redistest: %v to %s, which is stopped", sig, s.Addr)
+	}
+	if err := s.signal(sig); err != nil {
+		t.Fatalf("redistest: %v to %s: %v", sig, s.Addr, err)
+	}
+}
+
+// startOn starts redis-server on port and returns the funcs that stop it
+// and signal it.
+func startOn(t testing.TB, bin string, port int) (stop func(), signal func(os.Signal) error, err error) {
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	cmd := exec.Command(bin,
 		"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
@@ -122,11 +147,12 @@ func startOn(t testing.TB, bin string, port int) (stop func(), err error) {
 	out := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start redis-server: %w", err)
+		return nil, nil, fmt.Errorf("start redis-server: %w", err)
 	}
 	exited := make(chan struct{})
 	go func() { cmd.Wait(); close(exited) }()
 	stop = func() {
+		cmd.Process.Signal(syscall.SIGCONT) // a paused server cannot act on SIGTERM
 		cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-exited:
@@ -146,14 +172,14 @@ func startOn(t testing.TB, bin string, port int) (stop func(), err error) {
 	defer tick.Stop()
 	for {
 		if c.Ping(ctx).Err() == nil {
-			return stop, nil
+			return stop, cmd.Process.Signal, nil
 		}
 		select {
 		case <-exited:
-			return nil, fmt.Errorf("redis-server on %s exited:\n%s", addr, out.String())
+			return nil, nil, fmt.Errorf("redis-server on %s exited:\n%s", addr, out.String())
 		case <-ctx.Done():
 			stop()
-			return nil, fmt.Errorf("redis-server on %s did not answer PING within %s:\n%s", addr, redisStartTimeout, out.String())
+			return nil, nil, fmt.Errorf("redis-server on %s did not answer PING within %s:\n%s", addr, redisStartTimeout, out.String())
 		case <-tick.C:
 		}
 	}
