@@ -426,7 +426,7 @@ func (h *harness) describe() {
 			"users; then the same for idle websockets held open through each proxy after one Engine call each (so "+
 			"relaying has begun), divided by the sockets. nginx's figure sums its master and workers. Both include "+
 			"garbage the Go collector has not yet returned: up to about twice the live memory with Go's default GOGC of 100 "+
-			"(the bare proxy's), five times with sensegate's 400.", o.sessions),
+			"(the bare proxy's), three times with sensegate's 200.", o.sessions),
 		fmt.Sprintf("The throughput and latency figures are medians of %d rounds, the targets in another order each round; "+
 			"the burst and memory figures come from one run, after all the rounds.", max(o.rounds, 1)),
 		fmt.Sprintf("Every process (simulator, proxies, wrk, loadgen) shares the machine's %d cores, so a proxy's "+
