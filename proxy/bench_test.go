@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
+	"net/netip"
 	"net/url"
 	"runtime"
 	"strconv"
@@ -86,6 +87,13 @@ func newWarmBroker(tb testing.TB, m *session.Metrics) *session.Broker {
 // as serve wires them.
 func newBenchSensegate(tb testing.TB, qlik string, transport http.RoundTripper, metrics bool) *Handler {
 	tb.Helper()
+	return newBenchSensegateWith(tb, qlik, transport, metrics, identity.NewStatic(benchUser))
+}
+
+// newBenchSensegateWith is newBenchSensegate with another identity
+// provider; it must identify benchUser.
+func newBenchSensegateWith(tb testing.TB, qlik string, transport http.RoundTripper, metrics bool, id identity.Provider) *Handler {
+	tb.Helper()
 	qu, err := url.Parse(qlik)
 	if err != nil {
 		tb.Fatal(err)
@@ -107,7 +115,7 @@ func newBenchSensegate(tb testing.TB, qlik string, transport http.RoundTripper, 
 	h, err := New(Options{
 		Qlik:       qu,
 		CookieName: benchCookieName,
-		Identity:   identity.NewStatic(benchUser),
+		Identity:   id,
 		Sessions:   newWarmBroker(tb, sm),
 		PublicURL:  pub,
 		Transport:  transport,
@@ -300,6 +308,10 @@ func BenchmarkHandlerNoNetwork(b *testing.B) {
 		{"bare", newBareProxy(b, qlik, stub)},
 		{"sensegate", newBenchSensegate(b, qlik, stub, false)},
 		{"sensegate-metrics", newBenchSensegate(b, qlik, stub, true)},
+		// As make bench runs it: the user from a trusted front door's header.
+		{"sensegate-header", newBenchSensegateWith(b, qlik, stub, true, identity.NewHeader(identity.HeaderOptions{
+			Name: "X-Remote-User", Trusted: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}, DefaultDirectory: benchUser.Directory,
+		}))},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			// The requests are what net/http's server hands the handler
@@ -310,6 +322,7 @@ func BenchmarkHandlerNoNetwork(b *testing.B) {
 				r := httptest.NewRequest("GET", p, nil)
 				r.Header.Set("User-Agent", "Go-http-client/1.1")
 				r.Header.Set("Accept-Encoding", "gzip")
+				r.Header.Set("X-Remote-User", benchUser.ID)
 				reqs[i] = r
 			}
 			w := &discardWriter{h: make(http.Header)}

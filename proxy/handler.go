@@ -245,7 +245,10 @@ func New(opts Options) (*Handler, error) {
 		h.prefix = "/" + opts.Prefix
 	}
 	if s, ok := opts.Identity.(identity.HeaderStripper); ok {
-		h.strip = s.StripHeaders()
+		// Canonical once, so that stripping each request is a map delete.
+		for _, k := range s.StripHeaders() {
+			h.strip = append(h.strip, http.CanonicalHeaderKey(k))
+		}
 	}
 	if s, ok := opts.Identity.(identity.CookieStripper); ok {
 		h.stripCookies = s.StripCookies()
@@ -397,9 +400,12 @@ func (h *Handler) isPublic(path string) bool {
 }
 
 // newRequestID returns an id unique to this process run: a random
-// prefix and a counter (cheaper than fresh randomness per request).
+// prefix and a counter (cheaper than fresh randomness per request), built
+// in one allocation.
 func (h *Handler) newRequestID() string {
-	return h.idPrefix + strconv.FormatUint(h.idSeq.Add(1), 16)
+	var b [32]byte
+	id := append(b[:0], h.idPrefix...)
+	return string(strconv.AppendUint(id, h.idSeq.Add(1), 16))
 }
 
 // identify runs the identity provider; on failure it answers the request.

@@ -202,7 +202,7 @@ func stripClientCredentials(hdr http.Header, extra []string) {
 		}
 	}
 	for _, k := range extra {
-		hdr.Del(k)
+		delete(hdr, k) // extra is canonical (New)
 	}
 }
 
