@@ -133,6 +133,7 @@ server:
   allowed_origins: ["https://portal.example.com", "HTTP://Dev.Example.com:8080", "https://sense.example.com"]
   shutdown_grace: 20s
   write_timeout: 2m
+  body_timeout: 90s
 qlik:
   url: "https://qlik.example.com/"
   prefix: sales
@@ -193,6 +194,7 @@ audit:
 			RawAllowedOrigins: []string{"https://portal.example.com", "HTTP://Dev.Example.com:8080", "https://sense.example.com"},
 			ShutdownGrace:     20 * time.Second,
 			WriteTimeout:      2 * time.Minute,
+			BodyTimeout:       90 * time.Second,
 		},
 		Qlik: QlikConfig{
 			RawURL:         "https://qlik.example.com/",

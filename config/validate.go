@@ -289,6 +289,9 @@ func (s *ServerConfig) validate(v *validator) {
 	if s.WriteTimeout < 0 {
 		v.errorf("server.write_timeout", "use a duration such as 60s, or 0 for no bound on stalled writes", "%s is negative", s.WriteTimeout)
 	}
+	if s.BodyTimeout < 0 {
+		v.errorf("server.body_timeout", "use a duration such as 60s, or 0 for no bound on stalled request bodies", "%s is negative", s.BodyTimeout)
+	}
 }
 
 var (

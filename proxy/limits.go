@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"sync"
 	"time"
@@ -128,3 +129,75 @@ var (
 	_ http.Flusher                    = (*stallWriter)(nil)
 	_ interface{ FlushError() error } = (*stallWriter)(nil)
 )
+
+// LimitBodyReads returns h with a bound on stalled request bodies: every
+// read of a request body from the client must make progress within d
+// (15/16 d at least), or it fails, so a client that sends headers and then
+// trickles or stops its body cannot hold a connection, a handler and an
+// upstream request forever. A slow upload that keeps moving is not
+// bounded. It is nginx's client_body_timeout. Requests without a body and
+// upgrades pass through untouched. d <= 0 returns h.
+//
+// The bound ends with the body: once it has been read to its end,
+// net/http watches the connection for the client going away (clearing
+// the deadline as it starts), and a deadline set after that would end a
+// long response. A handler that leaves a body unread leaves the bound in
+// place, so net/http's discarding of the rest cannot hang on a stalled
+// client.
+//
+// It must wrap the ResponseWriter of net/http's server (the outermost
+// handler), which can set read deadlines.
+func LimitBodyReads(h http.Handler, d time.Duration) http.Handler {
+	if d <= 0 {
+		return h
+	}
+	return &bodyLimiter{h: h, d: d}
+}
+
+type bodyLimiter struct {
+	h http.Handler
+	d time.Duration
+}
+
+// readDeadliner is the ability of net/http's ResponseWriters that
+// http.ResponseController.SetReadDeadline uses.
+type readDeadliner interface {
+	SetReadDeadline(time.Time) error
+}
+
+func (l *bodyLimiter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	dl, ok := w.(readDeadliner)
+	if !ok || r.Body == nil || r.Body == http.NoBody || r.Header.Get("Upgrade") != "" {
+		l.h.ServeHTTP(w, r)
+		return
+	}
+	r.Body = &stallReader{ReadCloser: r.Body, dl: dl, d: l.d}
+	l.h.ServeHTTP(w, r)
+}
+
+// stallReader moves the read deadline d ahead before every read of the
+// body until its end, and clears it there. Bodies are read by one goroutine
+// at a time (io.Reader), so it needs no lock.
+type stallReader struct {
+	io.ReadCloser
+	dl   readDeadliner
+	d    time.Duration
+	set  time.Time // when the deadline was last moved
+	done bool      // the body was read to its end
+}
+
+func (s *stallReader) Read(p []byte) (int, error) {
+	if !s.done {
+		// As stallWriter.extend: a move at most every sixteenth of d.
+		if now := time.Now(); now.Sub(s.set) >= s.d/16 {
+			s.set = now
+			s.dl.SetReadDeadline(now.Add(s.d))
+		}
+	}
+	n, err := s.ReadCloser.Read(p)
+	if err == io.EOF && !s.done {
+		s.done = true
+		s.dl.SetReadDeadline(time.Time{})
+	}
+	return n, err
+}

@@ -470,3 +470,138 @@ func TestWriteStallHTTP2(t *testing.T) {
 		t.Fatal("an HTTP/2 client that reads nothing was not cut off")
 	}
 }
+
+// bodyStall is the bound of the body read limit tests.
+const bodyStall = 300 * time.Millisecond
+
+// startBodyLimited serves h behind LimitBodyReads(h, bodyStall) and
+// returns its address.
+func startBodyLimited(t *testing.T, h http.HandlerFunc) string {
+	t.Helper()
+	srv := httptest.NewServer(LimitBodyReads(h, bodyStall))
+	t.Cleanup(srv.Close)
+	return srv.Listener.Addr().String()
+}
+
+// bodyRead is what a test handler got reading its request body.
+type bodyRead struct {
+	body []byte
+	err  error
+	took time.Duration // from the last byte read to the end
+}
+
+// readBody reads r's body, timing the read that ends it.
+func readBody(r *http.Request) bodyRead {
+	var (
+		buf  bytes.Buffer
+		last = time.Now()
+		p    = make([]byte, 64)
+	)
+	for {
+		n, err := r.Body.Read(p)
+		if n > 0 {
+			buf.Write(p[:n])
+			last = time.Now()
+		}
+		if err == io.EOF {
+			return bodyRead{buf.Bytes(), nil, time.Since(last)}
+		}
+		if err != nil {
+			return bodyRead{buf.Bytes(), err, time.Since(last)}
+		}
+	}
+}
+
+// A client that sends part of its body and stops is cut off once a read
+// has made no progress for the bound.
+func TestBodyStallCutsOffClientThatStops(t *testing.T) {
+	got := make(chan bodyRead, 1)
+	addr := startBodyLimited(t, func(w http.ResponseWriter, r *http.Request) { got <- readBody(r) })
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, "POST /upload HTTP/1.1\r\nHost: sensegate\r\nContent-Length: 100\r\n\r\n0123456789"); err != nil {
+		t.Fatal(err)
+	}
+	// The client sends nothing more.
+	select {
+	case res := <-got:
+		if res.err == nil {
+			t.Fatalf("the handler read %d bytes of a body the client stopped sending, want a failed read", len(res.body))
+		}
+		if string(res.body) != "0123456789" || res.took < bodyStall*8/10 || res.took > bodyStall+5*time.Second {
+			t.Errorf("read %q, then failed after %s (%v); want the 10 bytes sent, then a failure after about %s", res.body, res.took, res.err, bodyStall)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the handler still waits for a body the client stopped sending")
+	}
+}
+
+// An upload that trickles but keeps moving is read whole, however long
+// it takes altogether.
+func TestBodyStallSparesProgressingUpload(t *testing.T) {
+	got := make(chan bodyRead, 1)
+	addr := startBodyLimited(t, func(w http.ResponseWriter, r *http.Request) { got <- readBody(r) })
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const body = "abcdefgh"
+	if _, err := io.WriteString(c, "POST /upload HTTP/1.1\r\nHost: sensegate\r\nContent-Length: 8\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	// A byte every third of the bound: the whole body takes over twice it.
+	tick := time.NewTicker(bodyStall / 3)
+	defer tick.Stop()
+	for i := range len(body) {
+		<-tick.C
+		if _, err := io.WriteString(c, body[i:i+1]); err != nil {
+			t.Fatalf("writing byte %d: %v", i, err)
+		}
+	}
+	select {
+	case res := <-got:
+		if res.err != nil || string(res.body) != body {
+			t.Errorf("read %q (%v), want %q", res.body, res.err, body)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the handler did not finish the body")
+	}
+}
+
+// Once the body is read, the bound is gone: a response that streams for
+// several times the bound is not cut, nor its request's context ended.
+func TestBodyStallLiftedAfterBody(t *testing.T) {
+	ctxErr := make(chan error, 1)
+	addr := startBodyLimited(t, func(w http.ResponseWriter, r *http.Request) {
+		if res := readBody(r); res.err != nil {
+			ctxErr <- res.err
+			return
+		}
+		tick := time.NewTicker(bodyStall / 4)
+		defer tick.Stop()
+		for range 16 { // 4 bounds' worth
+			<-tick.C
+			if _, err := io.WriteString(w, "chunk\n"); err != nil {
+				break
+			}
+			http.NewResponseController(w).Flush()
+		}
+		ctxErr <- r.Context().Err()
+	})
+	resp, err := http.Post("http://"+addr+"/stream", "text/plain", strings.NewReader("small body"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || strings.Count(string(b), "chunk\n") != 16 {
+		t.Errorf("response: %d chunks (%v), want 16", strings.Count(string(b), "chunk\n"), err)
+	}
+	if err := <-ctxErr; err != nil {
+		t.Errorf("request context after the response: %v, want still live", err)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -64,6 +65,54 @@ func TestServeWriteTimeout(t *testing.T) {
 	n, err := io.Copy(io.Discard, c)
 	if err == nil && n >= 1<<30 {
 		t.Errorf("the client read %d bytes and a clean end, want a cut-off transfer", n)
+	}
+}
+
+// serve cuts off a client that stops sending its request body after
+// server.body_timeout: the route's upstream sees its request end short.
+func TestServeBodyTimeout(t *testing.T) {
+	sim := startSim(t)
+	type upload struct {
+		n   int64
+		err error
+	}
+	got := make(chan upload, 1)
+	mashup := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, err := io.Copy(io.Discard, r.Body)
+		got <- upload{n, err}
+	}))
+	t.Cleanup(mashup.Close)
+	cfg, err := config.Load(writeSimConfig(t, sim, fmt.Sprintf(`routes:
+  - path: /upload/
+    upstream: %q
+`, mashup.URL)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Server.BodyTimeout = 500 * time.Millisecond
+	addr := runGateway(t, cfg, zaptest.NewLogger(t), nil)
+
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "POST /upload/file HTTP/1.1\r\nHost: "+addr+"\r\nX-Forwarded-User: alice\r\nContent-Length: 1000\r\n\r\n"+strings.Repeat("b", 100))
+	// The other 900 bytes never come.
+	start := time.Now()
+	select {
+	case u := <-got:
+		if u.err == nil || u.n >= 1000 {
+			t.Errorf("the upstream read %d bytes (%v), want a body cut short", u.n, u.err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a client that stopped sending its body was not cut off")
+	}
+	// The client's connection ends too, within the bound and some slack.
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	io.Copy(io.Discard, c)
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("the connection stayed open %s", took)
 	}
 }
 

@@ -100,6 +100,9 @@ func restartKeys(old, new *config.Config) []string {
 	if old.Server.WriteTimeout != new.Server.WriteTimeout {
 		keys = append(keys, "server.write_timeout")
 	}
+	if old.Server.BodyTimeout != new.Server.BodyTimeout {
+		keys = append(keys, "server.body_timeout")
+	}
 	if old.Log.Format != new.Log.Format {
 		keys = append(keys, "log.format")
 	}

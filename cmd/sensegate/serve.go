@@ -471,9 +471,10 @@ func serve(ctx context.Context, sc config.ServerConfig, h drainer, ready chan<- 
 // ln.
 func serveOn(ctx context.Context, ln net.Listener, sc config.ServerConfig, h drainer, ready chan<- net.Addr, log *zap.Logger) error {
 	srv := &http.Server{
-		// Not WriteTimeout, which would bound whole responses: websockets
-		// and long downloads. LimitWrites bounds stalled writes instead.
-		Handler:           proxy.LimitWrites(h, sc.WriteTimeout),
+		// Not WriteTimeout or ReadTimeout, which would bound whole
+		// responses and requests: websockets, long downloads and uploads.
+		// LimitWrites and LimitBodyReads bound stalls instead.
+		Handler:           proxy.LimitBodyReads(proxy.LimitWrites(h, sc.WriteTimeout), sc.BodyTimeout),
 		ReadHeaderTimeout: readHeaderTimeout,
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
