@@ -13,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sensegate/sensegate/config"
 	"github.com/sensegate/sensegate/qliksim"
+	"go.uber.org/zap"
 )
 
 // run executes the CLI with args and returns its output.
@@ -126,5 +128,25 @@ func TestQliksimStartsAndPrintsAddresses(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("qliksim did not stop after its context ended")
+	}
+}
+
+// The server's logs carry no stack traces, even at error level.
+func TestServerLoggerNoStacktrace(t *testing.T) {
+	zc, err := serverLogConfig(config.LogConfig{Level: "info", Format: config.LogFormatJSON})
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "log.json")
+	zc.OutputPaths = []string{file}
+	log, err := zc.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Error("could not get a Qlik session", zap.String("request_id", "r1"))
+	log.Sync()
+	out, err := os.ReadFile(file)
+	if err != nil || !strings.Contains(string(out), `"request_id":"r1"`) || strings.Contains(string(out), "stacktrace") {
+		t.Errorf("error entry %q (%v), want one without a stacktrace", out, err)
 	}
 }

@@ -112,22 +112,36 @@ func runServe(ctx context.Context, file string, cfg *config.Config, log *zap.Log
 // newServerLogger builds the zap logger of log.level and log.format; the
 // returned level can be changed later (log.level reloads).
 func newServerLogger(lc config.LogConfig) (*zap.Logger, zap.AtomicLevel, error) {
+	zc, err := serverLogConfig(lc)
+	if err != nil {
+		return nil, zap.AtomicLevel{}, err
+	}
+	log, err := zc.Build()
+	return log, zc.Level, err
+}
+
+// serverLogConfig is the zap configuration of newServerLogger: standard
+// error, lc's level and format, every entry kept (no sampling), no stack
+// traces.
+func serverLogConfig(lc config.LogConfig) (zap.Config, error) {
 	level, err := zapcore.ParseLevel(lc.Level)
 	if err != nil {
-		return nil, zap.AtomicLevel{}, fmt.Errorf("log.level: %w", err)
+		return zap.Config{}, fmt.Errorf("log.level: %w", err)
 	}
-	atomicLevel := zap.NewAtomicLevelAt(level)
 	zc := zap.NewProductionConfig()
-	zc.Level = atomicLevel
+	zc.Level = zap.NewAtomicLevelAt(level)
 	zc.Sampling = nil
+	// Errors here are operational (QPS down, a client gone): a stack
+	// trace, all of writeError's, would cost each failing request and
+	// bury the message when many fail at once.
+	zc.DisableStacktrace = true
 	zc.EncoderConfig.TimeKey = "time"
 	zc.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
 	if lc.Format == config.LogFormatConsole {
 		zc.Encoding = "console"
 		zc.EncoderConfig.EncodeLevel = zapcore.CapitalLevelEncoder
 	}
-	log, err := zc.Build()
-	return log, atomicLevel, err
+	return zc, nil
 }
 
 // providerStartTimeout bounds the start of an identity provider (OIDC
