@@ -134,23 +134,32 @@ func runBurst(ctx context.Context, o options) (bench.Result, error) {
 	}
 	c := httpClient(o.parallel * o.perUser)
 	var col collector
-	sem := make(chan struct{}, max(o.parallel, 1))
+	took := forUsers(o.users, o.parallel, func(i int) {
+		user := o.user(i)
+		var uw sync.WaitGroup
+		for range o.perUser {
+			uw.Go(func() { col.record(get(ctx, c, o, user)) })
+		}
+		uw.Wait()
+	})
+	return col.result(took.Seconds()), nil
+}
+
+// forUsers calls f for each user number below n, parallel calls at a
+// time, and returns how long they took.
+func forUsers(n, parallel int, f func(i int)) time.Duration {
+	sem := make(chan struct{}, max(parallel, 1))
 	var wg sync.WaitGroup
 	start := time.Now()
-	for i := range o.users {
+	for i := range n {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			user := o.user(i)
-			var uw sync.WaitGroup
-			for range o.perUser {
-				uw.Go(func() { col.record(get(ctx, c, o, user)) })
-			}
-			uw.Wait()
+			f(i)
 		})
 	}
 	wg.Wait()
-	return col.result(time.Since(start).Seconds()), nil
+	return time.Since(start)
 }
 
 // runUsers sends one request for each of o.users users, o.parallel at a
@@ -161,18 +170,8 @@ func runUsers(ctx context.Context, o options) (bench.Result, error) {
 	}
 	c := httpClient(o.parallel)
 	var col collector
-	sem := make(chan struct{}, max(o.parallel, 1))
-	var wg sync.WaitGroup
-	start := time.Now()
-	for i := range o.users {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			col.record(get(ctx, c, o, o.user(i)))
-		})
-	}
-	wg.Wait()
-	return col.result(time.Since(start).Seconds()), nil
+	took := forUsers(o.users, o.parallel, func(i int) { col.record(get(ctx, c, o, o.user(i))) })
+	return col.result(took.Seconds()), nil
 }
 
 // runLogin measures what a client without sensegate spends on its first
@@ -225,18 +224,8 @@ func runLogin(ctx context.Context, o options) (bench.Result, error) {
 		warm.Go(func() { login(o.user(o.users+i), false) })
 	}
 	warm.Wait()
-	sem := make(chan struct{}, max(o.parallel, 1))
-	var wg sync.WaitGroup
-	start := time.Now()
-	for i := range o.users {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			login(o.user(i), true)
-		})
-	}
-	wg.Wait()
-	r := col.result(time.Since(start).Seconds())
+	took := forUsers(o.users, o.parallel, func(i int) { login(o.user(i), true) })
+	r := col.result(took.Seconds())
 	r.LoginP50, r.LoginP99 = logins.lat.Percentile(50), logins.lat.Percentile(99)
 	return r, nil
 }
