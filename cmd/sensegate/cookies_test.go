@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/tls"
 	"encoding/base64"
 	"fmt"
@@ -38,22 +37,7 @@ func testCookieFlags(t *testing.T, scheme string) {
 	host := fmt.Sprintf("localhost:%d", ln.Addr().(*net.TCPAddr).Port)
 	public := scheme + "://" + host
 	log := zaptest.NewLogger(t)
-	idp, err := devidp.Start(devidp.Config{
-		Users: []devidp.User{{Username: "alice", Password: "wonderland"}},
-		Clients: []devidp.Client{{
-			ID: "sensegate", Secret: "client-secret",
-			RedirectURIs: []string{public + "/.sensegate/callback"}, PostLogoutRedirectURIs: []string{public + "/"},
-		}},
-		Logger: log.Named("devidp"),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		idp.Close(ctx)
-	})
+	idp := startTestIDP(t, public, devidp.User{Username: "alice", Password: "wonderland"}, log)
 	if scheme == "https" {
 		// The simulator's server certificate names localhost.
 		t.Setenv("SENSEGATE_SERVER_TLS_CERT", sim.Certs().Server)

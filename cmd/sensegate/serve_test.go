@@ -366,22 +366,7 @@ func TestServeOIDCLogin(t *testing.T) {
 	}
 	public := fmt.Sprintf("http://localhost:%d", ln.Addr().(*net.TCPAddr).Port)
 	log := zaptest.NewLogger(t)
-	idp, err := devidp.Start(devidp.Config{
-		Users: []devidp.User{{Username: "alice", Password: "wonderland", Email: "alice@acme.example", Groups: []string{"Sales"}}},
-		Clients: []devidp.Client{{
-			ID: "sensegate", Secret: "client-secret",
-			RedirectURIs: []string{public + "/.sensegate/callback"}, PostLogoutRedirectURIs: []string{public + "/"},
-		}},
-		Logger: log.Named("devidp"),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		idp.Close(ctx)
-	})
+	idp := startTestIDP(t, public, devidp.User{Username: "alice", Password: "wonderland", Email: "alice@acme.example", Groups: []string{"Sales"}}, log)
 	issuer := idp.Issuer()
 
 	cfg, err := config.Load(writeSimConfigWith(t, sim, public, fmt.Sprintf(`identity:
@@ -538,4 +523,28 @@ func TestDemoOIDC(t *testing.T) {
 	if !atLoginForm(resp, body, issuer) || !b.visitedPath(strings.TrimPrefix(issuer, "http://"), "/end_session") {
 		t.Errorf("after Sign out the browser is at %s (%d), want the IdP's form after its end_session:\n%s", resp.Request.URL, resp.StatusCode, body)
 	}
+}
+
+// startTestIDP starts a development OpenID provider with user and the
+// client "sensegate" (secret "client-secret") of a sensegate at public,
+// and closes it when t ends.
+func startTestIDP(t *testing.T, public string, user devidp.User, log *zap.Logger) *devidp.IDP {
+	t.Helper()
+	idp, err := devidp.Start(devidp.Config{
+		Users: []devidp.User{user},
+		Clients: []devidp.Client{{
+			ID: "sensegate", Secret: "client-secret",
+			RedirectURIs: []string{public + "/.sensegate/callback"}, PostLogoutRedirectURIs: []string{public + "/"},
+		}},
+		Logger: log.Named("devidp"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		idp.Close(ctx)
+	})
+	return idp
 }
