@@ -2,16 +2,11 @@ package proxy
 
 import (
 	"bytes"
-	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
-	"net/netip"
-	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -21,14 +16,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/sensegate/sensegate/identity"
 	"github.com/sensegate/sensegate/qliksim"
-	"github.com/sensegate/sensegate/qliksim/qliksimtest"
-	"github.com/sensegate/sensegate/session"
-	"github.com/sensegate/sensegate/ticket"
 	"go.uber.org/goleak"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zaptest"
 )
 
 // loadShape sizes TestIsolationUnderLoad. The run is bounded by
@@ -241,50 +230,8 @@ func runLoad(t *testing.T, shape loadShape) loadResult {
 // over it gets, are tested on their own), and logs stop at info level.
 func newLoadEnv(t *testing.T, users int, mutate func(*qliksim.Config)) *env {
 	t.Helper()
-	sim := qliksimtest.Start(t, mutate, qliksim.Options{})
-	pool, err := sim.Certs().RootPool()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := ticket.LoadClientCert(sim.Certs().Client, sim.Certs().ClientKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel))
-	proxyURL, _ := url.Parse(sim.ProxyURL())
-	qpsURL, _ := url.Parse(sim.QPSURL())
-	tc, err := ticket.New(ticket.Config{
-		ProxyURL: proxyURL, QPSURL: qpsURL, SessionCookie: qliksim.DefaultCookieName,
-		RootCAs: pool, ClientCert: cert, MaxConcurrent: users, Timeout: 30 * time.Second,
-	}, log.Named("ticket"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(tc.CloseIdleConnections)
-	e := &env{sim: sim, tickets: tc}
-	e.broker = session.NewBroker(session.NewMemory(30*time.Minute, nil), tc, session.BrokerOptions{})
-	e.front = httptest.NewUnstartedServer(nil)
-	pub, _ := url.Parse("http://" + e.front.Listener.Addr().String())
-	tr := NewTransport(&tls.Config{RootCAs: pool}, 30*time.Second)
-	t.Cleanup(tr.CloseIdleConnections)
-	e.h, err = New(Options{
-		Qlik: proxyURL, CookieName: qliksim.DefaultCookieName, WebsocketCSRF: CSRFOff,
-		Identity:  identity.NewHeader(identity.HeaderOptions{Name: "X-Forwarded-User", Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, DefaultDirectory: "ACME"}),
-		Sessions:  e.broker,
-		Transport: tr, PublicURL: pub, Logger: log,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.front.Config.Handler = e.h
-	e.front.Start()
-	t.Cleanup(e.front.Close)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		e.h.Shutdown(ctx)
-	})
-	return e
+	return newEnvWith(t, envConfig{qpsMax: users, qpsTimeout: 30 * time.Second, infoLogs: true},
+		func(cfg *qliksim.Config, _ *Options) { mutate(cfg) })
 }
 
 // gate waits, at the gate iterations, for the expiry before it.
