@@ -47,6 +47,7 @@ fuzz:
 	$(GO) test -run XXX -fuzz '^FuzzHeaderIdentifyUntrusted$$' -fuzztime $(FUZZTIME) ./identity/
 	$(GO) test -run XXX -fuzz '^FuzzParseUser$$' -fuzztime $(FUZZTIME) ./identity/
 	$(GO) test -run XXX -fuzz '^FuzzSafeRedirect$$' -fuzztime $(FUZZTIME) ./identity/
+	$(GO) test -run XXX -fuzz '^FuzzUserKey$$' -fuzztime $(FUZZTIME) ./identity/
 	$(GO) test -run XXX -fuzz '^FuzzStripTicketParams$$' -fuzztime $(FUZZTIME) ./proxy/
 	$(GO) test -run XXX -fuzz '^FuzzDropCookies$$' -fuzztime $(FUZZTIME) ./proxy/
 	$(GO) test -run XXX -fuzz '^FuzzCheckFatal$$' -fuzztime $(FUZZTIME) ./proxy/

@@ -3,7 +3,6 @@ package session
 import (
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -77,9 +76,7 @@ func newLoginLimiter(r LoginRate) *loginLimiter {
 
 // limitKey is the bucket of u: the Qlik user, whatever its attributes,
 // in the case-insensitive way Qlik compares users.
-func limitKey(u identity.User) string {
-	return strings.ToUpper(u.Directory) + `\` + strings.ToLower(u.ID)
-}
+func limitKey(u identity.User) string { return u.QlikUserKey() }
 
 // allow takes a login from the bucket of user at now, or returns how long
 // until the bucket has one.
