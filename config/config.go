@@ -15,7 +15,7 @@
 //	  tls_cert: ""                                 # HTTPS when both are set
 //	  tls_key: ""
 //	  public_url: "http://localhost:8080"
-//	  allowed_origins: []                          # besides public_url's, on websocket upgrades
+//	  allowed_origins: []                          # besides public_url's: websockets, POST/PUT/PATCH/DELETE
 //	  shutdown_grace: 15s
 //	  write_timeout: 60s                           # longest stall of a response write; 0 disables
 //	  body_timeout: 60s                            # longest stall of a request body read; 0 disables
@@ -244,8 +244,10 @@ type ServerConfig struct {
 	// (DefaultPublicURL). Use PublicURL for the parsed form.
 	RawPublicURL string `mapstructure:"public_url"`
 	// RawAllowedOrigins is allowed_origins: origins besides public_url's
-	// allowed on websocket upgrades, each scheme://host[:port]. Default:
-	// none. Use AllowedOrigins for the normalised list.
+	// allowed on websocket upgrades and on requests that may change state
+	// (any method but GET, HEAD, OPTIONS, TRACE), each
+	// scheme://host[:port]. Default: none. Use AllowedOrigins for the
+	// normalised list.
 	RawAllowedOrigins []string `mapstructure:"allowed_origins"`
 	// ShutdownGrace bounds how long shutdown waits for open requests and
 	// websockets (DefaultShutdownGrace).

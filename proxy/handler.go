@@ -110,10 +110,11 @@ type Options struct {
 	// Routes are the non-Qlik upstreams.
 	Routes []Route
 	// PublicURL is sensegate's own origin as browsers see it; websocket
-	// upgrades must come from it or from AllowedOrigins.
+	// upgrades and requests that may change state must come from it or from
+	// AllowedOrigins (or carry no Origin).
 	PublicURL *url.URL
 	// AllowedOrigins are further origins ("scheme://host[:port]") allowed
-	// to open websockets.
+	// to open websockets and send requests that may change state.
 	AllowedOrigins []string
 	// WebsocketReadLimit bounds one websocket message in either direction
 	// (DefaultWebsocketReadMax if 0).
@@ -307,6 +308,9 @@ func (h *Handler) dispatch(w http.ResponseWriter, r *http.Request, st *reqState)
 	}
 	if strings.HasPrefix(path, ReservedPrefix) {
 		st.route = &h.mSensegate
+		if h.crossSiteRefused(w, r) {
+			return
+		}
 		if h.limitOwnBody(w, r) {
 			h.own.ServeHTTP(w, r)
 		}
@@ -319,6 +323,9 @@ func (h *Handler) dispatch(w http.ResponseWriter, r *http.Request, st *reqState)
 	}
 	if IsQlikPath(path) {
 		st.route = &h.mQlik
+		if h.crossSiteRefused(w, r) {
+			return
+		}
 		u, ok := h.identify(w, r)
 		if !ok {
 			return
@@ -344,6 +351,9 @@ func (h *Handler) dispatch(w http.ResponseWriter, r *http.Request, st *reqState)
 			st.route = &rp.metrics
 			if h.isPublic(r.URL.Path) {
 				rp.serve(w, r)
+				return
+			}
+			if h.crossSiteRefused(w, r) {
 				return
 			}
 			u, ok := h.identify(w, r)

@@ -111,7 +111,11 @@ func (q *qlikProxy) rewrite(pr *httputil.ProxyRequest) {
 	out.Host = ""
 	stripTicketParams(out.URL)
 	stripClientCredentials(out.Header, h.strip)
-	if out.Header.Get("Origin") != "" {
+	if o := out.Header["Origin"]; len(o) == 1 && o[0] != "" && h.originAllowed(o[0]) {
+		// Qlik's host allow list knows qlik.origin, not sensegate's
+		// public origins. A foreign Origin (only safe methods get here
+		// with one: crossSiteRefused) goes on as it is, for Qlik to judge:
+		// turned into qlik.origin it could not refuse it.
 		out.Header.Set("Origin", h.opts.QlikOrigin)
 	}
 	if out.Method == http.MethodGet && strings.HasSuffix(out.URL.Path, "/qps/user") {
@@ -171,20 +175,79 @@ func setQlikURL(dst, qlik *url.URL, prefix string, in *url.URL) {
 }
 
 // stripTicketParams removes qlikTicket parameters in any spelling, so a
-// client cannot log in to Qlik as someone else through sensegate.
+// client cannot log in to Qlik as someone else through sensegate. The
+// rest of the query reaches Qlik byte for byte (see removeParams).
 func stripTicketParams(u *url.URL) {
 	// Names may be percent-encoded (qlik%54icket): only a query with
 	// neither the name nor any escape can skip the decoding.
 	if !strings.Contains(strings.ToLower(u.RawQuery), "qlikticket") && !strings.Contains(u.RawQuery, "%") {
 		return
 	}
-	q := u.Query()
-	for k := range q {
-		if strings.EqualFold(k, "qlikticket") {
-			q.Del(k)
+	u.RawQuery = removeParams(u.RawQuery, "qlikticket")
+}
+
+// removeParams returns the raw query q without the parameters whose
+// name, decoded, is name in any case. Everything else is kept as it was
+// sent, byte for byte and in order: Qlik reads its own queries (QRS
+// filters such as filter=name eq 'a;b', escapes it may compare), and a
+// decode and re-encode would change them (url.Values drops pairs with
+// a ";", sorts, and re-escapes). Only "&" separates parameters, as in
+// Qlik's (.NET) query parsing. A name that does not decode (a bad
+// escape) is decoded leniently, its good escapes only, which is how
+// .NET reads it.
+func removeParams(q, name string) string {
+	var kept []string
+	dropped := false
+	for pair := range strings.SplitSeq(q, "&") {
+		key, _, _ := strings.Cut(pair, "=")
+		if strings.EqualFold(lenientUnescape(key), name) {
+			dropped = true
+			continue
+		}
+		kept = append(kept, pair)
+	}
+	if !dropped {
+		return q
+	}
+	return strings.Join(kept, "&")
+}
+
+// lenientUnescape decodes a query component: "+" is a space and each
+// valid %XX escape its byte; an invalid escape stays as it is.
+func lenientUnescape(s string) string {
+	if !strings.ContainsAny(s, "%+") {
+		return s
+	}
+	if v, err := url.QueryUnescape(s); err == nil {
+		return v
+	}
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '+':
+			b = append(b, ' ')
+		case c == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]):
+			b = append(b, unhex(s[i+1])<<4|unhex(s[i+2]))
+			i += 2
+		default:
+			b = append(b, c)
 		}
 	}
-	u.RawQuery = q.Encode()
+	return string(b)
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0'
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10
+	}
+	return c - 'A' + 10
 }
 
 // stripClientCredentials deletes what a client could use to choose its Qlik

@@ -297,9 +297,12 @@ func (rl *relay) dial(r *http.Request, cookie, token string, target *url.URL) (*
 	h := rl.h
 	t := *target
 	if token != "" {
-		q := t.Query()
-		q.Set("qlik-csrf-token", token)
-		t.RawQuery = q.Encode()
+		// Appended: the client's query goes on as it was sent.
+		p := "qlik-csrf-token=" + url.QueryEscape(token)
+		if t.RawQuery != "" {
+			p = t.RawQuery + "&" + p
+		}
+		t.RawQuery = p
 	}
 	hdr := http.Header{}
 	hdr.Set("Cookie", h.opts.CookieName+"="+cookie)
@@ -384,14 +387,12 @@ func isSessionRefused(err error) bool {
 	return errors.Is(err, errSessionRefused) || errors.As(err, &sr) && sr.SessionRefused()
 }
 
-// stripParam removes a query parameter.
+// stripParam removes a query parameter, leaving the rest of the query as
+// it was (removeParams).
 func stripParam(u *url.URL, name string) {
-	if !strings.Contains(u.RawQuery, name) {
-		return
+	if strings.Contains(strings.ToLower(u.RawQuery), name) || strings.Contains(u.RawQuery, "%") {
+		u.RawQuery = removeParams(u.RawQuery, name)
 	}
-	q := u.Query()
-	q.Del(name)
-	u.RawQuery = q.Encode()
 }
 
 // isFatalTopic reports whether a proxy notification ends the session.
