@@ -428,7 +428,11 @@ type OIDCConfig struct {
 	RedirectURL string `mapstructure:"redirect_url"`
 	// Scopes requested (DefaultOIDCScopes); openid is always added.
 	Scopes []string `mapstructure:"scopes"`
-	// CookieName is sensegate's login cookie (DefaultOIDCCookie).
+	// CookieName is sensegate's login cookie. Empty (the default) means
+	// "__Host-" + DefaultOIDCCookie when server.public_url is https (a
+	// __Host- cookie is host-only and Secure, so a site on a sibling or
+	// parent domain cannot plant one) and DefaultOIDCCookie otherwise.
+	// A __Host- or __Secure- name needs an https public_url.
 	CookieName string `mapstructure:"cookie_name"`
 	// CookieSecrets are base64 keys of 32 bytes encrypting the login
 	// cookie: the first encrypts, all decrypt (rotation). Empty: a random
@@ -629,7 +633,6 @@ func Default() *Config {
 			PublicPaths: []string{},
 			OIDC: OIDCConfig{
 				Scopes:          DefaultOIDCScopes(),
-				CookieName:      DefaultOIDCCookie,
 				CookieSecrets:   []string{},
 				SessionLifetime: DefaultOIDCSessionLifetime,
 			},

@@ -562,8 +562,13 @@ func (o *OIDCConfig) validate(v *validator, public *url.URL) {
 	if o.ClientID == "" {
 		v.required("identity.oidc.client_id", "sensegate's client id at the OpenID provider")
 	}
-	if o.CookieName == "" || !isToken(o.CookieName) {
-		v.errorf("identity.oidc.cookie_name", "use a plain name such as "+DefaultOIDCCookie, "%q is not a valid cookie name", o.CookieName)
+	switch {
+	case o.CookieName == "":
+		// __Host-sensegate_session over https, sensegate_session otherwise.
+	case !isToken(o.CookieName):
+		v.errorf("identity.oidc.cookie_name", "use a plain name such as "+DefaultOIDCCookie+", or leave it empty", "%q is not a valid cookie name", o.CookieName)
+	case (strings.HasPrefix(o.CookieName, "__Host-") || strings.HasPrefix(o.CookieName, "__Secure-")) && public != nil && public.Scheme != "https":
+		v.errorf("identity.oidc.cookie_name", "leave it empty, or make server.public_url https", "%q: browsers keep __Host- and __Secure- cookies only over https, and server.public_url is %s", o.CookieName, public.Scheme)
 	}
 	for n, sec := range o.CookieSecrets {
 		b, ok := decodeKey(sec)

@@ -357,6 +357,17 @@ func TestValidate(t *testing.T) {
 			},
 		},
 		{
+			name: "oidc __Host- cookie over http",
+			mod: func(c *Config) {
+				c.Identity.Provider = "oidc"
+				c.Identity.OIDC.Issuer, c.Identity.OIDC.ClientID = "https://idp.example.com/realms/acme", "sensegate"
+				c.Identity.OIDC.CookieName = "__Host-sg"
+			},
+			want: []string{
+				`identity.oidc.cookie_name: "__Host-sg": browsers keep __Host- and __Secure- cookies only over https, and server.public_url is http (leave it empty, or make server.public_url https)`,
+			},
+		},
+		{
 			name: "jwt needs issuer, audiences and keys",
 			mod:  func(c *Config) { c.Identity.Provider = "jwt" },
 			want: []string{

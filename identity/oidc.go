@@ -26,6 +26,8 @@ import (
 // Defaults and fixed bounds of the OIDC provider.
 const (
 	defaultOIDCCookie      = "sensegate_session"
+	hostCookiePrefix       = "__Host-"
+	secureCookiePrefix     = "__Secure-"
 	defaultSessionLifetime = 12 * time.Hour
 	defaultOIDCHTTPTimeout = 30 * time.Second
 	defaultMountPrefix     = "/.sensegate/"
@@ -67,8 +69,14 @@ type OIDCConfig struct {
 	// Sessions keeps the login sessions. Required: NewMemorySessions for
 	// a single replica, a shared store for several.
 	Sessions SessionStore
-	// CookieName is the session cookie ("sensegate_session" if empty);
-	// the sign-in in progress uses CookieName + "_login".
+	// CookieName is the session cookie. Empty means
+	// "__Host-sensegate_session" when Secure (a __Host- cookie is
+	// host-only, on path /, and only ever set over HTTPS, so a site on a
+	// sibling or parent domain cannot plant one) and "sensegate_session"
+	// otherwise. A __Host- or __Secure- name needs Secure. The sign-in in
+	// progress uses CookieName + "_login" on the mount path, with a
+	// __Host- prefix turned into __Secure- (a __Host- cookie must have
+	// path /).
 	CookieName string
 	// CookieKeys are AES-256-GCM keys of 32 bytes sealing the cookies and
 	// the stored sessions: the first seals, all open, so a key is rotated
@@ -165,9 +173,15 @@ func NewOIDC(ctx context.Context, cfg OIDCConfig) (*OIDC, error) {
 	}
 	if cfg.CookieName == "" {
 		cfg.CookieName = defaultOIDCCookie
+		if cfg.Secure {
+			cfg.CookieName = hostCookiePrefix + defaultOIDCCookie
+		}
 	}
 	if err := (&http.Cookie{Name: cfg.CookieName, Value: "x"}).Valid(); err != nil {
 		bad("CookieName %q: %w", cfg.CookieName, err)
+	}
+	if !cfg.Secure && (strings.HasPrefix(cfg.CookieName, hostCookiePrefix) || strings.HasPrefix(cfg.CookieName, secureCookiePrefix)) {
+		bad("CookieName %q: browsers keep %s and %s cookies only when they are Secure (HTTPS)", cfg.CookieName, hostCookiePrefix, secureCookiePrefix)
 	}
 	switch {
 	case cfg.SessionLifetime == 0:
@@ -234,7 +248,7 @@ func NewOIDC(ctx context.Context, cfg OIDCConfig) (*OIDC, error) {
 		store:        cfg.Sessions,
 		cipher:       ciph,
 		cookieName:   cfg.CookieName,
-		loginCookie:  cfg.CookieName + "_login",
+		loginCookie:  loginCookieName(cfg.CookieName),
 		secure:       cfg.Secure,
 		lifetime:     cfg.SessionLifetime,
 		client:       cfg.HTTPClient,
@@ -302,7 +316,11 @@ var errNoSession = errors.New("no valid oidc session")
 // no longer map after a refresh are a 403; a store or provider that
 // cannot be reached is a plain error, and the session is kept.
 func (o *OIDC) Identify(r *http.Request) (User, error) {
-	id, ok := o.sessionID(r)
+	id, ok, err := o.sessionID(r)
+	if err != nil {
+		o.log.Warn("request refused: two session cookies", zap.String("path", r.URL.Path))
+		return User{}, err
+	}
 	if !ok {
 		return User{}, o.notSignedIn(r)
 	}
@@ -337,17 +355,46 @@ func (o *OIDC) notSignedIn(r *http.Request) error {
 
 // sessionID returns the session id sealed in the request's session
 // cookie. Every cookie of that name is tried, so that one planted on a
-// parent domain does not hide ours.
-func (o *OIDC) sessionID(r *http.Request) (string, bool) {
+// parent domain does not hide ours; two that open to different sessions
+// are errTwoSessions: a site on a sibling or parent domain may have
+// planted its own sign-in (cookie tossing), and serving the first would
+// run the user as whoever it names.
+func (o *OIDC) sessionID(r *http.Request) (string, bool, error) {
+	var id string
 	for _, c := range r.CookiesNamed(o.cookieName) {
-		if id, err := o.cipher.open(o.cookieName, c.Value); err == nil {
-			return string(id), true
+		v, err := o.cipher.open(o.cookieName, c.Value)
+		if err != nil {
+			continue
 		}
+		if id != "" && string(v) != id {
+			return "", false, errTwoSessions
+		}
+		id = string(v)
+	}
+	if id != "" {
+		return id, true, nil
 	}
 	if ce := o.log.Check(zapcore.DebugLevel, "no valid session cookie"); ce != nil {
 		ce.Write(zap.Int("cookies", len(r.CookiesNamed(o.cookieName))))
 	}
-	return "", false
+	return "", false, nil
+}
+
+// errTwoSessions refuses a request that carries two valid session cookies.
+var errTwoSessions = &Error{
+	Status: http.StatusBadRequest,
+	Msg:    "this browser holds two sensegate sign-ins (one may have been set by a site on a parent domain): clear this site's cookies and sign in again",
+	Err:    errors.New("identity: oidc: two valid session cookies of different sessions"),
+}
+
+// loginCookieName is the cookie of a sign-in in progress for session
+// cookie name: name + "_login", on the mount path, so a __Host- prefix
+// (which requires path /) becomes __Secure-.
+func loginCookieName(name string) string {
+	if base, ok := strings.CutPrefix(name, hostCookiePrefix); ok {
+		return secureCookiePrefix + base + "_login"
+	}
+	return name + "_login"
 }
 
 // load reads session id; errNoSession when there is none or it is over.
@@ -639,7 +686,7 @@ func (o *OIDC) serveCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	// A sign-in always gets a new id (no session fixation); the old
 	// session, if any, ends.
-	if old, ok := o.sessionID(r); ok {
+	if old, ok, _ := o.sessionID(r); ok {
 		o.store.Delete(r.Context(), old)
 	}
 	now := o.now()
@@ -681,7 +728,7 @@ func (o *OIDC) loginState(r *http.Request) (loginState, bool) {
 // the provider has none.
 func (o *OIDC) Logout(w http.ResponseWriter, r *http.Request) string {
 	var hint string
-	if id, ok := o.sessionID(r); ok {
+	if id, ok, _ := o.sessionID(r); ok {
 		user := "unknown"
 		if s, err := o.load(r.Context(), id); err == nil {
 			hint, user = s.IDToken, s.User.String()
@@ -762,6 +809,6 @@ var (
 
 // StripCookies implements CookieStripper: the login cookies never reach
 // an upstream.
-func (o *OIDC) StripCookies() []string { return []string{o.cookieName, o.cookieName + "_login"} }
+func (o *OIDC) StripCookies() []string { return []string{o.cookieName, o.loginCookie} }
 
 var _ CookieStripper = (*OIDC)(nil)

@@ -341,9 +341,9 @@ func (rp *testRP) url(path string) *url.URL {
 // session returns the browser's stored session.
 func (rp *testRP) session(t *testing.T) *oidcSession {
 	t.Helper()
-	id, ok := rp.o.sessionID(rp.request("/"))
-	if !ok {
-		t.Fatal("the browser has no session cookie")
+	id, ok, err := rp.o.sessionID(rp.request("/"))
+	if !ok || err != nil {
+		t.Fatalf("the browser has no single session cookie: %v", err)
 	}
 	s, err := rp.o.load(context.Background(), id)
 	if err != nil {
@@ -534,11 +534,11 @@ func TestOIDCSignIn(t *testing.T) {
 	var session, login, loginCleared *http.Cookie
 	for _, c := range rp.browser.cookiesSet() {
 		switch {
-		case c.Name == "sensegate_session":
+		case c.Name == testSessionCookie:
 			session = c
-		case c.Name == "sensegate_session_login" && c.MaxAge > 0:
+		case c.Name == testLoginCookie && c.MaxAge > 0:
 			login = c
-		case c.Name == "sensegate_session_login":
+		case c.Name == testLoginCookie:
 			loginCleared = c
 		}
 	}
@@ -581,30 +581,37 @@ func TestOIDCSignIn(t *testing.T) {
 	}
 }
 
+// The test relying party is served over https: its cookies have the
+// __Host- (session) and __Secure- (sign-in in progress) names.
+const (
+	testSessionCookie = "__Host-sensegate_session"
+	testLoginCookie   = "__Secure-sensegate_session_login"
+)
+
 func TestOIDCCookies(t *testing.T) {
 	o := newTestOP(t)
 	rp := newTestRP(t, o, "sensegate", nil)
 	signedIn(t, rp)
 	r := rp.request("/sense/app/1")
-	c, err := r.Cookie("sensegate_session")
+	c, err := r.Cookie(testSessionCookie)
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, ok := rp.o.sessionID(r)
-	if !ok {
-		t.Fatal("no session id")
+	id, ok, err := rp.o.sessionID(r)
+	if !ok || err != nil {
+		t.Fatalf("no session id: %v", err)
 	}
 	other, _ := newCookieCipher([][]byte{randomKey()})
 
 	withCookie := func(v string) *http.Request {
 		r := httptest.NewRequest("GET", "/sense/app/1?sheet=a%20b", nil)
-		r.AddCookie(&http.Cookie{Name: "sensegate_session", Value: v})
+		r.AddCookie(&http.Cookie{Name: testSessionCookie, Value: v})
 		return r
 	}
 	raw, _ := base64.RawURLEncoding.DecodeString(c.Value)
 	raw[len(raw)/2] ^= 1
 	tampered := base64.RawURLEncoding.EncodeToString(raw)
-	forLogin := rp.o.cipher.seal("sensegate_session_login", []byte(id))
+	forLogin := rp.o.cipher.seal(testLoginCookie, []byte(id))
 
 	tests := []struct {
 		name string
@@ -612,9 +619,9 @@ func TestOIDCCookies(t *testing.T) {
 	}{
 		{"no cookie", httptest.NewRequest("GET", "/sense/app/1", nil)},
 		{"tampered", withCookie(tampered)},
-		{"other key", withCookie(other.seal("sensegate_session", []byte(id)))},
+		{"other key", withCookie(other.seal(testSessionCookie, []byte(id)))},
 		{"sealed for the login cookie", withCookie(forLogin)},
-		{"unknown session id", withCookie(rp.o.cipher.seal("sensegate_session", []byte(randomToken())))},
+		{"unknown session id", withCookie(rp.o.cipher.seal(testSessionCookie, []byte(randomToken())))},
 		{"garbage", withCookie("not a cookie")},
 	}
 	for _, tt := range tests {
@@ -623,7 +630,29 @@ func TestOIDCCookies(t *testing.T) {
 
 	t.Run("a valid cookie among planted ones", func(t *testing.T) {
 		r := httptest.NewRequest("GET", "/", nil)
-		r.AddCookie(&http.Cookie{Name: "sensegate_session", Value: "planted"})
+		r.AddCookie(&http.Cookie{Name: testSessionCookie, Value: "planted"})
+		r.AddCookie(c)
+		if u, err := rp.o.Identify(r); err != nil || u.ID != wantUser.ID {
+			t.Errorf("Identify = %v, %v", u, err)
+		}
+	})
+
+	// Issue 14: a sibling subdomain can plant a cookie of the attacker's own
+	// sign-in on the parent domain (cookie tossing); a request with two
+	// valid session cookies is refused rather than served as either.
+	t.Run("two valid cookies of different sessions", func(t *testing.T) {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.AddCookie(&http.Cookie{Name: testSessionCookie, Value: rp.o.cipher.seal(testSessionCookie, []byte(randomToken()))})
+		r.AddCookie(c)
+		u, err := rp.o.Identify(r)
+		var ie *Error
+		if !errors.As(err, &ie) || ie.Status != http.StatusBadRequest || !u.IsZero() {
+			t.Errorf("Identify = %v, %v; want a 400 *Error", u, err)
+		}
+	})
+	t.Run("the same cookie twice", func(t *testing.T) {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.AddCookie(c)
 		r.AddCookie(c)
 		if u, err := rp.o.Identify(r); err != nil || u.ID != wantUser.ID {
 			t.Errorf("Identify = %v, %v", u, err)
@@ -636,7 +665,7 @@ func TestOIDCCookies(t *testing.T) {
 		newKey := randomKey()
 		rotated, err := NewOIDC(context.Background(), OIDCConfig{
 			Issuer: o.issuer, ClientID: "sensegate", ClientSecret: rpSecret, RedirectURL: rp.srv.URL + "/.sensegate/callback",
-			Mapping: testMapping(t), Sessions: rp.store, CookieKeys: [][]byte{newKey, rp.keys[0]}, HTTPClient: o.client(), Now: rp.clock.Now,
+			Mapping: testMapping(t), Sessions: rp.store, CookieKeys: [][]byte{newKey, rp.keys[0]}, HTTPClient: o.client(), Now: rp.clock.Now, Secure: true,
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -719,7 +748,7 @@ func TestOIDCCallbackRefused(t *testing.T) {
 				t.Error("a session was stored")
 			}
 			for _, c := range resp.Cookies() {
-				if c.Name == "sensegate_session" {
+				if c.Name == testSessionCookie {
 					t.Errorf("session cookie set: %v", c)
 				}
 			}
@@ -1023,13 +1052,13 @@ func TestOIDCLogsNoSecrets(t *testing.T) {
 			continue
 		}
 		secrets[fmt.Sprintf("cookie %d %s", i, c.Name)] = c.Value
-		if c.Name == "sensegate_session_login" {
+		if c.Name == testLoginCookie {
 			plain, _ := rp.o.cipher.open(c.Name, c.Value)
 			var ls loginState
 			json.Unmarshal(plain, &ls)
 			secrets["pkce verifier"] = ls.Verifier
 		}
-		if c.Name == "sensegate_session" {
+		if c.Name == testSessionCookie {
 			id, _ := rp.o.cipher.open(c.Name, c.Value)
 			secrets["session id"] = string(id)
 		}
@@ -1116,12 +1145,30 @@ func TestNewOIDCConfig(t *testing.T) {
 			t.Errorf("Mount under another prefix logged %v, want an error", logs.All())
 		}
 	})
+	t.Run("secure cookie names", func(t *testing.T) {
+		c := valid()
+		c.Secure = true
+		p, err := NewOIDC(context.Background(), c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.cookieName != "__Host-sensegate_session" || p.loginCookie != "__Secure-sensegate_session_login" {
+			t.Errorf("over https: cookies %q and %q, want __Host-sensegate_session and __Secure-sensegate_session_login", p.cookieName, p.loginCookie)
+		}
+		for _, name := range []string{"__Host-x", "__Secure-x"} {
+			c := valid()
+			c.CookieName = name
+			if _, err := NewOIDC(context.Background(), c); err == nil || !strings.Contains(err.Error(), "only when they are Secure") {
+				t.Errorf("CookieName %q without Secure: %v, want an error", name, err)
+			}
+		}
+	})
 	t.Run("defaults", func(t *testing.T) {
 		p, err := NewOIDC(context.Background(), valid())
 		if err != nil {
 			t.Fatal(err)
 		}
-		if p.cookieName != "sensegate_session" || p.lifetime != 12*time.Hour || !slices.Equal(p.oauth.Scopes, []string{"openid", "profile", "email"}) {
+		if p.cookieName != "sensegate_session" || p.loginCookie != "sensegate_session_login" || p.lifetime != 12*time.Hour || !slices.Equal(p.oauth.Scopes, []string{"openid", "profile", "email"}) {
 			t.Errorf("defaults: cookie %q, lifetime %v, scopes %v", p.cookieName, p.lifetime, p.oauth.Scopes)
 		}
 		c := valid()

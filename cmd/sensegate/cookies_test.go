@@ -109,9 +109,22 @@ func testCookieFlags(t *testing.T, scheme string) {
 				c.Name, c.HttpOnly, c.Secure, c.SameSite, c.Path, c.Domain, scheme == "https")
 		}
 	}
-	// Set and cleared, each.
-	if names["sensegate_session"] != 2 || names["sensegate_session_login"] != 2 {
-		t.Errorf("cookies set by sensegate: %v, want sensegate_session and sensegate_session_login twice each", names)
+	// Set and cleared, each. Over https the session cookie is a __Host-
+	// one (issue 14: host-only, so a sibling subdomain cannot plant one),
+	// the sign-in in progress, on /.sensegate/, a __Secure- one.
+	session, login := "sensegate_session", "sensegate_session_login"
+	if scheme == "https" {
+		session, login = "__Host-"+session, "__Secure-"+login
+	}
+	if names[session] != 2 || names[login] != 2 || len(names) != 2 {
+		t.Errorf("cookies set by sensegate: %v, want %s and %s twice each", names, session, login)
+	}
+	if scheme == "https" {
+		for _, line := range set {
+			if c, err := http.ParseSetCookie(line); err == nil && c.Name == session && (c.Path != "/" || !c.Secure || c.Domain != "") {
+				t.Errorf("%s has Path %q, Secure %v, Domain %q: browsers refuse a __Host- cookie but with Path=/, Secure and no Domain", session, c.Path, c.Secure, c.Domain)
+			}
+		}
 	}
 	pu, _ := url.Parse(public)
 	for _, c := range jar.Cookies(pu) {
