@@ -35,8 +35,8 @@
 //	  replay_limit: 1048576                        # bytes buffered for replay
 //	  auth_module_url: ""                          # the VP's authentication module, if any
 //	  login_rate:                                  # per-user bound on Qlik logins
-//	    per_minute: 0                              # 0 disables
-//	    burst: 5
+//	    per_minute: 6                              # 0 disables
+//	    burst: 10
 //	  qps:
 //	    url: "https://qlik.example.com:4243"       # required
 //	    client_cert: "/certs/client.pem"           # required
@@ -116,8 +116,8 @@ const (
 	DefaultReplayLimit         = 1 << 20
 	DefaultQPSRetries          = 2
 	DefaultQPSMaxConcurrent    = 32
-	DefaultLoginRatePerMinute  = 0
-	DefaultLoginRateBurst      = 5
+	DefaultLoginRatePerMinute  = 6
+	DefaultLoginRateBurst      = 10
 	DefaultProvider            = ProviderHeader
 	DefaultHeaderName          = "X-Forwarded-User"
 	DefaultOIDCCookie          = "sensegate_session"
@@ -379,7 +379,11 @@ type QPSConfig struct {
 // token bucket: Burst logins at once, then PerMinute a minute. A user
 // over it gets 429 with Retry-After. It is per replica, and counts the
 // logins sensegate makes, not the requests that wait for them (one login
-// serves every request of a user that needs it).
+// serves every request of a user that needs it). It is on by default,
+// generously: a user needs a new login only when Qlik forgot the session
+// (idle timeout, restart, logout), a few times an hour, while tickets
+// are Qlik's to count and a client in a loop (sign out, request, sign
+// out...) could otherwise drive one login per request.
 type LoginRateConfig struct {
 	// PerMinute is the sustained rate; 0 turns the limit off
 	// (DefaultLoginRatePerMinute).

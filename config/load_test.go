@@ -301,7 +301,7 @@ func TestLoadDefaults(t *testing.T) {
 		"qlik.qps.timeout":        {got.Qlik.QPS.Timeout, 10 * time.Second},
 		"qlik.qps.retries":        {got.Qlik.QPS.Retries, 2},
 		"qlik.qps.max_concurrent": {got.Qlik.QPS.MaxConcurrent, 32},
-		"qlik.login_rate":         {got.Qlik.LoginRate, LoginRateConfig{PerMinute: 0, Burst: 5}},
+		"qlik.login_rate":         {got.Qlik.LoginRate, LoginRateConfig{PerMinute: 6, Burst: 10}},
 		"server.write_timeout":    {got.Server.WriteTimeout, 60 * time.Second},
 		"identity.provider":       {got.Identity.Provider, ProviderHeader},
 		"identity.header.name":    {got.Identity.Header.Name, "X-Forwarded-User"},

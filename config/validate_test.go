@@ -235,7 +235,7 @@ func TestValidate(t *testing.T) {
 		{
 			name: "login_rate without burst",
 			mod:  func(c *Config) { c.Qlik.LoginRate = LoginRateConfig{PerMinute: 6, Burst: 0} },
-			want: []string{`qlik.login_rate.burst: 0 is not positive (use the logins a user may make at once, 1 or more, e.g. 5)`},
+			want: []string{`qlik.login_rate.burst: 0 is not positive (use the logins a user may make at once, 1 or more, e.g. 10)`},
 		},
 
 		// server.write_timeout

@@ -17,7 +17,9 @@ const (
 
 // Metrics are the broker's Prometheus metrics:
 //
-//	sensegate_tickets_total{result="issued"|"failed"}  Qlik logins (ticket or session API)
+//	sensegate_tickets_total{result="issued"|"failed"|"rate_limited"}
+//	                                                   Qlik logins (ticket or session API); rate_limited:
+//	                                                   refused over the user's login rate, QPS not asked
 //	sensegate_jar_lookups_total{result="hit"|"miss"}   Ensure's jar lookups
 //	sensegate_store_errors_total{op}                   failed store calls (get, put, delete, ping)
 //
@@ -25,6 +27,7 @@ const (
 // recording is one atomic add. A nil *Metrics records nothing.
 type Metrics struct {
 	ticketsIssued, ticketsFailed prometheus.Counter
+	ticketsRateLimited           prometheus.Counter
 	jarHit, jarMiss              prometheus.Counter
 	storeErrors                  map[string]prometheus.Counter // by op; read-only after NewMetrics
 }
@@ -33,7 +36,7 @@ type Metrics struct {
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	tickets := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sensegate_tickets_total",
-		Help: "Qlik logins (ticket request and redemption, or session API) by result.",
+		Help: "Qlik logins (ticket request and redemption, or session API) by result: issued, failed, or rate_limited (over the user's qlik.login_rate, QPS not asked).",
 	}, []string{"result"})
 	lookups := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sensegate_jar_lookups_total",
@@ -49,11 +52,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}
 	}
 	m := &Metrics{
-		ticketsIssued: tickets.WithLabelValues("issued"),
-		ticketsFailed: tickets.WithLabelValues("failed"),
-		jarHit:        lookups.WithLabelValues("hit"),
-		jarMiss:       lookups.WithLabelValues("miss"),
-		storeErrors:   map[string]prometheus.Counter{},
+		ticketsIssued:      tickets.WithLabelValues("issued"),
+		ticketsFailed:      tickets.WithLabelValues("failed"),
+		ticketsRateLimited: tickets.WithLabelValues("rate_limited"),
+		jarHit:             lookups.WithLabelValues("hit"),
+		jarMiss:            lookups.WithLabelValues("miss"),
+		storeErrors:        map[string]prometheus.Counter{},
 	}
 	for _, op := range []string{opGet, opPut, opDelete, opPing} {
 		m.storeErrors[op] = storeErrors.WithLabelValues(op)
@@ -68,6 +72,13 @@ func (m *Metrics) lookup(hit bool) {
 		m.jarHit.Inc()
 	default:
 		m.jarMiss.Inc()
+	}
+}
+
+// rateLimited counts a login refused over the user's login rate.
+func (m *Metrics) rateLimited() {
+	if m != nil {
+		m.ticketsRateLimited.Inc()
 	}
 }
 

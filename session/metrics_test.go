@@ -107,9 +107,10 @@ func TestBrokerMetrics(t *testing.T) {
 
 	got := gather(t, reg)
 	for series, want := range map[string]float64{
-		`sensegate_tickets_total{result="issued"}`:  2, // alice, carol
-		`sensegate_tickets_total{result="failed"}`:  1, // bob
-		`sensegate_jar_lookups_total{result="hit"}`: 2, // alice twice
+		`sensegate_tickets_total{result="issued"}`:       2, // alice, carol
+		`sensegate_tickets_total{result="failed"}`:       1, // bob
+		`sensegate_tickets_total{result="rate_limited"}`: 0,
+		`sensegate_jar_lookups_total{result="hit"}`:      2, // alice twice
 		// alice, bob and carol's second try; the Get that failed is an error
 		`sensegate_jar_lookups_total{result="miss"}`: 3,
 		`sensegate_store_errors_total{op="get"}`:     2,
@@ -121,8 +122,8 @@ func TestBrokerMetrics(t *testing.T) {
 			t.Errorf("%s = %v (present %v), want %v", series, v, ok, want)
 		}
 	}
-	if len(got) != 8 {
-		t.Errorf("gathered %d series, want 8: %v", len(got), got)
+	if len(got) != 9 {
+		t.Errorf("gathered %d series, want 9: %v", len(got), got)
 	}
 
 	mu.Lock()
@@ -203,5 +204,30 @@ func TestBrokerPingRedis(t *testing.T) {
 	}
 	if got := gather(t, reg)[`sensegate_store_errors_total{op="ping"}`]; got != 1 {
 		t.Errorf(`sensegate_store_errors_total{op="ping"} = %v, want 1`, got)
+	}
+}
+
+// A login refused over the user's login rate is counted as rate_limited,
+// and QPS is not asked.
+func TestBrokerMetricsRateLimited(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	login := newFakeLogin()
+	jar := NewMemory(time.Hour, nil)
+	b := NewBroker(jar, login, BrokerOptions{Metrics: m, LoginRate: LoginRate{PerMinute: 1, Burst: 1}})
+	ctx := context.Background()
+	if _, err := b.Ensure(ctx, user("alice")); err != nil {
+		t.Fatal(err)
+	}
+	jar.Delete(ctx, user("alice").Key(), "")
+	if _, err := b.Ensure(ctx, user("alice")); !errors.Is(err, ErrLoginRateLimited) {
+		t.Fatalf("second login at once = %v, want ErrLoginRateLimited", err)
+	}
+	got := gather(t, reg)
+	if got[`sensegate_tickets_total{result="rate_limited"}`] != 1 || got[`sensegate_tickets_total{result="issued"}`] != 1 || login.count(`ACME\alice`) != 1 {
+		t.Errorf("tickets %v, logins %d; want 1 issued, 1 rate_limited, 1 login", got, login.count(`ACME\alice`))
 	}
 }

@@ -220,3 +220,40 @@ func TestLimitsOnReload(t *testing.T) {
 		t.Errorf("restart keys = %q, want only server.write_timeout", keys)
 	}
 }
+
+// Issue 14: one user drove 30 tickets in a loop. With the default
+// qlik.login_rate a user gets config.DefaultLoginRateBurst logins at once,
+// then 429s, and Qlik issues no more tickets than that.
+func TestServeLoginRateOnByDefault(t *testing.T) {
+	sim := startSim(t)
+	cfg, err := config.Load(writeSimConfig(t, sim, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := runGateway(t, cfg, zaptest.NewLogger(t), nil)
+	limited, start := 0, time.Now()
+	for range 30 {
+		sim.ExpireUser(`ACME\alice`)
+		req, _ := http.NewRequest("GET", "http://"+addr+"/hub/", nil)
+		req.Header.Set("X-Forwarded-User", "alice")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusTooManyRequests {
+			limited++
+		}
+	}
+	// The bucket refills one login every 60/DefaultLoginRatePerMinute s:
+	// a slow machine may have earned a few during the loop.
+	refilled := int(time.Since(start) / (time.Minute / config.DefaultLoginRatePerMinute))
+	got := sim.Counts(`ACME\alice`).TicketsIssued
+	if got < config.DefaultLoginRateBurst || got > config.DefaultLoginRateBurst+refilled {
+		t.Errorf("tickets for alice in a loop of 30 logins = %d, want %d (the default burst, +%d refilled)", got, config.DefaultLoginRateBurst, refilled)
+	}
+	if limited != 30-got {
+		t.Errorf("429s = %d, want %d", limited, 30-got)
+	}
+}
