@@ -51,7 +51,7 @@
 //	  provider: header                             # header | static
 //	  header:
 //	    name: "X-Forwarded-User"
-//	    trusted_proxies: ["127.0.0.1/32"]          # required for header
+//	    trusted_proxies: ["127.0.0.1/32"]          # required for header: the front door's addresses
 //	  static:
 //	    user: 'ACME\dev'                           # required for static
 //	store:
@@ -229,6 +229,8 @@ type Config struct {
 	Admin AdminConfig `mapstructure:"admin"`
 	// Audit is the audit log.
 	Audit AuditConfig `mapstructure:"audit"`
+
+	warnings []problem
 }
 
 // ServerConfig is the listener browsers talk to (server).
@@ -501,7 +503,10 @@ type HeaderConfig struct {
 	GroupsHeader string `mapstructure:"groups_header"`
 	// RawTrustedProxies is trusted_proxies: CIDRs or bare IPs of the
 	// proxies allowed to set Name. Required with ProviderHeader; there is
-	// deliberately no default. Use TrustedProxies for the parsed form.
+	// deliberately no default. A set that trusts every IPv4 or every IPv6
+	// address, alone or together, is refused; an entry broader than a /24
+	// (IPv4) or a /64 (IPv6) is a warning. Use TrustedProxies for the
+	// parsed form.
 	RawTrustedProxies []string `mapstructure:"trusted_proxies"`
 
 	trustedProxies []netip.Prefix
@@ -727,7 +732,9 @@ func (q QlikConfig) WebsocketOrigin() string { return q.websocketOrigin }
 func (q QPSConfig) URL() *url.URL { return cloneURL(q.url) }
 
 // TrustedProxies returns the parsed trusted_proxies, bare IPs as
-// single-address prefixes and every prefix masked. It is nil before a
+// single-address prefixes, every prefix masked, and IPv4-mapped IPv6
+// entries (::ffff:10.1.2.3) as the IPv4 prefixes they map (10.1.2.3/32),
+// since peers are matched by their IPv4 address. It is nil before a
 // successful Validate, and for a provider other than header. The caller
 // may modify the returned slice.
 func (h HeaderConfig) TrustedProxies() []netip.Prefix {

@@ -25,7 +25,7 @@ import (
 
 // ignoreParsed leaves the unexported parsed forms out of comparisons; the
 // tests check them through the accessors.
-var ignoreParsed = cmpopts.IgnoreUnexported(ServerConfig{}, QlikConfig{}, QPSConfig{}, HeaderConfig{}, OIDCConfig{}, StoreConfig{}, Route{})
+var ignoreParsed = cmpopts.IgnoreUnexported(Config{}, ServerConfig{}, QlikConfig{}, QPSConfig{}, HeaderConfig{}, OIDCConfig{}, StoreConfig{}, Route{})
 
 // certFiles are PEM files made for a test.
 type certFiles struct {

@@ -42,7 +42,25 @@ func (c *Config) validate() []problem {
 	validateRoutes(v, c.Routes, c.Qlik.Prefix)
 	c.Log.validate(v)
 	c.Admin.validate(v, c.Server.Listen)
+	slices.SortStableFunc(v.warns, func(a, b problem) int { return compareKeys(a.key, b.key) })
+	c.warnings = v.warns
 	return v.probs
+}
+
+// Warnings returns what c allows but is risky, one error a line, each
+// naming the key and what to do, sorted by key: today trusted_proxies
+// entries broader than a /24 (IPv4) or a /64 (IPv6). Validate and Load
+// find them; nil before, and when there are none. sensegate check prints
+// them and serve logs them, without refusing the configuration.
+func (c *Config) Warnings() []error {
+	if len(c.warnings) == 0 {
+		return nil
+	}
+	errs := make([]error, len(c.warnings))
+	for i, w := range c.warnings {
+		errs[i] = w
+	}
+	return errs
 }
 
 // problem is one thing wrong with the configuration: the key it is about,
@@ -119,7 +137,13 @@ func cutDigits(s string) (digits, rest string) {
 	return strings.TrimLeft(s[:i], "0"), s[i:]
 }
 
-type validator struct{ probs []problem }
+// validator collects the problems of a configuration, and its warnings:
+// what is allowed but risky.
+type validator struct{ probs, warns []problem }
+
+func (v *validator) warnf(key, fix, format string, args ...any) {
+	v.warns = append(v.warns, problem{key: key, err: fmt.Errorf(format, args...), fix: fix})
+}
 
 func (v *validator) err(key string, err error, fix string) {
 	v.probs = append(v.probs, problem{key: key, err: err, fix: fix})
@@ -690,27 +714,10 @@ func (h *HeaderConfig) validate(v *validator) {
 		}
 	}
 
-	h.trustedProxies = []netip.Prefix{}
 	if len(h.RawTrustedProxies) == 0 {
 		v.required("identity.header.trusted_proxies", "list the addresses of the proxies that set "+h.Name+", e.g. 127.0.0.1/32: no other client may")
 	}
-	for i, raw := range h.RawTrustedProxies {
-		key := fmt.Sprintf("identity.header.trusted_proxies[%d]", i)
-		p, err := netip.ParsePrefix(raw)
-		if err != nil {
-			a, aerr := netip.ParseAddr(raw)
-			if aerr != nil {
-				v.errorf(key, "write a CIDR such as 10.0.0.0/8 or an IP such as 127.0.0.1", "%q is not a CIDR or IP address", raw)
-				continue
-			}
-			p = netip.PrefixFrom(a, a.BitLen())
-		}
-		if p.Bits() == 0 {
-			v.errorf(key, "list only the proxies that authenticate users", "%q trusts every address: any client could claim to be any user", raw)
-			continue
-		}
-		h.trustedProxies = append(h.trustedProxies, p.Masked())
-	}
+	h.trustedProxies = append([]netip.Prefix{}, validateTrustedProxies(v, "identity.header.trusted_proxies", h.RawTrustedProxies)...)
 }
 
 func (s *StaticConfig) validate(v *validator) {

@@ -427,8 +427,8 @@ func TestValidate(t *testing.T) {
 			name: "trust everyone",
 			mod:  func(c *Config) { c.Identity.Header.RawTrustedProxies = []string{"0.0.0.0/0", "::/0"} },
 			want: []string{
-				`identity.header.trusted_proxies[0]: "0.0.0.0/0" trusts every address: any client could claim to be any user (list only the proxies that authenticate users)`,
-				`identity.header.trusted_proxies[1]: "::/0" trusts every address: any client could claim to be any user (list only the proxies that authenticate users)`,
+				`identity.header.trusted_proxies[0]: "0.0.0.0/0" trusts every IPv4 address: any client could claim to be any user (list only your front door's addresses)`,
+				`identity.header.trusted_proxies[1]: "::/0" trusts every IPv6 address: any client could claim to be any user (list only your front door's addresses)`,
 			},
 		},
 		{

@@ -2,7 +2,9 @@
 # Validates the Helm chart without a container engine or a cluster:
 # helm lint --strict, helm template (default values and ci/ha-values.yaml)
 # piped into kubeconform -strict against JSON schemas generated offline,
-# and the chart's refusal of replicas > 1 without Redis.
+# the chart's refusal of replicas > 1 without Redis, and that the admin port
+# is on no Service but the optional admin one (with and without it and the
+# ServiceMonitor).
 #
 # Installs its tools idempotently, at pinned versions, from the Go module
 # proxy into bin/tools (gitignored): helm, kubeconform, and the schemas,
@@ -76,4 +78,63 @@ for set in replicaCount=2 autoscaling.enabled=true; do
   grep -q 'requires config.store.type: redis' "$out/fail.log" ||
     { echo "deploy-check: --set $set failed without the Redis message:"; cat "$out/fail.log"; exit 1; }
 done
+# The admin port (/metrics, /readyz, /debug/pprof/) is never on the main
+# Service: only on the optional ClusterIP Service <fullname>-admin, which
+# adminService.enabled or serviceMonitor.enabled renders and which the
+# ServiceMonitor alone selects (app.kubernetes.io/component: admin).
+fail() { echo "deploy-check: $*"; exit 1; }
+# doc KIND NAME: the document of that kind and metadata.name on stdin.
+doc() {
+  awk -v kind="kind: $1" -v name="  name: $2" '
+    /^---/ { if (k && n) printf "%s", d; d = ""; k = n = 0; next }
+    { d = d $0 "\n" }
+    $0 == kind { k = 1 }
+    $0 == name { n = 1 }
+    END { if (k && n) printf "%s", d }'
+}
+# admin_check ADMIN_SERVICE SERVICE_MONITOR HELM_ARGS...: render with
+# HELM_ARGS and check the Services and ServiceMonitor (yes or no: whether
+# the admin Service and the ServiceMonitor must be there).
+admin_check() {
+  local want_admin=$1 want_sm=$2 what main admin sm
+  shift 2
+  what="helm template $*"
+  echo "deploy-check: $what: admin port only on the admin Service"
+  "$helm" template sensegate "$CHART" "$@" > "$out/admin.yaml"
+  "${kubeconform[@]}" "$out/admin.yaml" > "$out/admin.log" 2>&1 || { cat "$out/admin.log"; fail "$what: kubeconform failed"; }
+  main=$(doc Service sensegate < "$out/admin.yaml")
+  admin=$(doc Service sensegate-admin < "$out/admin.yaml")
+  sm=$(doc ServiceMonitor sensegate < "$out/admin.yaml")
+  [ -n "$main" ] || fail "$what: no Service sensegate"
+  if grep -Eq 'admin|9090' <<< "$main"; then
+    printf '%s\n' "$main"; fail "$what: the main Service exposes the admin port (or carries the admin Service's label)"
+  fi
+  if [ "$want_admin" = yes ]; then
+    [ -n "$admin" ] || fail "$what: no Service sensegate-admin"
+    grep -q '^  type: ClusterIP$' <<< "$admin" || fail "$what: Service sensegate-admin is not ClusterIP"
+    [ "$(grep -c 'targetPort:' <<< "$admin")" = 1 ] && grep -q 'targetPort: admin$' <<< "$admin" ||
+      { printf '%s\n' "$admin"; fail "$what: Service sensegate-admin must expose the admin port alone"; }
+    grep -q '^    app.kubernetes.io/component: admin$' <<< "$admin" || fail "$what: Service sensegate-admin lacks app.kubernetes.io/component: admin"
+  else
+    [ -z "$admin" ] || fail "$what: Service sensegate-admin rendered, want none"
+  fi
+  if [ "$want_sm" = yes ]; then
+    [ -n "$sm" ] || fail "$what: no ServiceMonitor"
+    grep -q '^      app.kubernetes.io/component: admin$' <<< "$sm" && grep -q -- '- port: admin$' <<< "$sm" ||
+      { printf '%s\n' "$sm"; fail "$what: the ServiceMonitor must select the admin Service alone and scrape its admin port"; }
+  else
+    [ -z "$sm" ] || fail "$what: ServiceMonitor rendered, want none"
+  fi
+}
+admin_check no no
+admin_check yes no --set adminService.enabled=true
+admin_check yes yes --set serviceMonitor.enabled=true
+admin_check yes yes --set adminService.enabled=true --set serviceMonitor.enabled=true
+admin_check yes yes -f "$CHART/ci/ha-values.yaml"
+# The admin port's old key on the main Service: a clear refusal.
+if "$helm" template sensegate "$CHART" --set service.adminPort=9090 > "$out/fail.log" 2>&1; then
+  fail "helm template --set service.adminPort=9090 rendered: the key is gone"
+fi
+grep -q 'service.adminPort is gone' "$out/fail.log" ||
+  { cat "$out/fail.log"; fail "--set service.adminPort failed without naming its replacement"; }
 echo "deploy-check: OK"

@@ -38,6 +38,15 @@ func addConfigFlag(cmd *cobra.Command) func() string {
 	}
 }
 
+// logConfigWarnings logs what cfg, loaded from file, allows but is risky
+// (config.Config.Warnings), one line each: serve at startup and on every
+// reload, where check prints them.
+func logConfigWarnings(log *zap.Logger, file string, cfg *config.Config) {
+	for _, w := range cfg.Warnings() {
+		log.Warn("risky configuration", zap.String("file", file), zap.String("warning", w.Error()))
+	}
+}
+
 // checkConnect makes one QPS API call as serve would and reports.
 func checkConnect(cmd *cobra.Command, cfg *config.Config) error {
 	gw, err := newGateway(cfg, identity.NewStatic(identity.User{}), zap.NewNop())
@@ -61,7 +70,10 @@ func newCheckCmd() *cobra.Command {
 		Long: `Load the configuration file with its SENSEGATE_* environment overrides and
 validate it as sensegate would at startup, reading the certificate, key and CA
 files it names. Prints "config OK: FILE", or every problem, one per line, on
-standard error, each naming the key and the fix; the exit status is then 1.`,
+standard error, each naming the key and the fix; the exit status is then 1.
+What is allowed but risky (trusted_proxies broader than a /24 or a /64) is
+printed on standard error as "warning: ..." lines before "config OK"; the
+exit status stays 0.`,
 		Args: cobra.NoArgs,
 	}
 	configFile := addConfigFlag(cmd)
@@ -70,6 +82,9 @@ standard error, each naming the key and the fix; the exit status is then 1.`,
 		file := configFile()
 		cfg, err := config.Load(file)
 		if err == nil {
+			for _, w := range cfg.Warnings() {
+				fmt.Fprintln(cmd.ErrOrStderr(), "warning:", w)
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "config OK: %s\n", file)
 			if *connect {
 				return checkConnect(cmd, cfg)

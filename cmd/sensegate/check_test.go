@@ -122,6 +122,24 @@ log:
 			},
 		},
 		{
+			name:    "broad trusted_proxies: a warning, and valid",
+			args:    []string{"check", "--config", valid},
+			env:     map[string]string{"SENSEGATE_IDENTITY_HEADER_TRUSTED_PROXIES": "10.0.0.0/8,192.168.1.7"},
+			wantOut: "config OK: " + valid + "\n",
+			wantStderr: []string{
+				`warning: identity.header.trusted_proxies[0]: "10.0.0.0/8" is broader than a /24: every host in it that can reach sensegate can claim to be any user (list only your front door's addresses, or make sure nothing else in the range can reach sensegate)`,
+			},
+		},
+		{
+			name:    "trusted_proxies that together trust everyone",
+			args:    []string{"check", "--config", valid},
+			env:     map[string]string{"SENSEGATE_IDENTITY_HEADER_TRUSTED_PROXIES": "0.0.0.0/1,128.0.0.0/1,::1"},
+			wantErr: valid + ": 1 problem",
+			wantStderr: []string{
+				`identity.header.trusted_proxies: "0.0.0.0/1" and "128.0.0.0/1" together trust every IPv4 address: any client could claim to be any user (list only your front door's addresses)`,
+			},
+		},
+		{
 			name:    "invalid",
 			args:    []string{"check", "--config", invalid},
 			wantErr: invalid + ": 11 problems",

@@ -158,6 +158,7 @@ func (r *reloader) reload() error {
 	r.live.swap(g)
 	r.cur = cfg
 	r.log.Info("configuration reloaded", zap.String("file", r.path))
+	logConfigWarnings(r.log, r.path, cfg)
 	return nil
 }
 

@@ -12,7 +12,10 @@ import (
 
 	"github.com/sensegate/sensegate/config"
 	"github.com/sensegate/sensegate/session"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // startReloadable runs serve with a reloader the way `sensegate serve`
@@ -136,4 +139,34 @@ func TestReloadOnSIGHUP(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "the reload on SIGHUP", func() bool { return hubAs(t, addr, "X-Remote-User", "alice") == 200 })
+}
+
+// A reload logs the new configuration's warnings (config.Config.Warnings),
+// as serve does at startup, and still applies it.
+func TestReloadLogsWarnings(t *testing.T) {
+	file := writeConfig(t)
+	cfg, err := config.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	core, logs := observer.New(zapcore.WarnLevel)
+	var built *config.Config
+	rl := &reloader{path: file, log: zap.New(core), live: newLive(&gateway{}), cur: cfg,
+		build: func(c *config.Config) (*gateway, error) { built = c; return &gateway{}, nil }}
+	orig, _ := os.ReadFile(file)
+	broad := strings.Replace(string(orig), "trusted_proxies: [127.0.0.1]", "trusted_proxies: [127.0.0.1, 10.0.0.0/8]", 1)
+	if err := os.WriteFile(file, []byte(broad), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := rl.reload(); err != nil {
+		t.Fatalf("reload of a broad trusted_proxies = %v, want it applied", err)
+	}
+	if built == nil || len(built.Identity.Header.TrustedProxies()) != 2 {
+		t.Fatalf("reload built %v, want the new configuration", built)
+	}
+	want := `identity.header.trusted_proxies[1]: "10.0.0.0/8" is broader than a /24`
+	got := logs.FilterMessage("risky configuration").All()
+	if len(got) != 1 || !strings.HasPrefix(got[0].ContextMap()["warning"].(string), want) {
+		t.Errorf("warnings logged on reload = %v, want one starting %q", got, want)
+	}
 }

@@ -47,6 +47,7 @@ func newServeCmd() *cobra.Command {
 			return err
 		}
 		defer log.Sync()
+		logConfigWarnings(log, file, cfg)
 		tuneRuntime(os.LookupEnv, log)
 		return runServe(cmd.Context(), file, cfg, log, level)
 	}
