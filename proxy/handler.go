@@ -44,6 +44,13 @@ type Nodes interface {
 	Down(node string, err error)
 }
 
+// nodeLister is the optional ability of Nodes to list the proxy-side
+// base URLs of every node; *ticket.Nodes has it. Redirects that name any
+// of them are rewritten to sensegate's public URL.
+type nodeLister interface {
+	URLs() []*url.URL
+}
+
 // Route forwards a path prefix to another upstream, e.g. the mashup's web
 // server, so the browser sees one origin.
 type Route struct {
@@ -151,11 +158,11 @@ type Handler struct {
 	log          *zap.Logger
 	qlik         *qlikProxy
 	ws           *relay
-	routes       []*routeProxy // longest path first
-	strip        []string      // headers of the identity provider to drop
-	stripCookies []string      // cookies of the identity provider to drop
-	prefix       string        // "/{prefix}" or ""
-	qlikHost     string
+	routes       []*routeProxy  // longest path first
+	strip        []string       // headers of the identity provider to drop
+	stripCookies []string       // cookies of the identity provider to drop
+	prefix       string         // "/{prefix}" or ""
+	qlikHosts    []string       // hostKey of Qlik's URL and of every node's
 	idPrefix     string         // random per Handler
 	idSeq        atomic.Uint64  // request counter
 	own          *http.ServeMux // sensegate's own pages under ReservedPrefix
@@ -238,7 +245,13 @@ func New(opts Options) (*Handler, error) {
 		}
 		opts.WebsocketCSRF = CSRFOff
 	}
-	h := &Handler{opts: opts, log: opts.Logger, qlikHost: opts.Qlik.Host, idPrefix: randomHex(4), metrics: opts.Metrics, audit: opts.Audit}
+	h := &Handler{opts: opts, log: opts.Logger, idPrefix: randomHex(4), metrics: opts.Metrics, audit: opts.Audit}
+	h.qlikHosts = []string{hostKey(opts.Qlik.Scheme, opts.Qlik.Host)}
+	if l, ok := opts.Nodes.(nodeLister); ok {
+		for _, u := range l.URLs() {
+			h.qlikHosts = append(h.qlikHosts, hostKey(u.Scheme, u.Host))
+		}
+	}
 	h.mQlik = h.metrics.forRoute(routeQlik, true)
 	h.mSensegate = h.metrics.forRoute(routeSensegate, false)
 	h.mNone = h.metrics.forRoute(routeNone, false)

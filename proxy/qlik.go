@@ -391,12 +391,37 @@ func (h *Handler) isLoginRedirect(status int, loc string) bool {
 		(h.opts.AuthModuleURL != "" && strings.HasPrefix(l, strings.ToLower(h.opts.AuthModuleURL)))
 }
 
+// isQlikHost reports whether u names Qlik (qlik.url) or one of its nodes.
+func (h *Handler) isQlikHost(u *url.URL) bool {
+	k := hostKey(u.Scheme, u.Host)
+	for _, q := range h.qlikHosts {
+		if q == k {
+			return true
+		}
+	}
+	return false
+}
+
+// hostKey is host (host[:port]) lower-cased and without the default port
+// of scheme, so that https://qlik and https://QLIK:443 are one host.
+func hostKey(scheme, host string) string {
+	host = strings.ToLower(host)
+	switch strings.ToLower(scheme) {
+	case "https", "wss":
+		return strings.TrimSuffix(host, ":443")
+	case "http", "ws":
+		return strings.TrimSuffix(host, ":80")
+	}
+	return host
+}
+
 // publicLocation rewrites a Location that points at Qlik into one on
 // sensegate's public URL, without the virtual proxy prefix.
 func (h *Handler) publicLocation(reqURL *url.URL, loc string) string {
 	u, err := reqURL.Parse(loc)
-	// With several nodes the answer names the node's host: reqURL's.
-	if err != nil || !strings.EqualFold(u.Host, h.qlikHost) && !strings.EqualFold(u.Host, reqURL.Host) {
+	// The answer may name the node that gave it (reqURL's host) or any
+	// other Qlik node: each is rewritten, none may leak to the browser.
+	if err != nil || !h.isQlikHost(u) && hostKey(u.Scheme, u.Host) != hostKey(reqURL.Scheme, reqURL.Host) {
 		return loc
 	}
 	pub := *h.opts.PublicURL

@@ -150,6 +150,18 @@ func (n *Nodes) URL(node string) *url.URL {
 	return &u
 }
 
+// URLs returns the proxy-side base URL of every node, in order.
+func (n *Nodes) URLs() []*url.URL {
+	var out []*url.URL
+	for _, nd := range n.nodes {
+		if u := nd.Client.cfg.ProxyURL; u != nil {
+			c := *u
+			out = append(out, &c)
+		}
+	}
+	return out
+}
+
 // Down marks node down for the cooldown after err, e.g. a proxied request
 // that could not reach it.
 func (n *Nodes) Down(node string, err error) {
