@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sensegate/sensegate/identity"
+	"github.com/sensegate/sensegate/qlik"
 )
 
 const (
@@ -290,9 +291,9 @@ func (c *Client) noCookieError(r *request, res *response, names []string, cleare
 	e := &Error{Op: r.op, User: r.user, Kind: ErrRejected, Status: status}
 	text := http.StatusText(status)
 	switch {
-	case status == http.StatusForbidden && strings.Contains(strings.ToLower(string(res.body)), tooManySessions):
+	case status == http.StatusForbidden && strings.Contains(strings.ToLower(string(res.body)), qlik.TooManySessionsText):
 		e.Kind = ErrTooManySessions
-		e.Msg = fmt.Sprintf("the Qlik proxy refused the session (403): the user has too many sessions active in parallel (Qlik allows %d)", maxParallelSessions)
+		e.Msg = fmt.Sprintf("the Qlik proxy refused the session (403): the user has too many sessions active in parallel (Qlik allows %d)", qlik.MaxParallelSessions)
 	case status >= 300 && status < 400:
 		e.Kind = ErrTicketRefused
 		e.Msg = fmt.Sprintf("the Qlik proxy refused the ticket (%d %s to the login page): it expired, was used already, or was issued for another virtual proxy than %q or another Qlik node", status, text, c.cfg.Prefix)
@@ -310,7 +311,7 @@ func (c *Client) noCookieError(r *request, res *response, names []string, cleare
 		names = uniq(names)
 		e.Msg = fmt.Sprintf("expected session cookie %q but the Qlik proxy set %s", c.cfg.SessionCookie, quoteAll(names))
 		for _, n := range names {
-			if strings.HasPrefix(strings.ToLower(n), "x-qlik-session") {
+			if qlik.IsAnySessionCookie(n, "") {
 				e.Msg += fmt.Sprintf(": the configured session cookie name does not match the virtual proxy's (Qlik appends \"-HTTP\" over plain http); configure %q", n)
 				break
 			}
@@ -412,10 +413,6 @@ func (c *Client) Ping(ctx context.Context) error {
 	return err
 }
 
-// csrfTokenHeader is the response header carrying the websocket CSRF
-// token (QSEoW November 2024 and later).
-const csrfTokenHeader = "qlik-csrf-token"
-
 // CSRFToken fetches the websocket CSRF token of the Qlik session whose
 // cookie value is sessionCookie: GET {ProxyURL}/{prefix}/qps/csrftoken
 // with "Cookie: {SessionCookie}={sessionCookie}" and "Origin: {Origin}",
@@ -460,11 +457,11 @@ func (c *Client) CSRFToken(ctx context.Context, sessionCookie string) (token str
 	err = c.do(ctx, r, func(res *response) *Error {
 		switch res.status {
 		case http.StatusOK, http.StatusNoContent:
-			if t := res.header.Get(csrfTokenHeader); t != "" {
+			if t := res.header.Get(qlik.CSRFTokenHeader); t != "" {
 				token, supported = t, true
 				return nil
 			}
-			return &Error{Op: r.op, Kind: ErrRejected, Status: res.status, Msg: fmt.Sprintf("the Qlik proxy answered %d without a %s header at %s: is it served by a Qlik proxy, and does nothing in between drop the header?", res.status, csrfTokenHeader, r.url.Path)}
+			return &Error{Op: r.op, Kind: ErrRejected, Status: res.status, Msg: fmt.Sprintf("the Qlik proxy answered %d without a %s header at %s: is it served by a Qlik proxy, and does nothing in between drop the header?", res.status, qlik.CSRFTokenHeader, r.url.Path)}
 		case http.StatusNotFound:
 			return nil
 		}
@@ -484,13 +481,13 @@ func (c *Client) csrfError(r *request, res *response) *Error {
 	e := &Error{Op: r.op, Kind: ErrRejected, Status: status}
 	loc := res.header.Get("Location")
 	switch {
-	case status >= 300 && status < 400 && isLoginURL(loc):
+	case status >= 300 && status < 400 && qlik.IsLoginURL(loc):
 		e.Kind = ErrSessionRefused
 		e.Msg = fmt.Sprintf("the Qlik proxy sent the session to the login page (%d %s): the session ended (inactivity timeout, logout) or belongs to another virtual proxy than %s; log in again", status, text, c.vpName())
 	case status == http.StatusUnauthorized:
 		e.Kind = ErrSessionRefused
 		e.Msg = fmt.Sprintf("the Qlik proxy refused the session cookie %q (401 Unauthorized); log in again", c.cfg.SessionCookie)
-	case status == http.StatusInternalServerError && strings.Contains(string(res.body), authErrorText):
+	case qlik.IsAuthError(status, res.body):
 		// Not a failure of the proxy: it answers so for a cookie it does
 		// not know, e.g. after a restart or a failover to another node.
 		e.Kind = ErrSessionRefused
@@ -508,15 +505,6 @@ func (c *Client) csrfError(r *request, res *response) *Error {
 		e.Msg = fmt.Sprintf("the Qlik proxy answered unexpected status %d %s to %s", status, text, r.url.Path)
 	}
 	return e
-}
-
-// isLoginURL reports whether a redirect target is a Qlik login: the
-// internal forms or Windows login, or an authentication module (which
-// QPS hands proxyRestUri).
-func isLoginURL(loc string) bool {
-	l := strings.ToLower(loc)
-	return strings.Contains(l, "internal_forms_authentication") || strings.Contains(l, "proxyresturi=") ||
-		strings.Contains(l, "internal_windows_authentication")
 }
 
 // redactedLocation is a redirect target for messages: without its query,

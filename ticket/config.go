@@ -7,12 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net"
 	"net/url"
 	"os"
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/sensegate/sensegate/qlik"
 )
 
 // Defaults for the zero values of Config fields.
@@ -165,7 +166,7 @@ func (c Config) withDefaults() (Config, error) {
 		}
 		c.Origin = o
 	case c.ProxyURL != nil && checkBaseURL(c.ProxyURL, false) == nil:
-		c.Origin = origin(c.ProxyURL)
+		c.Origin = qlik.Origin(c.ProxyURL)
 	}
 	if c.RedeemPath == "" {
 		c.RedeemPath = DefaultRedeemPath
@@ -240,23 +241,7 @@ func parseOrigin(s string) (string, error) {
 	case u.Path != "" && u.Path != "/", u.RawQuery != "", u.ForceQuery, u.Fragment != "":
 		return "", fmt.Errorf("%q is not an origin: remove the path, query or fragment (an origin is scheme://host[:port])", u.Redacted())
 	}
-	return origin(u), nil
-}
-
-// origin is the ASCII serialisation of u's origin (RFC 6454 §6.2):
-// scheme://host[:port] with a lower-case host and no default port.
-func origin(u *url.URL) string {
-	host, port := strings.ToLower(u.Hostname()), u.Port()
-	if u.Scheme == "http" && port == "80" || u.Scheme == "https" && port == "443" {
-		port = ""
-	}
-	switch {
-	case port != "":
-		host = net.JoinHostPort(host, port)
-	case strings.Contains(host, ":"):
-		host = "[" + host + "]"
-	}
-	return strings.ToLower(u.Scheme) + "://" + host
+	return qlik.Origin(u), nil
 }
 
 // LoadClientCert loads the Qlik client certificate (client.pem) and its

@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/sensegate/sensegate/qlik"
 )
 
 // Kinds of failure. Every *Error returned by this package has exactly one
@@ -162,11 +164,7 @@ func redact(err error, secret string) error {
 
 // Substrings of QPS answers that identify a cause.
 const (
-	xsrfText        = "XSRF prevention check failed"
-	tooManySessions = "too many sessions"
-	// authErrorText starts the proxy's 500 for a session cookie it does
-	// not know: "Authentication error: Restart the browser." (observed).
-	authErrorText = "Authentication error"
+	xsrfText = "XSRF prevention check failed"
 	// noSessionText is in QPS's answer for an unknown session id (observed;
 	// its status is undocumented).
 	noSessionText = "No session with id"
@@ -215,9 +213,9 @@ func (c *Client) statusError(r *request, status int, body []byte) *Error {
 		e.Msg = fmt.Sprintf("QPS refused the request (400 Bad Request): %q", snippet(body, r.secret))
 	case status == http.StatusForbidden && strings.Contains(string(body), xsrfText):
 		e.Msg = "Xrfkey check failed (403): QPS did not receive a matching X-Qlik-Xrfkey header and xrfkey query parameter; check that nothing between sensegate and QPS rewrites them"
-	case status == http.StatusForbidden && strings.Contains(strings.ToLower(string(body)), tooManySessions):
+	case status == http.StatusForbidden && strings.Contains(strings.ToLower(string(body)), qlik.TooManySessionsText):
 		e.Kind = ErrTooManySessions
-		e.Msg = fmt.Sprintf("QPS refused the session (403): the user has too many sessions active in parallel (Qlik allows %d)", maxParallelSessions)
+		e.Msg = fmt.Sprintf("QPS refused the session (403): the user has too many sessions active in parallel (Qlik allows %d)", qlik.MaxParallelSessions)
 	case status == http.StatusForbidden || status == http.StatusUnauthorized:
 		e.Msg = fmt.Sprintf("QPS refused the client certificate or the user (%d %s): check qlik.qps.client_cert/client_key are the client certificate exported from this Qlik site", status, text)
 	case status == http.StatusNotFound && c.cfg.Prefix == "":
@@ -234,9 +232,6 @@ func (c *Client) statusError(r *request, status int, body []byte) *Error {
 	}
 	return e
 }
-
-// maxParallelSessions is QSEoW's fixed cap of parallel sessions per user.
-const maxParallelSessions = 5
 
 // transportError interprets a failure without an answer (or with an
 // unreadable one) of an attempt with parent context ctx.
