@@ -34,6 +34,7 @@
 //	  websocket_ping: 30s                          # 0 disables
 //	  replay_limit: 1048576                        # bytes buffered for replay
 //	  auth_module_url: ""                          # the VP's authentication module, if any
+//	  extra_paths: []                              # forwarded to Qlik besides its own, e.g. /custom/
 //	  login_rate:                                  # per-user bound on Qlik logins
 //	    per_minute: 6                              # 0 disables
 //	    burst: 10
@@ -88,6 +89,8 @@ import (
 	"net/netip"
 	"net/url"
 	"time"
+
+	"github.com/sensegate/sensegate/qlik"
 )
 
 // EnvPrefix starts the name of the environment variable of every key.
@@ -321,6 +324,11 @@ type QlikConfig struct {
 	// with proxyRestUri and targetId, and to Qlik's internal login pages,
 	// are recognised without it.
 	AuthModuleURL string `mapstructure:"auth_module_url"`
+	// ExtraPaths are path prefixes (below the virtual proxy prefix, each
+	// starting and ending with "/") that sensegate forwards to Qlik besides
+	// Qlik's own (qlik.DefaultPaths), for what a site serves there (an
+	// extension's own service, a newer Qlik path). Default: none.
+	ExtraPaths []string `mapstructure:"extra_paths"`
 	// LoginRate bounds how often one user may be logged in to Qlik.
 	LoginRate LoginRateConfig `mapstructure:"login_rate"`
 	// QPS is the Qlik Proxy Service API.
@@ -335,6 +343,7 @@ type QlikConfig struct {
 	url             *url.URL
 	rootCAs         *x509.CertPool
 	websocketOrigin string
+	paths           qlik.Paths
 }
 
 // Node is one Qlik proxy node (an item of qlik.nodes).
@@ -721,6 +730,9 @@ func (q QlikConfig) NodeURLs() []NodeURLs {
 // RootCAs returns the pool of certificates trusted for url and qps.url, or
 // nil for the system roots. The pool must not be modified.
 func (q QlikConfig) RootCAs() *x509.CertPool { return q.rootCAs }
+
+// Paths returns the paths forwarded to Qlik: Qlik's own and ExtraPaths.
+func (q QlikConfig) Paths() qlik.Paths { return q.paths }
 
 // WebsocketOrigin returns the Origin header to send upstream on websocket
 // upgrades: origin if set, else the origin of url, normalised like

@@ -17,14 +17,9 @@ import (
 	"strings"
 	"time"
 	"unicode"
-)
 
-// qlikPaths are the paths the Qlik proxy serves below a virtual proxy; a
-// route on one of them would hide Qlik.
-var qlikPaths = []string{
-	"/app/", "/qrs/", "/resources/", "/api/", "/qps/", "/sense/", "/hub/",
-	"/extensions/", "/content/", "/single/", "/internal_forms_authentication/",
-}
+	"github.com/sensegate/sensegate/qlik"
+)
 
 // Validate checks c and fills in the parsed forms its accessors return.
 // It reports every problem, not only the first, joined as by errors.Join
@@ -37,9 +32,9 @@ func (c *Config) validate() []problem {
 	v := new(validator)
 	c.Server.validate(v)
 	c.Qlik.validate(v)
-	c.Identity.validate(v, c.Server.publicURL, c.Qlik.Prefix)
+	c.Identity.validate(v, c.Server.publicURL, c.Qlik.Prefix, c.Qlik.paths.List())
 	c.Store.validate(v, &c.Identity)
-	validateRoutes(v, c.Routes, c.Qlik.Prefix)
+	validateRoutes(v, c.Routes, c.Qlik.Prefix, c.Qlik.paths.List())
 	c.Log.validate(v)
 	c.Admin.validate(v, c.Server.Listen)
 	slices.SortStableFunc(v.warns, func(a, b problem) int { return compareKeys(a.key, b.key) })
@@ -243,22 +238,6 @@ func (v *validator) parseURL(key, raw string, r urlRule) *url.URL {
 	return u
 }
 
-// origin returns u's origin as a browser sends it in Origin: lower case,
-// without a default port.
-func origin(u *url.URL) string {
-	host, port := strings.ToLower(u.Hostname()), u.Port()
-	if (u.Scheme == "http" && port == "80") || (u.Scheme == "https" && port == "443") {
-		port = ""
-	}
-	switch {
-	case port != "":
-		host = net.JoinHostPort(host, port)
-	case strings.Contains(host, ":"):
-		host = "[" + host + "]"
-	}
-	return u.Scheme + "://" + host
-}
-
 func (s *ServerConfig) validate(v *validator) {
 	s.publicURL, s.allowedOrigins = nil, []string{}
 
@@ -289,7 +268,7 @@ func (s *ServerConfig) validate(v *validator) {
 		pathFix:   "sensegate serves from the root of its host: remove the path",
 	}); u != nil {
 		s.publicURL = u
-		s.allowedOrigins = append(s.allowedOrigins, origin(u))
+		s.allowedOrigins = append(s.allowedOrigins, qlik.Origin(u))
 	}
 
 	for i, raw := range s.RawAllowedOrigins {
@@ -304,8 +283,8 @@ func (s *ServerConfig) validate(v *validator) {
 			example:   "scheme://host[:port], e.g. https://portal.example.com",
 			pathFix:   "an origin is scheme://host[:port]: remove the path",
 		})
-		if u != nil && !slices.Contains(s.allowedOrigins, origin(u)) {
-			s.allowedOrigins = append(s.allowedOrigins, origin(u))
+		if u != nil && !slices.Contains(s.allowedOrigins, qlik.Origin(u)) {
+			s.allowedOrigins = append(s.allowedOrigins, qlik.Origin(u))
 		}
 	}
 
@@ -367,6 +346,28 @@ func (q *QlikConfig) validateNodes(v *validator) {
 		q.url = q.Nodes[0].url
 		q.QPS.url = q.Nodes[0].qpsURL
 	}
+}
+
+// validatePaths checks qlik.extra_paths and sets q.paths: Qlik's own and
+// the extra ones, which must be clean directory paths that are neither
+// Qlik's already nor sensegate's own.
+func (q *QlikConfig) validatePaths(v *validator) {
+	var extra []string
+	for i, p := range q.ExtraPaths {
+		key := fmt.Sprintf("qlik.extra_paths[%d]", i)
+		switch {
+		case !validatePathSyntax(v, key, p):
+		case p == "/":
+			v.errorf(key, "name the prefix Qlik serves, e.g. /custom/", "%q would send every request to Qlik", p)
+		case strings.HasPrefix(p, ReservedPath) || strings.HasPrefix(ReservedPath, p):
+			v.errorf(key, "choose another path", "%q overlaps sensegate's own %s", p, ReservedPath)
+		case qlik.NewPaths(extra).Match(p):
+			v.errorf(key, "remove it", "%q is forwarded to Qlik already", p)
+		default:
+			extra = append(extra, p)
+		}
+	}
+	q.paths = qlik.NewPaths(extra)
 }
 
 func (q *QlikConfig) validate(v *validator) {
@@ -431,11 +432,13 @@ func (q *QlikConfig) validate(v *validator) {
 			pathFix:   "an origin is scheme://host[:port]: remove the path",
 		})
 		if u != nil {
-			q.websocketOrigin = origin(u)
+			q.websocketOrigin = qlik.Origin(u)
 		}
 	} else if q.url != nil {
-		q.websocketOrigin = origin(q.url)
+		q.websocketOrigin = qlik.Origin(q.url)
 	}
+
+	q.validatePaths(v)
 
 	v.positive("qlik.session_timeout", q.SessionTimeout, "30m, the virtual proxy's session inactivity timeout")
 	v.positive("qlik.timeout", q.Timeout, "30s")
@@ -546,7 +549,7 @@ func (l *LoginRateConfig) validate(v *validator) {
 	}
 }
 
-func (i *IdentityConfig) validate(v *validator, public *url.URL, prefix string) {
+func (i *IdentityConfig) validate(v *validator, public *url.URL, prefix string, qlikPaths []string) {
 	i.Header.trustedProxies = nil
 	i.OIDC.cookieKeys, i.OIDC.redirectURL, i.OIDC.postLogout = nil, "", ""
 	const providers = "use header behind an authenticating proxy, oidc, jwt, or static for development"
@@ -571,7 +574,7 @@ func (i *IdentityConfig) validate(v *validator, public *url.URL, prefix string) 
 		reserved = append(reserved, "/"+prefix+"/")
 	}
 	for n, p := range i.PublicPaths {
-		validateRoutePath(v, fmt.Sprintf("identity.public_paths[%d]", n), p, reserved)
+		validateRoutePath(v, fmt.Sprintf("identity.public_paths[%d]", n), p, reserved, qlikPaths)
 	}
 }
 
@@ -611,7 +614,7 @@ func (o *OIDCConfig) validate(v *validator, public *url.URL) {
 	if o.RedirectURL != "" {
 		u := v.parseURL("identity.oidc.redirect_url", o.RedirectURL, urlRule{schemes: httpSchemes, schemeFix: "use https", example: o.redirectURL, allowPath: true})
 		if u != nil {
-			if origin(u) != origin(public) || u.Path != ReservedPath+"callback" {
+			if qlik.Origin(u) != qlik.Origin(public) || u.Path != ReservedPath+"callback" {
 				v.errorf("identity.oidc.redirect_url", "register and use "+o.redirectURL, "%q is not sensegate's callback %s", o.RedirectURL, o.redirectURL)
 			} else {
 				o.redirectURL = o.RedirectURL
@@ -797,7 +800,7 @@ func (s *StoreConfig) validate(v *validator, id *IdentityConfig) {
 	}
 }
 
-func validateRoutes(v *validator, routes []Route, prefix string) {
+func validateRoutes(v *validator, routes []Route, prefix string, qlikPaths []string) {
 	reserved := []string{ReservedPath}
 	if isPrefix(prefix) {
 		reserved = append(reserved, "/"+prefix+"/")
@@ -807,7 +810,7 @@ func validateRoutes(v *validator, routes []Route, prefix string) {
 		r := &routes[i]
 		r.upstream = nil
 		key := fmt.Sprintf("routes[%d]", i)
-		if validateRoutePath(v, key+".path", r.Path, reserved) {
+		if validateRoutePath(v, key+".path", r.Path, reserved, qlikPaths) {
 			if j, dup := first[strings.ToLower(r.Path)]; dup {
 				v.errorf(key+".path", "give each route its own path", "%q is also the path of routes[%d]", r.Path, j)
 			} else {
@@ -827,10 +830,11 @@ func validateRoutes(v *validator, routes []Route, prefix string) {
 	}
 }
 
-// validateRoutePath reports the first problem of p and whether it has none.
-func validateRoutePath(v *validator, key, p string, reserved []string) bool {
+// validatePathSyntax reports whether p is a clean directory path, as a
+// route's or an extra Qlik path must be, naming the problem at key if not.
+func validatePathSyntax(v *validator, key, p string) bool {
 	if p == "" {
-		v.required(key, "the path prefix served by the upstream, e.g. /mashup/")
+		v.required(key, "the path prefix, e.g. /mashup/")
 		return false
 	}
 	if !strings.HasPrefix(p, "/") || !strings.HasSuffix(p, "/") {
@@ -843,6 +847,16 @@ func validateRoutePath(v *validator, key, p string, reserved []string) bool {
 	}
 	if want := cleanDir(p); want != p {
 		v.errorf(key, "write "+want, "%q is not a clean path", p)
+		return false
+	}
+	return true
+}
+
+// validateRoutePath reports the first problem of p, a route's path, and
+// whether it has none: it must be a clean directory path that shadows
+// neither a Qlik path nor a reserved one.
+func validateRoutePath(v *validator, key, p string, reserved, qlikPaths []string) bool {
+	if !validatePathSyntax(v, key, p) {
 		return false
 	}
 	// Qlik matches paths without regard to case.

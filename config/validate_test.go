@@ -475,6 +475,32 @@ func TestValidate(t *testing.T) {
 			mod:  func(c *Config) { c.Routes = []Route{{Path: "/App/mine/", Upstream: "http://127.0.0.1:3000"}} },
 			want: []string{`routes[0].path: "/App/mine/" shadows the Qlik path /app/ (choose another path)`},
 		},
+		// Issue 15: validation and routing share qlik's path list (a route
+		// at /dev-hub/ validated but was never reached).
+		{
+			name: "route shadowing a Qlik path the proxy forwards",
+			mod: func(c *Config) {
+				c.Routes = []Route{{Path: "/dev-hub/", Upstream: "http://127.0.0.1:3000"}, {Path: "/tempcontent/", Upstream: "http://127.0.0.1:3000"}}
+			},
+			want: []string{
+				`routes[0].path: "/dev-hub/" shadows the Qlik path /dev-hub/ (choose another path)`,
+				`routes[1].path: "/tempcontent/" shadows the Qlik path /tempcontent/ (choose another path)`,
+			},
+		},
+		{
+			name: "extra Qlik paths",
+			mod: func(c *Config) {
+				c.Qlik.ExtraPaths = []string{"/custom/", "custom", "/hub/x/", "/.sensegate/x/", "/", "/ok/"}
+				c.Routes = []Route{{Path: "/custom/", Upstream: "http://127.0.0.1:3000"}}
+			},
+			want: []string{
+				`qlik.extra_paths[1]: "custom" must start and end with / (write /custom/)`,
+				`qlik.extra_paths[2]: "/hub/x/" is forwarded to Qlik already (remove it)`,
+				`qlik.extra_paths[3]: "/.sensegate/x/" overlaps sensegate's own /.sensegate/ (choose another path)`,
+				`qlik.extra_paths[4]: "/" would send every request to Qlik (name the prefix Qlik serves, e.g. /custom/)`,
+				`routes[0].path: "/custom/" shadows the Qlik path /custom/ (choose another path)`,
+			},
+		},
 		{
 			name: "route at the root is the catch-all",
 			mod:  func(c *Config) { c.Routes = []Route{{Path: "/", Upstream: "http://127.0.0.1:3000"}} },
