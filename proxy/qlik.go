@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sensegate/sensegate/identity"
+	"github.com/sensegate/sensegate/qlik"
 	"github.com/sensegate/sensegate/session"
 	"go.uber.org/zap"
 )
@@ -29,7 +30,7 @@ func newQlikProxy(h *Handler) *qlikProxy {
 	q := &qlikProxy{h: h}
 	q.rp = &httputil.ReverseProxy{
 		Rewrite:        q.rewrite,
-		Transport:      h.mQlik.transport(h.opts.Transport),
+		Transport:      &sessionTransport{h: h, next: h.mQlik.transport(h.opts.Transport)},
 		ModifyResponse: q.modifyResponse,
 		ErrorHandler:   q.errorHandler,
 		BufferPool:     newBufferPool(),
@@ -37,10 +38,6 @@ func newQlikProxy(h *Handler) *qlikProxy {
 	}
 	return q
 }
-
-// errSessionRefused is returned by modifyResponse when Qlik answers as to
-// a client without a valid session: it forgot the one we sent.
-var errSessionRefused = errors.New("qlik refused the session cookie")
 
 func (q *qlikProxy) serve(w http.ResponseWriter, r *http.Request, u identity.User, path string) {
 	var a *attempt
@@ -269,15 +266,17 @@ func stripClientCredentials(hdr http.Header, extra []string) {
 	}
 }
 
-// isQlikCookie reports whether a cookie name is a Qlik session cookie (of
-// any virtual proxy, over HTTP or HTTPS).
-func isQlikCookie(name string) bool {
-	return strings.HasPrefix(strings.ToLower(name), "x-qlik-session")
+// isQlikCookie reports whether a cookie name is a Qlik session cookie:
+// the virtual proxy's, over HTTP or HTTPS, in any case, or any other
+// virtual proxy's default one. None reaches a browser or a route.
+func (h *Handler) isQlikCookie(name string) bool {
+	return qlik.IsAnySessionCookie(name, h.opts.CookieName)
 }
 
-// modifyResponse keeps Qlik's session cookies out of the browser (a new one
-// updates the jar), points redirects at sensegate, and detects a session
-// Qlik no longer knows.
+// modifyResponse keeps Qlik's session cookies out of the browser (a new
+// one of the user's session updates the jar) and points redirects at
+// sensegate. It sees only the answer of the last attempt: answers that
+// say the session is gone were dealt with by sessionTransport.
 func (q *qlikProxy) modifyResponse(resp *http.Response) error {
 	h := q.h
 	req := resp.Request
@@ -285,11 +284,11 @@ func (q *qlikProxy) modifyResponse(resp *http.Response) error {
 		keep := sc[:0:0]
 		for _, line := range sc {
 			c, err := http.ParseSetCookie(line)
-			if err != nil || !isQlikCookie(c.Name) {
+			if err != nil || !h.isQlikCookie(c.Name) {
 				keep = append(keep, line)
 				continue
 			}
-			if c.Name == h.opts.CookieName && c.Value != "" && c.MaxAge >= 0 {
+			if strings.EqualFold(c.Name, h.opts.CookieName) && c.Value != "" && c.MaxAge >= 0 {
 				q.storeCookie(req, c.Value)
 			}
 		}
@@ -298,29 +297,8 @@ func (q *qlikProxy) modifyResponse(resp *http.Response) error {
 			resp.Header.Del("Set-Cookie")
 		}
 	}
-	if resp.StatusCode == http.StatusUnauthorized {
-		return errSessionRefused
-	}
 	if loc := resp.Header.Get("Location"); loc != "" {
-		if h.isLoginRedirect(resp.StatusCode, loc) {
-			return errSessionRefused
-		}
 		resp.Header.Set("Location", h.publicLocation(req.URL, loc))
-	}
-	if resp.StatusCode == http.StatusOK && req.Method == http.MethodGet && h.isPersonalAPI(req) {
-		// The Personal API answers a session it does not know with 200
-		// {"session":"inactive"}: a client would think its user signed out.
-		if b, ok := peekBody(resp, personalPeekSize); ok && isInactiveSession(resp.Header, b) {
-			return errSessionRefused
-		}
-	}
-	if resp.StatusCode == http.StatusInternalServerError && strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") {
-		// QPS answers a cookie it does not know (after a restart or a
-		// failover) with 500 "Authentication error: Restart the browser."
-		// Peek without consuming: only the first bytes matter.
-		if b, ok := peekBody(resp, 64); ok && strings.HasPrefix(string(b), "Authentication error") {
-			return errSessionRefused
-		}
 	}
 	return nil
 }
@@ -378,19 +356,6 @@ func (q *qlikProxy) storeCookie(req *http.Request, value string) {
 	}
 }
 
-// isLoginRedirect reports whether a redirect sends the client to Qlik's
-// authentication: the internal forms or Windows login, an authentication
-// module (proxyRestUri and targetId), or the configured module URL.
-func (h *Handler) isLoginRedirect(status int, loc string) bool {
-	if status < 300 || status > 399 {
-		return false
-	}
-	l := strings.ToLower(loc)
-	return strings.Contains(l, "/internal_forms_authentication") || strings.Contains(l, "/internal_windows_authentication") ||
-		(strings.Contains(l, "proxyresturi=") && strings.Contains(l, "targetid=")) ||
-		(h.opts.AuthModuleURL != "" && strings.HasPrefix(l, strings.ToLower(h.opts.AuthModuleURL)))
-}
-
 // isQlikHost reports whether u names Qlik (qlik.url) or one of its nodes.
 func (h *Handler) isQlikHost(u *url.URL) bool {
 	k := hostKey(u.Scheme, u.Host)
@@ -438,73 +403,13 @@ func (h *Handler) publicLocation(reqURL *url.URL, loc string) string {
 }
 
 func (q *qlikProxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
-	if errors.Is(err, errSessionRefused) {
-		q.recover(w, r, nil)
-		return
-	}
-	if a, ok := attemptFrom(r.Context()); ok && q.h.opts.Nodes != nil && a.entry.Node != "" && isNodeDown(err) {
-		q.recover(w, r, err)
+	var e *Error
+	if errors.As(err, &e) {
+		// The recovery policy's answer (sessionTransport).
+		writeError(w, r, q.h.log, e)
 		return
 	}
 	writeError(w, r, q.h.log, upstreamError("Qlik did not answer", err))
-}
-
-// recover handles a request Qlik answered as if it had no session: the
-// session timed out, Qlik restarted, or the user was logged out
-// elsewhere. The jar entry is dropped (only if it still holds the refused
-// cookie, so concurrent requests do not thrash), a new session is made
-// through the broker, and the request is replayed once. Nothing has been
-// written to the client yet.
-//
-// With nodeErr set, the session's node could not be reached instead: it
-// is marked down first, so that the new session is on another node.
-func (q *qlikProxy) recover(w http.ResponseWriter, r *http.Request, nodeErr error) {
-	h := q.h
-	u, _ := userFrom(r.Context())
-	a, ok := attemptFrom(r.Context())
-	if !ok {
-		writeError(w, r, h.log, &Error{Status: http.StatusBadGateway, Msg: "Qlik refused the session"})
-		return
-	}
-	cause := errSessionRefused
-	if nodeErr != nil {
-		cause = nodeErr
-		h.opts.Nodes.Down(a.entry.Node, nodeErr)
-	}
-	if err := h.opts.Sessions.Invalidate(r.Context(), u, a.entry.Cookie); err != nil {
-		h.log.Warn("jar invalidate failed", zap.String("user", u.String()), zap.String("request_id", requestID(r.Context())), zap.Error(err))
-	}
-	switch {
-	case a.n >= 2 && nodeErr != nil:
-		writeError(w, r, h.log, upstreamError("Qlik did not answer", nodeErr))
-		return
-	case a.n >= 2:
-		writeError(w, r, h.log, &Error{Status: http.StatusBadGateway, Msg: "Qlik refused a fresh session", Err: cause})
-		return
-	case !a.replayable && nodeErr != nil:
-		writeError(w, r, h.log, &Error{Status: http.StatusServiceUnavailable, Msg: "the Qlik node failed while a large request body was sent; retry the request", Err: cause, RetryAfter: 1})
-		return
-	case !a.replayable:
-		writeError(w, r, h.log, &Error{Status: http.StatusServiceUnavailable, Msg: "the Qlik session expired while a large request body was sent; retry the request", Err: cause, RetryAfter: 1})
-		return
-	}
-	h.metrics.reauth(false)
-	if nodeErr != nil {
-		h.log.Warn("qlik node unreachable: replaying on a new session", zap.String("user", u.String()), zap.String("node", a.entry.Node), zap.String("request_id", requestID(r.Context())), zap.String("path", r.URL.Path), zap.Error(nodeErr))
-	} else {
-		h.log.Info("qlik session expired: replaying with a new one", zap.String("user", u.String()), zap.String("request_id", requestID(r.Context())), zap.String("path", r.URL.Path))
-	}
-	e, err := h.opts.Sessions.Ensure(r.Context(), u)
-	if err != nil {
-		writeError(w, r, h.log, loginError(err))
-		return
-	}
-	next := &attempt{entry: e, n: a.n + 1, body: a.body, replayable: a.replayable}
-	r2 := r.WithContext(withAttempt(r.Context(), next))
-	if a.body != nil {
-		r2.Body = io.NopCloser(bytes.NewReader(a.body))
-	}
-	q.rp.ServeHTTP(w, r2)
 }
 
 // peekBody returns up to n first bytes of resp's body and puts them back,

@@ -52,7 +52,7 @@ func (p *routeProxy) rewrite(pr *httputil.ProxyRequest) {
 	hdr.Set("X-Forwarded-Proto", p.h.opts.PublicURL.Scheme)
 	// The upstream is not Qlik, but Qlik session cookies, sensegate's own
 	// login cookies and identity headers still have no business there.
-	dropCookies(hdr, p.h.stripCookies)
+	dropCookies(hdr, p.h.isQlikCookie, p.h.stripCookies)
 	for k := range hdr {
 		if len(k) > 7 && strings.EqualFold(k[:7], "X-Qlik-") {
 			delete(hdr, k)
@@ -72,7 +72,7 @@ func (p *routeProxy) modifyResponse(resp *http.Response) error {
 	}
 	keep := sc[:0:0]
 	for _, line := range sc {
-		if c, err := http.ParseSetCookie(line); err == nil && isQlikCookie(c.Name) {
+		if c, err := http.ParseSetCookie(line); err == nil && p.h.isQlikCookie(c.Name) {
 			continue
 		}
 		keep = append(keep, line)
@@ -81,9 +81,9 @@ func (p *routeProxy) modifyResponse(resp *http.Response) error {
 	return nil
 }
 
-// dropCookies removes Qlik session cookies and the named ones from a
-// Cookie header, keeping the others.
-func dropCookies(hdr http.Header, names []string) {
+// dropCookies removes Qlik session cookies (isQlik) and the named ones
+// from a Cookie header, keeping the others.
+func dropCookies(hdr http.Header, isQlik func(name string) bool, names []string) {
 	lines := hdr.Values("Cookie")
 	if len(lines) == 0 {
 		return
@@ -93,7 +93,7 @@ func dropCookies(hdr http.Header, names []string) {
 		for _, part := range strings.Split(line, ";") {
 			part = strings.TrimSpace(part)
 			name, _, _ := strings.Cut(part, "=")
-			if part != "" && !isQlikCookie(name) && !slices.Contains(names, name) {
+			if part != "" && !isQlik(name) && !slices.Contains(names, name) {
 				keep = append(keep, part)
 			}
 		}

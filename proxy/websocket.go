@@ -17,6 +17,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sensegate/sensegate/identity"
+	"github.com/sensegate/sensegate/qlik"
 	"github.com/sensegate/sensegate/session"
 	"go.uber.org/zap"
 )
@@ -320,7 +321,7 @@ func (rl *relay) dial(r *http.Request, cookie, token string, target *url.URL) (*
 		return nil, err
 	}
 	resp.Body.Close()
-	if h.isLoginRedirect(resp.StatusCode, resp.Header.Get("Location")) || resp.StatusCode == http.StatusUnauthorized {
+	if qlik.IsLoginRedirect(resp.StatusCode, resp.Header.Get("Location"), h.opts.AuthModuleURL) || resp.StatusCode == http.StatusUnauthorized {
 		return nil, errSessionRefused
 	}
 	return nil, &handshakeError{status: resp.StatusCode, err: err}
