@@ -31,7 +31,7 @@
 //	  session_timeout: 30m
 //	  timeout: 30s
 //	  websocket_csrf: auto                         # auto | on | off
-//	  websocket_ping: 30s                          # 0 disables
+//	  websocket_ping: 0s                           # pings to Qlik; 0 (default) sends none
 //	  replay_limit: 1048576                        # bytes buffered for replay
 //	  auth_module_url: ""                          # the VP's authentication module, if any
 //	  extra_paths: []                              # forwarded to Qlik besides its own, e.g. /custom/
@@ -115,7 +115,7 @@ const (
 	DefaultQlikTimeout         = 30 * time.Second
 	DefaultQPSTimeout          = 10 * time.Second
 	DefaultWebsocketCSRF       = CSRFAuto
-	DefaultWebsocketPing       = 30 * time.Second
+	DefaultWebsocketPing       = 0
 	DefaultReplayLimit         = 1 << 20
 	DefaultQPSRetries          = 2
 	DefaultQPSMaxConcurrent    = 32
@@ -311,8 +311,11 @@ type QlikConfig struct {
 	// server has one.
 	WebsocketCSRF CSRFMode `mapstructure:"websocket_csrf"`
 	// WebsocketPing is the interval of pings sensegate sends to Qlik on
-	// relayed websockets, so that idle sockets are not cut by load
-	// balancers on the way; 0 disables them (DefaultWebsocketPing).
+	// relayed websockets; 0 (DefaultWebsocketPing) sends none. A public
+	// report says QPS does not relay ping/pong and leaves the next request
+	// after a ping unanswered, and browsers never ping Qlik, so turn it on
+	// only where a load balancer between sensegate and Qlik cuts idle
+	// sockets and Qlik is known to answer pings.
 	WebsocketPing time.Duration `mapstructure:"websocket_ping"`
 	// ReplayLimit is the largest request body, in bytes, that sensegate
 	// buffers so it can replay the request when Qlik has forgotten the
