@@ -19,6 +19,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/sensegate/sensegate/identity"
+	"github.com/sensegate/sensegate/qlik"
 	"github.com/sensegate/sensegate/session"
 	"go.uber.org/zap"
 )
@@ -140,6 +141,9 @@ type Options struct {
 	// AuthModuleURL is the virtual proxy's authentication module redirect
 	// URI, if any (redirects there mean the session is gone).
 	AuthModuleURL string
+	// Paths are the path prefixes forwarded to Qlik (the zero Paths:
+	// Qlik's own, qlik.DefaultPaths).
+	Paths qlik.Paths
 	// PublicPaths are path prefixes of routes served without login (a
 	// mashup's static assets). Qlik paths are never public.
 	PublicPaths []string
@@ -176,32 +180,6 @@ type Handler struct {
 // ReservedPrefix is the path prefix of sensegate's own endpoints (identity
 // pages, /.sensegate/me); it is never forwarded.
 const ReservedPrefix = "/.sensegate/"
-
-// qlikPaths are the path prefixes forwarded to Qlik (without the virtual
-// proxy prefix). Anything else is a route or a 404.
-var qlikPaths = []string{
-	"/app/", "/qrs/", "/resources/", "/api/", "/sense/", "/hub/", "/extensions/",
-	"/content/", "/single/", "/dev-hub/", "/qps/user", "/qps/csrftoken",
-}
-
-// IsQlikPath reports whether path (without a virtual proxy prefix) is one
-// that sensegate forwards to Qlik.
-func IsQlikPath(path string) bool {
-	for _, p := range qlikPaths {
-		if p[len(p)-1] != '/' {
-			// One endpoint (/qps/user), not a tree: /qps/username is
-			// none of Qlik's.
-			if path == p {
-				return true
-			}
-			continue
-		}
-		if strings.HasPrefix(path, p) || path+"/" == p {
-			return true
-		}
-	}
-	return false
-}
 
 // New checks opts and returns a Handler.
 func New(opts Options) (*Handler, error) {
@@ -334,7 +312,7 @@ func (h *Handler) dispatch(w http.ResponseWriter, r *http.Request, st *reqState)
 	if h.prefix != "" && strings.HasPrefix(path, h.prefix+"/") {
 		path = path[len(h.prefix):]
 	}
-	if IsQlikPath(path) {
+	if h.opts.Paths.Match(path) {
 		st.route = &h.mQlik
 		if h.crossSiteRefused(w, r) {
 			return

@@ -431,6 +431,7 @@ func newGatewayWith(cfg *config.Config, provider identity.Provider, log *zap.Log
 		WebsocketCSRF: proxy.CSRFMode(q.WebsocketCSRF), CSRF: csrf, WebsocketPing: q.WebsocketPing,
 		ReplayLimit: replayLimit(q.ReplayLimit), AuthModuleURL: q.AuthModuleURL,
 		PublicPaths:    cfg.Identity.PublicPaths,
+		Paths:          q.Paths(),
 		Transport:      proxy.NewTransport(&tls.Config{RootCAs: q.RootCAs()}, q.Timeout),
 		Routes:         routes,
 		PublicURL:      cfg.Server.PublicURL(),
