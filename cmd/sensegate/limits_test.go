@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/tls"
 	"fmt"
@@ -15,6 +16,8 @@ import (
 	"time"
 
 	"github.com/sensegate/sensegate/config"
+	"go.uber.org/goleak"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 )
 
@@ -218,5 +221,88 @@ func TestLimitsOnReload(t *testing.T) {
 	changed.Qlik.QPS.MaxConcurrent = 8
 	if keys := restartKeys(old, changed); !slices.Equal(keys, []string{"server.write_timeout"}) {
 		t.Errorf("restart keys = %q, want only server.write_timeout", keys)
+	}
+}
+
+// Issue 14: clients that announce a body and never send it, to requests
+// sensegate answers without reading it (not signed in, its own endpoints,
+// a path it does not know), are cut off within server.body_timeout:
+// net/http's discarding of an unread body, before it can reuse the
+// connection, does not wait on them for good. Once cut off, they hold
+// no goroutine.
+func TestServeCutsStalledUnreadBodies(t *testing.T) {
+	sim := startSim(t)
+	cfg, err := config.Load(writeSimConfig(t, sim, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Server.BodyTimeout = 300 * time.Millisecond
+	addr := runGateway(t, cfg, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)), nil)
+	// One request served: the server's goroutines are all up.
+	resp, err := http.Get("http://" + addr + "/hub/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	http.DefaultClient.CloseIdleConnections()
+	before := goleak.IgnoreCurrent()
+
+	tests := []struct{ path, header string }{
+		{"/hub/x", "Content-Length: 100"},                                         // 401: not signed in
+		{"/hub/x", "Transfer-Encoding: chunked"},                                  // 401, a body of unknown length
+		{"/hub/x", "Content-Length: 100\r\nExpect: 100-continue"},                 // 401, the body not asked for
+		{"/.sensegate/logout", "Content-Length: 100"},                             // 401
+		{"/.sensegate/nowhere", "Content-Length: 100\r\nX-Forwarded-User: alice"}, // 404: sensegate's, unknown
+	}
+	const perPath = 40
+	start := time.Now()
+	// The bound, and slack for 200 connections on a busy machine; without
+	// the bound, the connections stay open as long as the client likes.
+	deadline := start.Add(cfg.Server.BodyTimeout + 5*time.Second)
+	conns := make([]net.Conn, 0, perPath*len(tests))
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for i := range cap(conns) {
+		tt := tests[i%len(tests)]
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		// A body announced, none of it sent.
+		if _, err := io.WriteString(c, "POST "+tt.path+" HTTP/1.1\r\nHost: "+addr+"\r\n"+tt.header+"\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	open := map[string]int{}
+	statuses := map[string]map[int]int{}
+	for i, c := range conns {
+		tt := tests[i%len(tests)]
+		path := tt.path + " " + strings.ReplaceAll(tt.header, "\r\n", ", ")
+		c.SetReadDeadline(deadline)
+		br := bufio.NewReader(c)
+		if resp, err := http.ReadResponse(br, nil); err == nil {
+			if statuses[path] == nil {
+				statuses[path] = map[int]int{}
+			}
+			statuses[path][resp.StatusCode]++
+		}
+		if _, err := io.Copy(io.Discard, br); err != nil {
+			open[path]++
+		}
+	}
+	if len(open) > 0 {
+		t.Fatalf("connections still open %s after their request, per path: %v (answers: %v); want all closed after body_timeout %s",
+			time.Since(start).Round(time.Millisecond), open, statuses, cfg.Server.BodyTimeout)
+	}
+	t.Logf("all %d connections closed after %s; answers: %v", len(conns), time.Since(start).Round(time.Millisecond), statuses)
+	for _, c := range conns {
+		c.Close()
+	}
+	if err := goleak.Find(before); err != nil {
+		t.Errorf("goroutines left after the stalled clients were cut off: %v", err)
 	}
 }

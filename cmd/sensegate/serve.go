@@ -488,7 +488,7 @@ func serveOn(ctx context.Context, ln net.Listener, sc config.ServerConfig, h dra
 		// Not WriteTimeout or ReadTimeout, which would bound whole
 		// responses and requests: websockets, long downloads and uploads.
 		// LimitWrites and LimitBodyReads bound stalls instead.
-		Handler:           proxy.LimitBodyReads(proxy.LimitWrites(h, sc.WriteTimeout), sc.BodyTimeout),
+		Handler:           proxy.LimitStalls(h, proxy.StallLimits{Write: sc.WriteTimeout, Body: sc.BodyTimeout}),
 		ReadHeaderTimeout: readHeaderTimeout,
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
