@@ -796,3 +796,63 @@ func TestBodyStallReaderOutlivesHandlerHTTP2(t *testing.T) {
 		t.Fatal("a read after the handler returned hangs")
 	}
 }
+
+// Over HTTP/2 the body bound holds per stream: a stalled body fails the
+// handler's read after the bound, and a body the handler leaves unread
+// costs neither the answer nor the connection, whose other streams go on.
+func TestBodyStallHTTP2(t *testing.T) {
+	got := make(chan bodyRead, 1)
+	srv := httptest.NewUnstartedServer(LimitBodyReads(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/read":
+			got <- readBody(r)
+		case "/unread":
+			http.Error(w, "not signed in", http.StatusUnauthorized)
+		}
+	}), bodyStall))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	post := func(path string, body io.Reader) (*http.Response, error) {
+		return srv.Client().Post(srv.URL+path, "text/plain", body)
+	}
+
+	// Ten bytes of the body, then nothing.
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	go pw.Write([]byte("0123456789"))
+	respc := make(chan error, 1)
+	go func() {
+		resp, err := post("/read", pr)
+		if err == nil {
+			resp.Body.Close()
+		}
+		respc <- err
+	}()
+	select {
+	case res := <-got:
+		if res.err == nil || string(res.body) != "0123456789" || res.took < bodyStall*8/10 || res.took > bodyStall+5*time.Second {
+			t.Errorf("read %q, then %v after %s; want the 10 bytes sent, then a failure after about %s", res.body, res.err, res.took, bodyStall)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the handler still waits for a body the client stopped sending")
+	}
+	pw.Close()
+	<-respc
+
+	pr2, pw2 := io.Pipe()
+	defer pw2.Close()
+	resp, err := post("/unread", pr2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.ProtoMajor != 2 || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("unread body over %s = %d, want 401 over HTTP/2", resp.Proto, resp.StatusCode)
+	}
+	resp, err = post("/unread", strings.NewReader("x"))
+	if err != nil {
+		t.Fatalf("a request after the unread body: %v", err)
+	}
+	resp.Body.Close()
+}
