@@ -68,8 +68,10 @@ func LimitWrites(h http.Handler, d time.Duration) http.Handler {
 // Close in finishRequest), with no deadline of its own, so a client that
 // announces a body and never sends it would hold the connection for good.
 // With the bound, that discard ends d after the handler started or last
-// read, and a failed discard closes the connection. HTTP/2 needs none of
-// this: it resets the stream of an unread body.
+// read, and a failed discard closes the connection. (Answering with
+// "Connection: close" would not do: the body's Close still discards,
+// unless the request itself asked to close.) HTTP/2 needs none of this:
+// it resets the stream of an unread body.
 //
 // The bound ends with the body: once it has been read to its end,
 // net/http watches the connection for the client going away (clearing
@@ -95,8 +97,8 @@ type StallLimits struct {
 }
 
 // LimitStalls returns h with both bounds, LimitWrites' and
-// LimitBodyReads', kept by one wrapper of the ResponseWriter. Without
-// either it returns h.
+// LimitBodyReads', kept by one wrapper of the ResponseWriter. Like them,
+// it must be the outermost handler. Without either bound it returns h.
 func LimitStalls(h http.Handler, l StallLimits) http.Handler {
 	if l.Write <= 0 && l.Body <= 0 {
 		return h
