@@ -260,13 +260,17 @@ type ServerConfig struct {
 	// WriteTimeout is the longest a write of a response to a client may
 	// make no progress (DefaultWriteTimeout, like nginx's send_timeout):
 	// a client that stops reading is cut off, while a long download that
-	// keeps moving is not bounded. Websockets keep their own deadlines.
-	// 0 disables it.
+	// keeps moving is not bounded. Only an accepted websocket upgrade
+	// lifts it (the relay keeps its own deadlines), not an Upgrade header
+	// alone. 0 disables it.
 	WriteTimeout time.Duration `mapstructure:"write_timeout"`
 	// BodyTimeout is the longest a read of a request body from a client
 	// may make no progress (DefaultBodyTimeout, like nginx's
 	// client_body_timeout): a client that stops sending its body is cut
-	// off, a slow upload that keeps moving is not bounded. 0 disables it.
+	// off, a slow upload that keeps moving is not bounded. A body
+	// answered without being read must come within it of the request, or
+	// the connection closes. Only an accepted websocket upgrade lifts it.
+	// 0 disables it, for unread bodies too.
 	BodyTimeout time.Duration `mapstructure:"body_timeout"`
 
 	publicURL      *url.URL

@@ -35,16 +35,29 @@ func startLimited(t *testing.T, h http.Handler, d time.Duration) *httptest.Serve
 	return srv
 }
 
+// notUpgrades are requests' Upgrade headers that come to nothing: the
+// handler does not hijack, so they lift no bound (issue 14).
+var notUpgrades = []struct{ name, header string }{
+	{"plain", ""},
+	{"upgrade header", "Upgrade: x\r\n"},
+	{"websocket headers", "Connection: Upgrade\r\nUpgrade: websocket\r\n"},
+}
+
 // A client that sends a request and never reads the answer is cut off
-// once a write has made no progress for the bound.
+// once a write has made no progress for the bound, Upgrade header or not.
 func TestWriteStallCutsOffClientThatDoesNotRead(t *testing.T) {
 	type result struct {
 		err     error
 		stalled time.Duration
 		written int64
 	}
-	done := make(chan result, 1)
+	// The handler's result, by path (a case's index).
+	done := make([]chan result, len(notUpgrades))
+	for i := range done {
+		done[i] = make(chan result, 1)
+	}
 	srv := startLimited(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		i, _ := strconv.Atoi(r.URL.Path[1:])
 		chunk := bytes.Repeat([]byte("x"), 64<<10)
 		var written int64
 		last := time.Now()
@@ -52,33 +65,37 @@ func TestWriteStallCutsOffClientThatDoesNotRead(t *testing.T) {
 			n, err := w.Write(chunk)
 			written += int64(n)
 			if err != nil {
-				done <- result{err, time.Since(last), written}
+				done[i] <- result{err, time.Since(last), written}
 				return
 			}
 			last = time.Now()
 		}
-		done <- result{nil, 0, written}
+		done[i] <- result{nil, 0, written}
 	}), writeStall)
 
-	c, err := net.Dial("tcp", srv.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if _, err := io.WriteString(c, "GET /big HTTP/1.1\r\nHost: sensegate\r\n\r\n"); err != nil {
-		t.Fatal(err)
-	}
-	// The client reads nothing from here on.
-	select {
-	case res := <-done:
-		if res.err == nil {
-			t.Fatalf("the handler wrote %d bytes to a client that reads nothing, want a failed write", res.written)
-		}
-		if res.stalled < writeStall*8/10 || res.stalled > writeStall+5*time.Second {
-			t.Errorf("the write failed after stalling %s, want about %s", res.stalled, writeStall)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("a client that reads nothing was not cut off")
+	for i, tt := range notUpgrades {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := net.Dial("tcp", srv.Listener.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if _, err := io.WriteString(c, "GET /"+strconv.Itoa(i)+" HTTP/1.1\r\nHost: sensegate\r\n"+tt.header+"\r\n"); err != nil {
+				t.Fatal(err)
+			}
+			// The client reads nothing from here on.
+			select {
+			case res := <-done[i]:
+				if res.err == nil {
+					t.Fatalf("the handler wrote %d bytes to a client that reads nothing, want a failed write", res.written)
+				}
+				if res.stalled < writeStall*8/10 || res.stalled > writeStall+5*time.Second {
+					t.Errorf("the write failed after stalling %s, want about %s", res.stalled, writeStall)
+				}
+			case <-time.After(15 * time.Second):
+				t.Fatal("a client that reads nothing was not cut off")
+			}
+		})
 	}
 }
 
@@ -513,29 +530,40 @@ func readBody(r *http.Request) bodyRead {
 }
 
 // A client that sends part of its body and stops is cut off once a read
-// has made no progress for the bound.
+// has made no progress for the bound, Upgrade header or not.
 func TestBodyStallCutsOffClientThatStops(t *testing.T) {
-	got := make(chan bodyRead, 1)
-	addr := startBodyLimited(t, func(w http.ResponseWriter, r *http.Request) { got <- readBody(r) })
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
+	// What the handler read, by path (a case's index).
+	got := make([]chan bodyRead, len(notUpgrades))
+	for i := range got {
+		got[i] = make(chan bodyRead, 1)
 	}
-	defer c.Close()
-	if _, err := io.WriteString(c, "POST /upload HTTP/1.1\r\nHost: sensegate\r\nContent-Length: 100\r\n\r\n0123456789"); err != nil {
-		t.Fatal(err)
-	}
-	// The client sends nothing more.
-	select {
-	case res := <-got:
-		if res.err == nil {
-			t.Fatalf("the handler read %d bytes of a body the client stopped sending, want a failed read", len(res.body))
-		}
-		if string(res.body) != "0123456789" || res.took < bodyStall*8/10 || res.took > bodyStall+5*time.Second {
-			t.Errorf("read %q, then failed after %s (%v); want the 10 bytes sent, then a failure after about %s", res.body, res.took, res.err, bodyStall)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("the handler still waits for a body the client stopped sending")
+	addr := startBodyLimited(t, func(w http.ResponseWriter, r *http.Request) {
+		i, _ := strconv.Atoi(r.URL.Path[1:])
+		got[i] <- readBody(r)
+	})
+	for i, tt := range notUpgrades {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if _, err := io.WriteString(c, "POST /"+strconv.Itoa(i)+" HTTP/1.1\r\nHost: sensegate\r\nContent-Length: 100\r\n"+tt.header+"\r\n0123456789"); err != nil {
+				t.Fatal(err)
+			}
+			// The client sends nothing more.
+			select {
+			case res := <-got[i]:
+				if res.err == nil {
+					t.Fatalf("the handler read %d bytes of a body the client stopped sending, want a failed read", len(res.body))
+				}
+				if string(res.body) != "0123456789" || res.took < bodyStall*8/10 || res.took > bodyStall+5*time.Second {
+					t.Errorf("read %q, then failed after %s (%v); want the 10 bytes sent, then a failure after about %s", res.body, res.took, res.err, bodyStall)
+				}
+			case <-time.After(15 * time.Second):
+				t.Fatal("the handler still waits for a body the client stopped sending")
+			}
+		})
 	}
 }
 
@@ -612,4 +640,219 @@ func TestBodyStallLiftedAfterBody(t *testing.T) {
 	if err := <-ctxErr; err != nil {
 		t.Errorf("request context after the response: %v, want still live", err)
 	}
+}
+
+// Issue 14: a handler that answers without reading the body leaves
+// net/http to discard it before the connection can serve another request.
+// A client that announced a body and sends none is cut off within the
+// bound of the handler's start, however it announced it; one that sent
+// its body keeps its connection.
+func TestBodyStallBoundsUnreadBody(t *testing.T) {
+	addr := startBodyLimited(t, func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "not signed in", http.StatusUnauthorized)
+	})
+	for _, header := range []string{"Content-Length: 100", "Transfer-Encoding: chunked", "Content-Length: 100\r\nExpect: 100-continue", "Content-Length: 1000000"} {
+		t.Run(header, func(t *testing.T) {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			start := time.Now()
+			io.WriteString(c, "POST /hub/x HTTP/1.1\r\nHost: sensegate\r\n"+header+"\r\n\r\n")
+			// Without the bound, net/http waits for the body for good.
+			c.SetReadDeadline(start.Add(bodyStall + 5*time.Second))
+			if _, err := io.Copy(io.Discard, c); err != nil {
+				t.Fatalf("the connection is open %s after the request (%v), want closed after about %s", time.Since(start), err, bodyStall)
+			}
+		})
+	}
+	t.Run("body sent", func(t *testing.T) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		br := bufio.NewReader(c)
+		for i := range 2 {
+			io.WriteString(c, "POST /hub/x HTTP/1.1\r\nHost: sensegate\r\nContent-Length: 5\r\n\r\nhello")
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("request %d on one connection: %v", i+1, err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusUnauthorized || resp.Close {
+				t.Fatalf("request %d = %d (close %v), want 401 keeping the connection", i+1, resp.StatusCode, resp.Close)
+			}
+		}
+	})
+}
+
+// Once the handler hijacked the connection, as a websocket upgrade does,
+// the bounds set nothing on it: it stays usable, after the handler
+// returned, for longer than either, as a relay running on its own
+// goroutines uses it.
+func TestStallBoundsLiftedOnHijack(t *testing.T) {
+	const d = 50 * time.Millisecond
+	relayed := make(chan error, 1)
+	srv := httptest.NewServer(LimitStalls(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Part of the body: the read moves the read deadline.
+		if _, err := io.ReadFull(r.Body, make([]byte, 2)); err != nil {
+			relayed <- err
+			return
+		}
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			relayed <- err
+			return
+		}
+		go func() {
+			defer conn.Close()
+			// Well after any deadline the bounds could have set.
+			<-time.After(4 * d)
+			brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: test\r\nConnection: Upgrade\r\n\r\n")
+			if err := brw.Flush(); err != nil {
+				relayed <- fmt.Errorf("writing: %w", err)
+				return
+			}
+			// The rest of the request's body, then the relayed data.
+			b := make([]byte, 6)
+			if _, err := io.ReadFull(brw, b); err != nil || string(b) != "cdping" {
+				relayed <- fmt.Errorf("reading: %q, %v", b, err)
+				return
+			}
+			brw.WriteString("pong")
+			relayed <- brw.Flush()
+		}()
+	}), StallLimits{Write: d, Body: d}))
+	t.Cleanup(srv.Close)
+
+	c, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "POST /ws HTTP/1.1\r\nHost: sensegate\r\nConnection: Upgrade\r\nUpgrade: test\r\nContent-Length: 4\r\n\r\nab")
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("upgrade answer: %v (relay: %v)", err, <-relayed)
+	}
+	// After the bounds would have passed.
+	<-time.After(4 * d)
+	io.WriteString(c, "cdping")
+	b := make([]byte, 4)
+	io.ReadFull(br, b)
+	if err := <-relayed; err != nil || resp.StatusCode != http.StatusSwitchingProtocols || string(b) != "pong" {
+		t.Errorf("upgrade = %d, then %q (relay: %v); want 101, then pong", resp.StatusCode, b, err)
+	}
+}
+
+// Over HTTP/2, a body read after the handler returned (ReverseProxy's
+// transport may still be writing it upstream) sets no deadline on the
+// finished stream, whose ResponseWriter is gone: it must not panic.
+func TestBodyStallReaderOutlivesHandlerHTTP2(t *testing.T) {
+	release := make(chan struct{})
+	readErr := make(chan error, 1)
+	srv := httptest.NewUnstartedServer(LimitBodyReads(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/upload" {
+			return
+		}
+		go func() {
+			<-release
+			_, err := r.Body.Read(make([]byte, 10))
+			readErr <- err
+		}()
+	}), bodyStall))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	resp, err := srv.Client().Post(srv.URL+"/upload", "text/plain", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.ProtoMajor != 2 {
+		t.Fatalf("served over %s, want HTTP/2", resp.Proto)
+	}
+	// Another round trip on the connection: the first handler is done.
+	resp, err = srv.Client().Get(srv.URL + "/other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	close(release)
+	select {
+	case err := <-readErr:
+		if err == nil {
+			t.Error("a read after the handler returned succeeded, want an error")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a read after the handler returned hangs")
+	}
+}
+
+// Over HTTP/2 the body bound holds per stream: a stalled body fails the
+// handler's read after the bound, and a body the handler leaves unread
+// costs neither the answer nor the connection, whose other streams go on.
+func TestBodyStallHTTP2(t *testing.T) {
+	got := make(chan bodyRead, 1)
+	srv := httptest.NewUnstartedServer(LimitBodyReads(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/read":
+			got <- readBody(r)
+		case "/unread":
+			http.Error(w, "not signed in", http.StatusUnauthorized)
+		}
+	}), bodyStall))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	post := func(path string, body io.Reader) (*http.Response, error) {
+		return srv.Client().Post(srv.URL+path, "text/plain", body)
+	}
+
+	// Ten bytes of the body, then nothing.
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	go pw.Write([]byte("0123456789"))
+	respc := make(chan error, 1)
+	go func() {
+		resp, err := post("/read", pr)
+		if err == nil {
+			resp.Body.Close()
+		}
+		respc <- err
+	}()
+	select {
+	case res := <-got:
+		if res.err == nil || string(res.body) != "0123456789" || res.took < bodyStall*8/10 || res.took > bodyStall+5*time.Second {
+			t.Errorf("read %q, then %v after %s; want the 10 bytes sent, then a failure after about %s", res.body, res.err, res.took, bodyStall)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the handler still waits for a body the client stopped sending")
+	}
+	pw.Close()
+	<-respc
+
+	pr2, pw2 := io.Pipe()
+	defer pw2.Close()
+	resp, err := post("/unread", pr2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.ProtoMajor != 2 || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("unread body over %s = %d, want 401 over HTTP/2", resp.Proto, resp.StatusCode)
+	}
+	resp, err = post("/unread", strings.NewReader("x"))
+	if err != nil {
+		t.Fatalf("a request after the unread body: %v", err)
+	}
+	resp.Body.Close()
 }

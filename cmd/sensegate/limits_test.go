@@ -1,38 +1,59 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/sensegate/sensegate/config"
+	"go.uber.org/goleak"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 )
 
+// upgradeHeaders are the Upgrade headers a request may carry without
+// being a websocket (issue 14): none of them may lift a stall bound.
+var upgradeHeaders = []struct{ name, header string }{
+	{"plain", ""},
+	{"upgrade header", "Upgrade: x\r\n"},
+	{"upgrade connection", "Connection: Upgrade\r\nUpgrade: x\r\n"},
+}
+
 // serve cuts off a client that stops reading after server.write_timeout,
 // whatever it was downloading through sensegate, and the upstream's
-// transfer ends with it.
+// transfer ends with it. An Upgrade header that is no websocket changes
+// nothing.
 func TestServeWriteTimeout(t *testing.T) {
 	sim := startSim(t)
-	upstreamDone := make(chan error, 1)
+	// The upstream's end of each download, by file name (a case's index).
+	upstreamDone := make([]chan error, len(upgradeHeaders))
+	for i := range upstreamDone {
+		upstreamDone[i] = make(chan error, 1)
+	}
 	mashup := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		i, _ := strconv.Atoi(path.Base(r.URL.Path))
 		chunk := bytes.Repeat([]byte("m"), 64<<10)
 		for range 1 << 14 { // 1 GiB at most
 			if _, err := w.Write(chunk); err != nil {
-				upstreamDone <- err
+				upstreamDone[i] <- err
 				return
 			}
 		}
-		upstreamDone <- nil
+		upstreamDone[i] <- nil
 	}))
 	t.Cleanup(mashup.Close)
 	cfg, err := config.Load(writeSimConfig(t, sim, fmt.Sprintf(`routes:
@@ -45,41 +66,51 @@ func TestServeWriteTimeout(t *testing.T) {
 	cfg.Server.WriteTimeout = 500 * time.Millisecond
 	addr := runGateway(t, cfg, zaptest.NewLogger(t), nil)
 
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	io.WriteString(c, "GET /files/big.iso HTTP/1.1\r\nHost: "+addr+"\r\nX-Forwarded-User: alice\r\n\r\n")
-	// Never read.
-	select {
-	case err := <-upstreamDone:
-		if err == nil {
-			t.Fatal("the whole download went to a client that reads nothing")
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("a client that reads nothing was not cut off")
-	}
-	// What the client had buffered ends short of the body.
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	n, err := io.Copy(io.Discard, c)
-	if err == nil && n >= 1<<30 {
-		t.Errorf("the client read %d bytes and a clean end, want a cut-off transfer", n)
+	for i, tt := range upgradeHeaders {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			io.WriteString(c, "GET /files/"+strconv.Itoa(i)+" HTTP/1.1\r\nHost: "+addr+"\r\nX-Forwarded-User: alice\r\n"+tt.header+"\r\n")
+			// Never read.
+			select {
+			case err := <-upstreamDone[i]:
+				if err == nil {
+					t.Fatal("the whole download went to a client that reads nothing")
+				}
+			case <-time.After(15 * time.Second):
+				t.Fatal("a client that reads nothing was not cut off")
+			}
+			// What the client had buffered ends short of the body.
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			n, err := io.Copy(io.Discard, c)
+			if err == nil && n >= 1<<30 {
+				t.Errorf("the client read %d bytes and a clean end, want a cut-off transfer", n)
+			}
+		})
 	}
 }
 
 // serve cuts off a client that stops sending its request body after
 // server.body_timeout: the route's upstream sees its request end short.
+// An Upgrade header that is no websocket changes nothing.
 func TestServeBodyTimeout(t *testing.T) {
 	sim := startSim(t)
 	type upload struct {
 		n   int64
 		err error
 	}
-	got := make(chan upload, 1)
+	// What the upstream got of each upload, by file name (a case's index).
+	got := make([]chan upload, len(upgradeHeaders))
+	for i := range got {
+		got[i] = make(chan upload, 1)
+	}
 	mashup := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		i, _ := strconv.Atoi(path.Base(r.URL.Path))
 		n, err := io.Copy(io.Discard, r.Body)
-		got <- upload{n, err}
+		got[i] <- upload{n, err}
 	}))
 	t.Cleanup(mashup.Close)
 	cfg, err := config.Load(writeSimConfig(t, sim, fmt.Sprintf(`routes:
@@ -92,28 +123,79 @@ func TestServeBodyTimeout(t *testing.T) {
 	cfg.Server.BodyTimeout = 500 * time.Millisecond
 	addr := runGateway(t, cfg, zaptest.NewLogger(t), nil)
 
-	c, err := net.Dial("tcp", addr)
+	for i, tt := range upgradeHeaders {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			io.WriteString(c, "POST /upload/"+strconv.Itoa(i)+" HTTP/1.1\r\nHost: "+addr+"\r\nX-Forwarded-User: alice\r\nContent-Length: 1000\r\n"+tt.header+"\r\n"+strings.Repeat("b", 100))
+			// The other 900 bytes never come.
+			start := time.Now()
+			select {
+			case u := <-got[i]:
+				if u.err == nil || u.n >= 1000 {
+					t.Errorf("the upstream read %d bytes (%v), want a body cut short", u.n, u.err)
+				}
+			case <-time.After(15 * time.Second):
+				t.Fatal("a client that stopped sending its body was not cut off")
+			}
+			// The client's connection ends too, within the bound and some slack.
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			if _, err := io.Copy(io.Discard, c); err != nil {
+				t.Errorf("the connection stayed open %s: %v", time.Since(start), err)
+			}
+		})
+	}
+}
+
+// A real websocket lifts both stall bounds: idle for longer than either,
+// it stays open, then still relays (issue 14: only an accepted upgrade
+// may lift them, and then nothing they set may remain).
+func TestServeWebsocketOutlivesStallBounds(t *testing.T) {
+	sim := startSim(t)
+	cfg, err := config.Load(writeSimConfig(t, sim, ""))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	io.WriteString(c, "POST /upload/file HTTP/1.1\r\nHost: "+addr+"\r\nX-Forwarded-User: alice\r\nContent-Length: 1000\r\n\r\n"+strings.Repeat("b", 100))
-	// The other 900 bytes never come.
-	start := time.Now()
-	select {
-	case u := <-got:
-		if u.err == nil || u.n >= 1000 {
-			t.Errorf("the upstream read %d bytes (%v), want a body cut short", u.n, u.err)
+	const bound = 200 * time.Millisecond
+	cfg.Server.WriteTimeout, cfg.Server.BodyTimeout = bound, bound
+	addr := runGateway(t, cfg, zaptest.NewLogger(t), nil)
+
+	ws, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/app/engineData", http.Header{"X-Forwarded-User": {"alice"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	engineVersion := func(id int, replies int) {
+		t.Helper()
+		if err := ws.WriteJSON(map[string]any{"jsonrpc": "2.0", "id": id, "method": "EngineVersion", "handle": -1, "params": []any{}}); err != nil {
+			t.Fatal(err)
 		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("a client that stopped sending its body was not cut off")
+		for range replies {
+			ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+			var m struct {
+				ID int `json:"id"`
+			}
+			if err := ws.ReadJSON(&m); err != nil {
+				t.Fatalf("EngineVersion %d: %v", id, err)
+			}
+			if m.ID == id {
+				return
+			}
+		}
+		t.Fatalf("EngineVersion %d: no answer", id)
 	}
-	// The client's connection ends too, within the bound and some slack.
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	io.Copy(io.Discard, c)
-	if took := time.Since(start); took > 10*time.Second {
-		t.Errorf("the connection stayed open %s", took)
+	engineVersion(1, 3) // OnAuthenticationInformation, OnConnected, the answer
+	// Idle for several bounds: nothing comes, and the socket stays open
+	// (a close would end the read early, without a timeout).
+	raw := ws.UnderlyingConn()
+	raw.SetReadDeadline(time.Now().Add(5 * bound))
+	if n, err := raw.Read(make([]byte, 1)); n != 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("idle websocket: read %d bytes, %v; want nothing until the deadline", n, err)
 	}
+	engineVersion(2, 1)
 }
 
 // A user over qlik.login_rate gets 429 with Retry-After instead of a new
@@ -218,6 +300,89 @@ func TestLimitsOnReload(t *testing.T) {
 	changed.Qlik.QPS.MaxConcurrent = 8
 	if keys := restartKeys(old, changed); !slices.Equal(keys, []string{"server.write_timeout"}) {
 		t.Errorf("restart keys = %q, want only server.write_timeout", keys)
+	}
+}
+
+// Issue 14: clients that announce a body and never send it, to requests
+// sensegate answers without reading it (not signed in, its own endpoints,
+// a path it does not know), are cut off within server.body_timeout:
+// net/http's discarding of an unread body, before it can reuse the
+// connection, does not wait on them for good. Once cut off, they hold
+// no goroutine.
+func TestServeCutsStalledUnreadBodies(t *testing.T) {
+	sim := startSim(t)
+	cfg, err := config.Load(writeSimConfig(t, sim, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Server.BodyTimeout = 300 * time.Millisecond
+	addr := runGateway(t, cfg, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)), nil)
+	// One request served: the server's goroutines are all up.
+	resp, err := http.Get("http://" + addr + "/hub/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	http.DefaultClient.CloseIdleConnections()
+	before := goleak.IgnoreCurrent()
+
+	tests := []struct{ path, header string }{
+		{"/hub/x", "Content-Length: 100"},                                         // 401: not signed in
+		{"/hub/x", "Transfer-Encoding: chunked"},                                  // 401, a body of unknown length
+		{"/hub/x", "Content-Length: 100\r\nExpect: 100-continue"},                 // 401, the body not asked for
+		{"/.sensegate/logout", "Content-Length: 100"},                             // 401
+		{"/.sensegate/nowhere", "Content-Length: 100\r\nX-Forwarded-User: alice"}, // 404: sensegate's, unknown
+	}
+	const perPath = 40
+	start := time.Now()
+	// The bound, and slack for 200 connections on a busy machine; without
+	// the bound, the connections stay open as long as the client likes.
+	deadline := start.Add(cfg.Server.BodyTimeout + 5*time.Second)
+	conns := make([]net.Conn, 0, perPath*len(tests))
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for i := range cap(conns) {
+		tt := tests[i%len(tests)]
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		// A body announced, none of it sent.
+		if _, err := io.WriteString(c, "POST "+tt.path+" HTTP/1.1\r\nHost: "+addr+"\r\n"+tt.header+"\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	open := map[string]int{}
+	statuses := map[string]map[int]int{}
+	for i, c := range conns {
+		tt := tests[i%len(tests)]
+		path := tt.path + " " + strings.ReplaceAll(tt.header, "\r\n", ", ")
+		c.SetReadDeadline(deadline)
+		br := bufio.NewReader(c)
+		if resp, err := http.ReadResponse(br, nil); err == nil {
+			if statuses[path] == nil {
+				statuses[path] = map[int]int{}
+			}
+			statuses[path][resp.StatusCode]++
+		}
+		if _, err := io.Copy(io.Discard, br); err != nil {
+			open[path]++
+		}
+	}
+	if len(open) > 0 {
+		t.Fatalf("connections still open %s after their request, per path: %v (answers: %v); want all closed after body_timeout %s",
+			time.Since(start).Round(time.Millisecond), open, statuses, cfg.Server.BodyTimeout)
+	}
+	t.Logf("all %d connections closed after %s; answers: %v", len(conns), time.Since(start).Round(time.Millisecond), statuses)
+	for _, c := range conns {
+		c.Close()
+	}
+	if err := goleak.Find(before); err != nil {
+		t.Errorf("goroutines left after the stalled clients were cut off: %v", err)
 	}
 }
 

@@ -22,7 +22,11 @@ import (
 	"go.uber.org/zap/zapcore"
 )
 
-// Server limits (server.write_timeout is the configurable one).
+// Server limits (server.write_timeout and server.body_timeout are the
+// configurable ones). With them, every phase of a connection is bounded:
+// the TLS handshake (net/http uses readHeaderTimeout for it too), the
+// headers, the body (also one the handler leaves unread, see
+// proxy.LimitBodyReads), the response and the idle time between requests.
 const (
 	readHeaderTimeout = 10 * time.Second
 	idleTimeout       = 2 * time.Minute
@@ -489,8 +493,9 @@ func serveOn(ctx context.Context, ln net.Listener, sc config.ServerConfig, h dra
 	srv := &http.Server{
 		// Not WriteTimeout or ReadTimeout, which would bound whole
 		// responses and requests: websockets, long downloads and uploads.
-		// LimitWrites and LimitBodyReads bound stalls instead.
-		Handler:           proxy.LimitBodyReads(proxy.LimitWrites(h, sc.WriteTimeout), sc.BodyTimeout),
+		// LimitStalls bounds stalls instead, until a websocket upgrade
+		// hijacks the connection.
+		Handler:           proxy.LimitStalls(h, proxy.StallLimits{Write: sc.WriteTimeout, Body: sc.BodyTimeout}),
 		ReadHeaderTimeout: readHeaderTimeout,
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
