@@ -29,6 +29,19 @@ type NodeLoginer interface {
 	LoginOn(ctx context.Context, u identity.User) (cookie *http.Cookie, node string, err error)
 }
 
+// Ender ends a Qlik session at QPS by its id (the session cookie value),
+// reporting whether QPS still had it; *ticket.Client is one. NodeEnder
+// does it on the session's node; *ticket.Nodes is one. The Broker's
+// Abandon uses whichever its Loginer has.
+type (
+	Ender interface {
+		EndSession(ctx context.Context, id string) (bool, error)
+	}
+	NodeEnder interface {
+		EndSessionOn(ctx context.Context, node, id string) (bool, error)
+	}
+)
+
 // Broker hands out each user's Qlik session, logging the user in when the
 // jar has none. Concurrent Ensure calls for one user share a single login,
 // and across replicas too when the store is a Locker; calls for different
@@ -277,6 +290,29 @@ func (b *Broker) Logout(ctx context.Context, u identity.User) (int, error) {
 		err = errors.Join(err, fmt.Errorf("session: jar delete: %w", derr))
 	}
 	return n, err
+}
+
+// Abandon drops e, u's session, from the jar if the jar still holds it,
+// and ends it at QPS: for a session sensegate stops using while Qlik may
+// still hold it (its websocket was refused for the parallel-session cap,
+// or dropped before its greeting), which would otherwise count toward
+// Qlik's five sessions per user until it timed out. It reports whether
+// QPS ended it (false: QPS did not know it, or the Loginer cannot end
+// sessions). Call it off the request path: it is a QPS call.
+func (b *Broker) Abandon(ctx context.Context, u identity.User, e Entry) (bool, error) {
+	err := b.Invalidate(ctx, u, e.Cookie)
+	var ended bool
+	var qerr error
+	switch l := b.login.(type) {
+	case NodeEnder:
+		ended, qerr = l.EndSessionOn(ctx, e.Node, e.Cookie)
+	case Ender:
+		ended, qerr = l.EndSession(ctx, e.Cookie)
+	}
+	if ended {
+		b.metrics.abandoned()
+	}
+	return ended, errors.Join(err, qerr)
 }
 
 // Peek returns u's session without logging in.

@@ -22,6 +22,7 @@ const (
 //	                                                   refused over the user's login rate, QPS not asked
 //	sensegate_jar_lookups_total{result="hit"|"miss"}   Ensure's jar lookups
 //	sensegate_store_errors_total{op}                   failed store calls (get, put, delete, ping)
+//	sensegate_qlik_sessions_abandoned_total            sessions ended at QPS by Abandon
 //
 // Every counter is created with its labels when Metrics is made, so that
 // recording is one atomic add. A nil *Metrics records nothing.
@@ -30,6 +31,7 @@ type Metrics struct {
 	ticketsRateLimited           prometheus.Counter
 	jarHit, jarMiss              prometheus.Counter
 	storeErrors                  map[string]prometheus.Counter // by op; read-only after NewMetrics
+	abandonedSessions            prometheus.Counter
 }
 
 // NewMetrics creates the broker's metrics and registers them on reg.
@@ -46,7 +48,11 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		Name: "sensegate_store_errors_total",
 		Help: "Failed calls to the session store by operation.",
 	}, []string{"op"})
-	for _, c := range []prometheus.Collector{tickets, lookups, storeErrors} {
+	abandoned := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "sensegate_qlik_sessions_abandoned_total",
+		Help: "Qlik sessions sensegate stopped using while Qlik might still hold them (a socket refused for the parallel-session cap, or dropped before its greeting), ended at QPS so that they do not count toward the user's 5.",
+	})
+	for _, c := range []prometheus.Collector{tickets, lookups, storeErrors, abandoned} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -58,6 +64,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		jarHit:             lookups.WithLabelValues("hit"),
 		jarMiss:            lookups.WithLabelValues("miss"),
 		storeErrors:        map[string]prometheus.Counter{},
+		abandonedSessions:  abandoned,
 	}
 	for _, op := range []string{opGet, opPut, opDelete, opPing} {
 		m.storeErrors[op] = storeErrors.WithLabelValues(op)
@@ -72,6 +79,13 @@ func (m *Metrics) lookup(hit bool) {
 		m.jarHit.Inc()
 	default:
 		m.jarMiss.Inc()
+	}
+}
+
+// abandoned counts a session ended at QPS by Abandon.
+func (m *Metrics) abandoned() {
+	if m != nil {
+		m.abandonedSessions.Inc()
 	}
 }
 

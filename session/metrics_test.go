@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -110,6 +111,7 @@ func TestBrokerMetrics(t *testing.T) {
 		`sensegate_tickets_total{result="issued"}`:       2, // alice, carol
 		`sensegate_tickets_total{result="failed"}`:       1, // bob
 		`sensegate_tickets_total{result="rate_limited"}`: 0,
+		`sensegate_qlik_sessions_abandoned_total{}`:      0,
 		`sensegate_jar_lookups_total{result="hit"}`:      2, // alice twice
 		// alice, bob and carol's second try; the Get that failed is an error
 		`sensegate_jar_lookups_total{result="miss"}`: 3,
@@ -122,8 +124,8 @@ func TestBrokerMetrics(t *testing.T) {
 			t.Errorf("%s = %v (present %v), want %v", series, v, ok, want)
 		}
 	}
-	if len(got) != 9 {
-		t.Errorf("gathered %d series, want 9: %v", len(got), got)
+	if len(got) != 10 {
+		t.Errorf("gathered %d series, want 10: %v", len(got), got)
 	}
 
 	mu.Lock()
@@ -229,5 +231,63 @@ func TestBrokerMetricsRateLimited(t *testing.T) {
 	got := gather(t, reg)
 	if got[`sensegate_tickets_total{result="rate_limited"}`] != 1 || got[`sensegate_tickets_total{result="issued"}`] != 1 || login.count(`ACME\alice`) != 1 {
 		t.Errorf("tickets %v, logins %d; want 1 issued, 1 rate_limited, 1 login", got, login.count(`ACME\alice`))
+	}
+}
+
+// endingLogin is a fakeLogin that can end sessions at QPS, which knows
+// the sessions in live.
+type endingLogin struct {
+	*fakeLogin
+	mu    sync.Mutex
+	live  map[string]bool
+	ended []string
+}
+
+func (e *endingLogin) Login(ctx context.Context, u identity.User) (*http.Cookie, error) {
+	c, err := e.fakeLogin.Login(ctx, u)
+	if err == nil {
+		e.mu.Lock()
+		e.live[c.Value] = true
+		e.mu.Unlock()
+	}
+	return c, err
+}
+
+func (e *endingLogin) EndSession(_ context.Context, id string) (bool, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.ended = append(e.ended, id)
+	ok := e.live[id]
+	delete(e.live, id)
+	return ok, nil
+}
+
+// Abandon drops the session from the jar and ends it at QPS, counted;
+// the next Ensure logs in anew.
+func TestBrokerAbandon(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	login := &endingLogin{fakeLogin: newFakeLogin(), live: map[string]bool{}}
+	b := NewBroker(NewMemory(time.Hour, nil), login, BrokerOptions{Metrics: m})
+	ctx := context.Background()
+	e, err := b.Ensure(ctx, user("alice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ended, err := b.Abandon(ctx, user("alice"), e); !ended || err != nil {
+		t.Fatalf("Abandon = %v, %v; want ended", ended, err)
+	}
+	if ended, _ := b.Abandon(ctx, user("alice"), e); ended {
+		t.Error("Abandon of a session QPS no longer has reported it ended")
+	}
+	next, err := b.Ensure(ctx, user("alice"))
+	if err != nil || next.Cookie == e.Cookie || login.count(`ACME\alice`) != 2 {
+		t.Errorf("Ensure after Abandon = %q, %v with %d logins; want a new session", next.Cookie, err, login.count(`ACME\alice`))
+	}
+	if got := gather(t, reg)["sensegate_qlik_sessions_abandoned_total{}"]; got != 1 {
+		t.Errorf("abandoned sessions = %v, want 1", got)
 	}
 }

@@ -115,6 +115,12 @@ func (n *Nodes) Logout(ctx context.Context, u identity.User) (int, error) {
 	return total, errors.Join(errs...)
 }
 
+// EndSessionOn ends the session id on node (the first node when node is
+// unknown); see Client.EndSession.
+func (n *Nodes) EndSessionOn(ctx context.Context, node, id string) (bool, error) {
+	return n.nodes[n.byID[node]].Client.EndSession(ctx, id)
+}
+
 // CSRFTokenOn fetches the websocket CSRF token of a session on node (the
 // first node when node is unknown).
 func (n *Nodes) CSRFTokenOn(ctx context.Context, node, sessionCookie string) (string, bool, error) {
