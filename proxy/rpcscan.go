@@ -40,6 +40,7 @@ type rpcScanner struct {
 	str    strKind    // what the string being read is
 	buf    []byte     // the raw bytes of a string being captured
 	over   bool       // the string had more than the bound of its kind
+	quoted bool       // the string has escapes
 
 	// What was found.
 	id        bool   // a top-level id member
@@ -66,6 +67,7 @@ const (
 	scanDeepString                  // in a string there
 	scanEnd                         // after the top-level object: whitespace only
 	scanInvalid                     // not an object, or malformed where tracked: the rest is ignored
+	scanDone                        // no notification, and nothing else looked for: the rest is ignored
 )
 
 // memberName is what a member name means to the scanner.
@@ -129,7 +131,7 @@ func (s *rpcScanner) Write(p []byte) (int, error) {
 				s.capture(p[i : i+1])
 				continue
 			}
-			j := bytes.IndexAny(p[i:], `"\`)
+			j := stringEnd(p[i:])
 			if j < 0 {
 				s.capture(p[i:])
 				return len(p), nil
@@ -137,7 +139,7 @@ func (s *rpcScanner) Write(p []byte) (int, error) {
 			s.capture(p[i : i+j])
 			i += j
 			if p[i] == '\\' {
-				s.esc = true
+				s.esc, s.quoted = true, true
 				s.capture(p[i : i+1])
 				continue
 			}
@@ -150,7 +152,7 @@ func (s *rpcScanner) Write(p []byte) (int, error) {
 			if !isSpace(c) {
 				s.state = scanInvalid
 			}
-		case scanInvalid:
+		case scanInvalid, scanDone:
 			return len(p), nil
 		case scanScalar:
 			if isScalarByte(c) {
@@ -256,6 +258,16 @@ func (s *rpcScanner) value(c byte) {
 	default:
 		s.state = scanInvalid
 	}
+	s.stopIfDone()
+}
+
+// stopIfDone ends the scan of a message that is no notification when
+// nothing else is looked for (no doc): an Engine answer names its id
+// first, and the rest of it need not be read.
+func (s *rpcScanner) stopIfDone() {
+	if !s.doc && (s.id || s.unmatched > 0) && s.state != scanInvalid {
+		s.state = scanDone
+	}
 }
 
 // close ends the tracked container at s.depth with c.
@@ -276,7 +288,7 @@ func (s *rpcScanner) close(c byte) {
 }
 
 func (s *rpcScanner) beginString(k strKind) {
-	s.str, s.buf, s.over = k, s.buf[:0], false
+	s.str, s.buf, s.over, s.quoted = k, s.buf[:0], false, false
 	s.state = scanString
 }
 
@@ -307,7 +319,7 @@ func (s *rpcScanner) endString() {
 	switch s.str {
 	case strName:
 		s.state = scanColon
-		name, ok := unescape(s.buf)
+		name, ok := s.unescape()
 		id := nameOther
 		switch {
 		case !ok || s.over:
@@ -327,12 +339,13 @@ func (s *rpcScanner) endString() {
 			s.member = id
 		}
 	case strMethod:
-		m, ok := unescape(s.buf)
+		m, ok := s.unescape()
 		if ok && !s.over && s.match(m) {
 			s.matched++
 			s.method = string(m)
 		} else {
 			s.unmatched++
+			s.stopIfDone()
 		}
 	case strDoc:
 		s.docRaw = append(s.docRaw[:0], s.buf...)
@@ -350,7 +363,7 @@ func (s *rpcScanner) notification() bool {
 // ruledOut reports whether what was read so far shows the message is no
 // such notification, however it goes on.
 func (s *rpcScanner) ruledOut() bool {
-	return s.state == scanInvalid || s.id || s.unmatched > 0
+	return s.state == scanInvalid || s.state == scanDone || s.id || s.unmatched > 0
 }
 
 // docName returns the document name read from the params of a message
@@ -361,11 +374,11 @@ func (s *rpcScanner) docName() string {
 		return ""
 	}
 	raw := s.docRaw
-	name, ok := unescape(raw)
+	name, ok := decodeString(raw)
 	// A cut name may end inside an escape: drop its start.
 	for i := 0; !ok && s.docCut && i < 6 && len(raw) > 0; i++ {
 		raw = raw[:len(raw)-1]
-		name, ok = unescape(raw)
+		name, ok = decodeString(raw)
 	}
 	if !ok {
 		return ""
@@ -380,10 +393,19 @@ func (s *rpcScanner) docName() string {
 	return string(name)
 }
 
-// unescape decodes the raw contents of a JSON string, invalid UTF-8
-// replaced as encoding/json does; it reports false when they are not
-// valid.
-func unescape(raw []byte) ([]byte, bool) {
+// unescape decodes the string just captured; it reports false when it
+// is not valid. Invalid UTF-8 is left as it is unless there are escapes
+// (see decodeString): no name looked for has any.
+func (s *rpcScanner) unescape() ([]byte, bool) {
+	if !s.quoted {
+		return s.buf, true
+	}
+	return decodeString(s.buf)
+}
+
+// decodeString decodes the raw contents of a JSON string as
+// encoding/json does, invalid UTF-8 replaced.
+func decodeString(raw []byte) ([]byte, bool) {
 	if bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw) {
 		return raw, true
 	}
@@ -415,6 +437,35 @@ func asciiEqualFold(b []byte, s string) bool {
 		}
 	}
 	return true
+}
+
+// stringEnd returns the index in p of the first quote or backslash, -1
+// if none. Short strings (member names, most values) end within a few
+// bytes; on the long strings of user data two vectorised searches beat a
+// loop, or one bytes.IndexAny.
+func stringEnd(p []byte) int {
+	const short = 16
+	for i := 0; i < len(p) && i < short; i++ {
+		if c := p[i]; c == '"' || c == '\\' {
+			return i
+		}
+	}
+	if len(p) <= short {
+		return -1
+	}
+	rest := p[short:]
+	q := bytes.IndexByte(rest, '"')
+	in := rest
+	if q >= 0 {
+		in = rest[:q]
+	}
+	if b := bytes.IndexByte(in, '\\'); b >= 0 {
+		return short + b
+	}
+	if q < 0 {
+		return -1
+	}
+	return short + q
 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
