@@ -32,6 +32,7 @@
 //	  timeout: 30s
 //	  websocket_csrf: auto                         # auto | on | off
 //	  websocket_ping: 30s                          # 0 disables
+//	  websocket_per_user: 50                       # relayed Engine websockets per user at once; 0: no cap
 //	  replay_limit: 1048576                        # bytes buffered for replay
 //	  auth_module_url: ""                          # the VP's authentication module, if any
 //	  login_rate:                                  # per-user bound on Qlik logins
@@ -113,6 +114,7 @@ const (
 	DefaultQPSTimeout          = 10 * time.Second
 	DefaultWebsocketCSRF       = CSRFAuto
 	DefaultWebsocketPing       = 30 * time.Second
+	DefaultWebsocketPerUser    = 50
 	DefaultReplayLimit         = 1 << 20
 	DefaultQPSRetries          = 2
 	DefaultQPSMaxConcurrent    = 32
@@ -307,6 +309,16 @@ type QlikConfig struct {
 	// relayed websockets, so that idle sockets are not cut by load
 	// balancers on the way; 0 disables them (DefaultWebsocketPing).
 	WebsocketPing time.Duration `mapstructure:"websocket_ping"`
+	// WebsocketPerUser bounds the Engine websockets sensegate relays for
+	// one user at once (DefaultWebsocketPerUser); an upgrade over it gets
+	// 429 before Qlik is dialled. 0 sets no bound. Qlik lets a user have 5
+	// sessions, but one session carries many sockets: the hub's, one per
+	// app open in a tab, one per app a mashup embeds, and reconnects that
+	// overlap the old socket's close. 50 leaves room for a user with
+	// several tabs and mashups open, and still keeps one user (a script,
+	// a page that reconnects in a loop) from holding thousands of sockets,
+	// each an Engine session and sensegate's memory.
+	WebsocketPerUser int `mapstructure:"websocket_per_user"`
 	// ReplayLimit is the largest request body, in bytes, that sensegate
 	// buffers so it can replay the request when Qlik has forgotten the
 	// session (DefaultReplayLimit). Larger bodies stream through; if their
@@ -621,6 +633,7 @@ func Default() *Config {
 				Retries:       DefaultQPSRetries,
 				MaxConcurrent: DefaultQPSMaxConcurrent,
 			},
+			WebsocketPerUser: DefaultWebsocketPerUser,
 		},
 		Identity: IdentityConfig{
 			Provider:    DefaultProvider,

@@ -49,6 +49,7 @@ type relay struct {
 
 	mu      sync.Mutex
 	pairs   map[*wsPair]struct{}
+	perUser map[string]int // sockets held by each user key, while Options.WebsocketsPerUser > 0
 	closing bool
 	wg      sync.WaitGroup
 }
@@ -77,7 +78,8 @@ func newRelay(h *Handler) *relay {
 			// The Origin is checked in serve, before Qlik is dialled.
 			CheckOrigin: func(*http.Request) bool { return true },
 		},
-		pairs: map[*wsPair]struct{}{},
+		pairs:   map[*wsPair]struct{}{},
+		perUser: map[string]int{},
 	}
 }
 
@@ -92,6 +94,23 @@ func (rl *relay) serve(w http.ResponseWriter, r *http.Request, u identity.User, 
 		writeError(w, r, h.log, &Error{Status: http.StatusForbidden, Msg: "websocket origin not allowed", Err: errors.New("origin " + r.Header.Get("Origin"))})
 		return
 	}
+	// The user's socket is counted from here, before the login and the
+	// dial, so that a burst of upgrades cannot get past the bound.
+	key := u.Key()
+	if !rl.acquire(key) {
+		h.metrics.websocketRefusedUserLimit()
+		limit := h.opts.WebsocketsPerUser
+		writeError(w, r, h.log, &Error{Status: http.StatusTooManyRequests,
+			Msg: fmt.Sprintf("too many websockets open for this user (at most %d at once): close one and retry", limit),
+			Err: fmt.Errorf("user has %d relayed websockets", limit)})
+		return
+	}
+	handedOver := false // to the pair, which releases it when it ends
+	defer func() {
+		if !handedOver {
+			rl.release(key)
+		}
+	}()
 	var (
 		up      *websocket.Conn
 		pending [][]byte
@@ -142,13 +161,14 @@ func (rl *relay) serve(w http.ResponseWriter, r *http.Request, u identity.User, 
 		up.Close()
 		return
 	}
-	p := &wsPair{rl: rl, client: client, up: up, user: u, cookie: e.Cookie, created: e.Created, reqID: requestID(r.Context())}
+	p := &wsPair{rl: rl, client: client, up: up, user: u, key: key, cookie: e.Cookie, created: e.Created, reqID: requestID(r.Context())}
 	if !rl.register(p) {
 		p.closeBoth(websocket.CloseGoingAway, "sensegate is shutting down")
 		client.Close()
 		up.Close()
 		return
 	}
+	handedOver = true
 	// The notifications read while checking the session are the client's.
 	client.SetWriteDeadline(time.Now().Add(DefaultWriteWait))
 	relayed := h.metrics.websocketBytes(false)
@@ -457,9 +477,43 @@ func (rl *relay) register(p *wsPair) bool {
 func (rl *relay) unregister(p *wsPair) {
 	rl.mu.Lock()
 	delete(rl.pairs, p)
+	rl.releaseLocked(p.key)
 	rl.mu.Unlock()
 	rl.h.metrics.websocketClosed()
 	rl.wg.Done()
+}
+
+// acquire counts one more relayed websocket for the user with key and
+// reports true, or reports false when the user already has
+// Options.WebsocketsPerUser. release gives it back.
+func (rl *relay) acquire(key string) bool {
+	limit := rl.h.opts.WebsocketsPerUser
+	if limit == 0 {
+		return true
+	}
+	rl.mu.Lock()
+	defer rl.mu.Unlock()
+	if rl.perUser[key] >= limit {
+		return false
+	}
+	rl.perUser[key]++
+	return true
+}
+
+func (rl *relay) release(key string) {
+	rl.mu.Lock()
+	rl.releaseLocked(key)
+	rl.mu.Unlock()
+}
+
+func (rl *relay) releaseLocked(key string) {
+	if rl.h.opts.WebsocketsPerUser == 0 {
+		return
+	}
+	// Users without sockets leave the map: it holds only the connected.
+	if rl.perUser[key]--; rl.perUser[key] <= 0 {
+		delete(rl.perUser, key)
+	}
 }
 
 // closeUser sends a close frame to both sides of every relayed websocket of
@@ -522,6 +576,7 @@ type wsPair struct {
 	client *websocket.Conn
 	up     *websocket.Conn
 	user   identity.User
+	key    string // user.Key(), as counted for Options.WebsocketsPerUser
 	cookie string // the Qlik session the socket runs on
 	// created is when that session was made (for the audit log).
 	created time.Time
