@@ -90,9 +90,11 @@ const (
 	strDoc                   // the document name
 )
 
-// Bounds of the strings the scanner keeps, raw: a name or value longer
+// Bounds of the strings the scanner keeps, raw: a name or method longer
 // than its bound cannot be any it looks for, even with every character
-// escaped (\u0041 is 6 bytes).
+// escaped (\u0041 is 6 bytes). The names are the longest it looks for;
+// methods looked for have at most 32 characters; a document name keeps
+// enough for maxAppID bytes decoded even when the cut falls in an escape.
 const (
 	maxNameRaw   = 6 * len("qDocName")
 	maxMethodRaw = 6 * 32
