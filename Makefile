@@ -50,7 +50,7 @@ fuzz:
 	$(GO) test -run XXX -fuzz '^FuzzUserKey$$' -fuzztime $(FUZZTIME) ./identity/
 	$(GO) test -run XXX -fuzz '^FuzzStripTicketParams$$' -fuzztime $(FUZZTIME) ./proxy/
 	$(GO) test -run XXX -fuzz '^FuzzDropCookies$$' -fuzztime $(FUZZTIME) ./proxy/
-	$(GO) test -run XXX -fuzz '^FuzzCheckFatal$$' -fuzztime $(FUZZTIME) ./proxy/
+	$(GO) test -run XXX -fuzz '^FuzzRPCScanner$$' -fuzztime $(FUZZTIME) ./proxy/
 	$(GO) test -run XXX -fuzz '^FuzzIsLoginRedirect$$' -fuzztime $(FUZZTIME) ./qlik/
 	$(GO) test -run XXX -fuzz '^FuzzTicketResponse$$' -fuzztime $(FUZZTIME) ./ticket/
 	$(GO) test -run XXX -fuzz '^FuzzXrfkey$$' -fuzztime $(FUZZTIME) ./qliksim/

@@ -32,6 +32,7 @@
 //	  timeout: 30s
 //	  websocket_csrf: auto                         # auto | on | off
 //	  websocket_ping: 0s                           # pings to Qlik; 0 (default) sends none
+//	  websocket_per_user: 50                       # relayed Engine websockets per user at once; 0: no cap
 //	  replay_limit: 1048576                        # bytes buffered for replay
 //	  auth_module_url: ""                          # the VP's authentication module, if any
 //	  extra_paths: []                              # forwarded to Qlik besides its own, e.g. /custom/
@@ -116,6 +117,7 @@ const (
 	DefaultQPSTimeout          = 10 * time.Second
 	DefaultWebsocketCSRF       = CSRFAuto
 	DefaultWebsocketPing       = 0
+	DefaultWebsocketPerUser    = 50
 	DefaultReplayLimit         = 1 << 20
 	DefaultQPSRetries          = 2
 	DefaultQPSMaxConcurrent    = 32
@@ -321,6 +323,16 @@ type QlikConfig struct {
 	// only where a load balancer between sensegate and Qlik cuts idle
 	// sockets and Qlik is known to answer pings.
 	WebsocketPing time.Duration `mapstructure:"websocket_ping"`
+	// WebsocketPerUser bounds the Engine websockets sensegate relays for
+	// one user at once (DefaultWebsocketPerUser); an upgrade over it gets
+	// 429 before Qlik is dialled. 0 sets no bound. Qlik lets a user have 5
+	// sessions, but one session carries many sockets: the hub's, one per
+	// app open in a tab, one per app a mashup embeds, and reconnects that
+	// overlap the old socket's close. 50 leaves room for a user with
+	// several tabs and mashups open, and still keeps one user (a script,
+	// a page that reconnects in a loop) from holding thousands of sockets,
+	// each an Engine session and sensegate's memory.
+	WebsocketPerUser int `mapstructure:"websocket_per_user"`
 	// ReplayLimit is the largest request body, in bytes, that sensegate
 	// buffers so it can replay the request when Qlik has forgotten the
 	// session (DefaultReplayLimit). Larger bodies stream through; if their
@@ -652,6 +664,7 @@ func Default() *Config {
 				Retries:       DefaultQPSRetries,
 				MaxConcurrent: DefaultQPSMaxConcurrent,
 			},
+			WebsocketPerUser: DefaultWebsocketPerUser,
 		},
 		Identity: IdentityConfig{
 			Provider:    DefaultProvider,

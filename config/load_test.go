@@ -147,6 +147,7 @@ qlik:
   timeout: 45s
   websocket_csrf: "on"
   websocket_ping: 20s
+  websocket_per_user: 20
   replay_limit: 65536
   auth_module_url: https://login.example.com/qlik
   login_rate:
@@ -220,6 +221,7 @@ audit:
 				Retries:       3,
 				MaxConcurrent: 8,
 			},
+			WebsocketPerUser: 20,
 		},
 		Identity: IdentityConfig{
 			Provider: ProviderHeader,
@@ -320,6 +322,7 @@ func TestLoadDefaults(t *testing.T) {
 		"server.allowed_origins":  {len(got.Server.RawAllowedOrigins), 0},
 		"admin.listen":            {got.Admin.Listen, "127.0.0.1:9090"},
 		"audit.enabled":           {got.Audit.Enabled, true},
+		"qlik.websocket_per_user": {got.Qlik.WebsocketPerUser, 50},
 	} {
 		if !reflect.DeepEqual(tc.got, tc.want) {
 			t.Errorf("%s = %v, want %v", name, tc.got, tc.want)

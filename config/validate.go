@@ -451,6 +451,9 @@ func (q *QlikConfig) validate(v *validator) {
 	if q.WebsocketPing < 0 {
 		v.errorf("qlik.websocket_ping", "use a duration such as 30s, or 0 to send no pings", "%s is negative", q.WebsocketPing)
 	}
+	if q.WebsocketPerUser < 0 {
+		v.errorf("qlik.websocket_per_user", fmt.Sprintf("use the websockets one user may have open at once, e.g. %d, or 0 for no cap", DefaultWebsocketPerUser), "%d is negative", q.WebsocketPerUser)
+	}
 	if q.ReplayLimit < 0 {
 		v.errorf("qlik.replay_limit", "use a size in bytes such as 1048576, or 0 to replay only bodiless requests", "%d is negative", q.ReplayLimit)
 	}

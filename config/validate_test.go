@@ -238,6 +238,21 @@ func TestValidate(t *testing.T) {
 			want: []string{`qlik.login_rate.burst: 0 is not positive (use the logins a user may make at once, 1 or more, e.g. 10)`},
 		},
 
+		// qlik.websocket_per_user
+		{
+			name: "websocket_per_user no bound",
+			mod:  func(c *Config) { c.Qlik.WebsocketPerUser = 0 },
+		},
+		{
+			name: "websocket_per_user one",
+			mod:  func(c *Config) { c.Qlik.WebsocketPerUser = 1 },
+		},
+		{
+			name: "websocket_per_user negative",
+			mod:  func(c *Config) { c.Qlik.WebsocketPerUser = -1 },
+			want: []string{`qlik.websocket_per_user: -1 is negative (use the websockets one user may have open at once, e.g. 50, or 0 for no cap)`},
+		},
+
 		// server.write_timeout
 		{
 			name: "write_timeout disabled",

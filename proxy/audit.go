@@ -1,9 +1,7 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"time"
 
 	"github.com/sensegate/sensegate/identity"
@@ -70,92 +68,24 @@ func (a *Audit) appOpen(p *wsPair, appID string) {
 		zap.Duration("qlik_session_age", time.Since(p.created).Round(time.Second)))
 }
 
-// openDocMarker is looked for in the first bytes of each client message;
-// only messages that contain it are parsed.
-var openDocMarker = []byte(`"OpenDoc"`)
-
 // maxAppID bounds the app id an audit entry repeats from a client.
 const maxAppID = 128
 
+// isOpenDocMethod reports whether a request's method is OpenDoc, in any
+// ASCII case: the Engine's matching is undocumented, and an extra audit
+// entry costs less than a missed one.
+func isOpenDocMethod(m []byte) bool { return asciiEqualFold(m, "OpenDoc") }
+
 // parseOpenDoc returns the app id of an Engine JSON-RPC OpenDoc request
 // (params ["appId", …] or {"qDocName": "appId", …}) and whether msg is
-// one. msg may be the head of a longer message: it is read token by token
-// and what was read before the cut counts. Only the method and the
-// document name are read, never the other parameters (qPassword).
+// one: a top-level object whose method is OpenDoc. msg may be cut short:
+// what was read before the cut counts. Only the method and the document
+// name are read, never the other parameters (qPassword).
 func parseOpenDoc(msg []byte) (appID string, ok bool) {
-	dec := json.NewDecoder(bytes.NewReader(msg))
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+	s := rpcScanner{match: isOpenDocMethod, doc: true}
+	s.Write(msg)
+	if s.matched == 0 {
 		return "", false
 	}
-	var method string
-fields:
-	for dec.More() {
-		t, err := dec.Token()
-		if err != nil {
-			break
-		}
-		switch key, _ := t.(string); key {
-		case "method":
-			t, err := dec.Token()
-			if err != nil {
-				break fields
-			}
-			if method, _ = t.(string); method != "OpenDoc" {
-				return "", false
-			}
-		case "params":
-			appID = docName(dec)
-		default:
-			var skip json.RawMessage
-			if dec.Decode(&skip) != nil {
-				break fields
-			}
-		}
-	}
-	if method != "OpenDoc" {
-		return "", false
-	}
-	if len(appID) > maxAppID {
-		appID = appID[:maxAppID]
-	}
-	return appID, true
-}
-
-// docName reads OpenDoc's params, whole, and returns the document name:
-// the first item of an array, or qDocName of an object.
-func docName(dec *json.Decoder) (name string) {
-	t, err := dec.Token()
-	if err != nil {
-		return ""
-	}
-	switch t {
-	case json.Delim('['):
-		for i := 0; dec.More(); i++ {
-			var raw json.RawMessage
-			if dec.Decode(&raw) != nil {
-				return name
-			}
-			if i == 0 {
-				json.Unmarshal(raw, &name)
-			}
-		}
-	case json.Delim('{'):
-		for dec.More() {
-			k, err := dec.Token()
-			if err != nil {
-				return name
-			}
-			var raw json.RawMessage
-			if dec.Decode(&raw) != nil {
-				return name
-			}
-			if k == "qDocName" {
-				json.Unmarshal(raw, &name)
-			}
-		}
-	default:
-		return ""
-	}
-	dec.Token() // the closing ] or }
-	return name
+	return s.docName(), true
 }

@@ -1,23 +1,15 @@
 package proxy
 
 import (
-	"bytes"
-	"context"
 	"encoding/hex"
-	"encoding/json"
 	"net/http"
 	"net/url"
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
-	"go.uber.org/zap"
-
-	"github.com/sensegate/sensegate/identity"
 	"github.com/sensegate/sensegate/qlik"
-	"github.com/sensegate/sensegate/session"
 )
 
 // FuzzStripTicketParams strips qlikTicket from arbitrary raw queries: no
@@ -142,88 +134,4 @@ func FuzzDropCookies(f *testing.F) {
 			t.Fatalf("Cookie %q: kept %q, want %q", lines, kept, want)
 		}
 	})
-}
-
-// recordingSessions counts Invalidate calls.
-type recordingSessions struct {
-	mu          sync.Mutex
-	invalidated []string
-}
-
-func (r *recordingSessions) Ensure(context.Context, identity.User) (session.Entry, error) {
-	return session.Entry{}, nil
-}
-
-func (r *recordingSessions) Invalidate(_ context.Context, _ identity.User, cookie string) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.invalidated = append(r.invalidated, cookie)
-	return nil
-}
-
-func (r *recordingSessions) Update(context.Context, identity.User, session.Entry) error { return nil }
-
-var fatalTopics = []string{"OnSessionTimedOut", "OnSessionLoggedOut", "OnSessionClosed"}
-
-// FuzzCheckFatal hands arbitrary Qlik messages to the websocket's
-// notification peek as the pump does (the first peekSize bytes). It never
-// panics; it drops the session only for a message naming a fatal topic,
-// and always for a notification of one that fits the peek. The client's
-// OpenDoc peek never panics either, and finds an app only in a message
-// naming OpenDoc.
-func FuzzCheckFatal(f *testing.F) {
-	f.Add([]byte(`{"jsonrpc":"2.0","method":"OnSessionTimedOut","params":{}}`), "")
-	f.Add([]byte(`{"jsonrpc":"2.0","method":"OnConnected","params":{"qSessionState":"SESSION_CREATED"}}`), "")
-	f.Add([]byte(`{"jsonrpc":"2.0","method":"OnSessionLoggedOut","params":{"message":"`+strings.Repeat("x", 400)+`"}}`), "")
-	f.Add([]byte(`{"method":"OnSessionClosed"`), "")
-	f.Add([]byte(`{"method":"OnSessionSomething"}`), "OnSessionClosed")
-	f.Add([]byte(`{"method":1,"x":"\"method\":\"OnSessionClosed\""`), "")
-	f.Add([]byte(`{"id":1,"method":"OpenDoc","handle":-1,"params":["abc-123"]}`), "")
-	f.Add([]byte(`{"id":1,"method":"OpenDoc","handle":-1,"params":{"qDocName":"abc"}}`), "")
-	f.Add([]byte(`{"params":{"qDocName":`), "OpenDoc")
-	f.Add([]byte("\xff\xfe{[[[[[[[[[["), "OnSessionTimedOut")
-	f.Add([]byte(`[{"method":"OnSessionTimedOut"}]`), "")
-	f.Fuzz(func(t *testing.T, msg []byte, topic string) {
-		for _, m := range [][]byte{msg, notification(topic)} {
-			head := m[:min(len(m), peekSize)]
-			rec := &recordingSessions{}
-			p := &wsPair{
-				rl:     &relay{h: &Handler{log: zap.NewNop(), opts: Options{Sessions: rec}}},
-				user:   identity.User{Directory: "ACME", ID: "alice"},
-				cookie: "cookie", reqID: "r",
-			}
-			p.checkNotification(head)
-			if len(rec.invalidated) > 1 {
-				t.Fatalf("%q: invalidated %d times", head, len(rec.invalidated))
-			}
-			dropped := len(rec.invalidated) == 1
-			if dropped && !slices.ContainsFunc(fatalTopics, func(ft string) bool { return bytes.Contains(head, []byte(ft)) }) {
-				t.Fatalf("%q names no fatal topic but dropped the session", head)
-			}
-			if app, ok := parseOpenDoc(m[:min(len(m), openDocPeekSize)]); ok && !bytes.Contains(m, []byte("OpenDoc")) {
-				t.Fatalf("%q: found app %q without OpenDoc", m, app)
-			}
-		}
-		// A well-formed notification that fits the peek is acted upon
-		// exactly when its topic is fatal.
-		m := notification(topic)
-		if len(m) > peekSize {
-			return
-		}
-		rec := &recordingSessions{}
-		p := &wsPair{rl: &relay{h: &Handler{log: zap.NewNop(), opts: Options{Sessions: rec}}}, user: identity.User{Directory: "ACME", ID: "alice"}, cookie: "c"}
-		p.checkNotification(m)
-		if got, want := len(rec.invalidated) == 1, isFatalTopic(topic); got != want {
-			t.Fatalf("notification %s: dropped %v, want %v", m, got, want)
-		}
-	})
-}
-
-// notification is Qlik's proxy notification of topic.
-func notification(topic string) []byte {
-	b, err := json.Marshal(map[string]any{"jsonrpc": "2.0", "method": topic, "params": map[string]string{}})
-	if err != nil {
-		panic(err)
-	}
-	return b
 }

@@ -130,6 +130,10 @@ type Options struct {
 	// WebsocketPing is the interval of pings to Qlik on relayed sockets,
 	// which keep load balancers from cutting idle ones (0: none).
 	WebsocketPing time.Duration
+	// WebsocketsPerUser bounds the Engine websockets relayed for one user
+	// (by identity.User.Key) at once; an upgrade over it is refused with
+	// 429 before Qlik is dialled. 0 sets no bound.
+	WebsocketsPerUser int
 	// WebsocketCSRF selects Qlik's websocket CSRF token handling
 	// (CSRFAuto if empty); CSRF fetches the tokens.
 	WebsocketCSRF CSRFMode
@@ -195,6 +199,9 @@ func New(opts Options) (*Handler, error) {
 	}
 	if opts.PublicURL == nil {
 		errs = append(errs, errors.New("proxy: public URL is required"))
+	}
+	if opts.WebsocketsPerUser < 0 {
+		errs = append(errs, errors.New("proxy: websockets per user is negative (0 sets no bound)"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err

@@ -34,6 +34,7 @@ var upstreamBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10
 //	sensegate_upstream_duration_seconds{upstream}        time to the upstream's response headers (qlik, or a route's path)
 //	sensegate_reauth_total{kind="http"|"websocket"}      requests replayed and websockets re-dialled on a new Qlik session
 //	sensegate_websockets_open                            relayed websockets
+//	sensegate_websockets_refused_total{reason}           websocket upgrades refused (user_limit: over the user's bound)
 //	sensegate_websocket_bytes_total{direction}           message bytes relayed (client_to_qlik, qlik_to_client)
 //
 // The labels known at startup are bound when the Handler is made, so the
@@ -45,6 +46,7 @@ type Metrics struct {
 	reauthHTTP prometheus.Counter
 	reauthWS   prometheus.Counter
 	wsOpen     prometheus.Gauge
+	wsUserCap  prometheus.Counter // refused: over the user's bound
 	wsToQlik   prometheus.Counter
 	wsToClient prometheus.Counter
 	// codes holds the label of every status code from 100 to 599, so
@@ -77,7 +79,11 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		Name: "sensegate_websocket_bytes_total",
 		Help: "Websocket message payload bytes relayed, by direction.",
 	}, []string{"direction"})
-	for _, c := range []prometheus.Collector{m.requests, m.upstream, reauth, m.wsOpen, wsBytes} {
+	wsRefused := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sensegate_websockets_refused_total",
+		Help: "Engine websocket upgrades refused before Qlik was dialled, by reason (user_limit: the user had qlik.websocket_per_user open).",
+	}, []string{"reason"})
+	for _, c := range []prometheus.Collector{m.requests, m.upstream, reauth, m.wsOpen, wsBytes, wsRefused} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -86,6 +92,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m.reauthWS = reauth.WithLabelValues("websocket")
 	m.wsToQlik = wsBytes.WithLabelValues(dirClientToQlik)
 	m.wsToClient = wsBytes.WithLabelValues(dirQlikToClient)
+	m.wsUserCap = wsRefused.WithLabelValues("user_limit")
 	for c := 100; c < len(m.codes); c++ {
 		m.codes[c] = strconv.Itoa(c)
 	}
@@ -164,6 +171,14 @@ func (m *Metrics) websocketOpened() {
 func (m *Metrics) websocketClosed() {
 	if m != nil {
 		m.wsOpen.Dec()
+	}
+}
+
+// websocketRefusedUserLimit counts an upgrade refused over the user's
+// bound of websockets.
+func (m *Metrics) websocketRefusedUserLimit() {
+	if m != nil {
+		m.wsUserCap.Inc()
 	}
 }
 

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -51,6 +50,7 @@ type relay struct {
 
 	mu      sync.Mutex
 	pairs   map[*wsPair]struct{}
+	perUser map[string]int // sockets held by each user key, while Options.WebsocketsPerUser > 0
 	closing bool
 	wg      sync.WaitGroup
 }
@@ -79,7 +79,8 @@ func newRelay(h *Handler) *relay {
 			// The Origin is checked in serve, before Qlik is dialled.
 			CheckOrigin: func(*http.Request) bool { return true },
 		},
-		pairs: map[*wsPair]struct{}{},
+		pairs:   map[*wsPair]struct{}{},
+		perUser: map[string]int{},
 	}
 }
 
@@ -94,6 +95,23 @@ func (rl *relay) serve(w http.ResponseWriter, r *http.Request, u identity.User, 
 		writeError(w, r, h.log, &Error{Status: http.StatusForbidden, Msg: "websocket origin not allowed", Err: errors.New("origin " + r.Header.Get("Origin"))})
 		return
 	}
+	// The user's socket is counted from here, before the login and the
+	// dial, so that a burst of upgrades cannot get past the bound.
+	key := u.Key()
+	if !rl.acquire(key) {
+		h.metrics.websocketRefusedUserLimit()
+		limit := h.opts.WebsocketsPerUser
+		writeError(w, r, h.log, &Error{Status: http.StatusTooManyRequests,
+			Msg: fmt.Sprintf("too many websockets open for this user (at most %d at once): close one and retry", limit),
+			Err: fmt.Errorf("user has %d relayed websockets", limit)})
+		return
+	}
+	handedOver := false // to the pair, which releases it when it ends
+	defer func() {
+		if !handedOver {
+			rl.release(key)
+		}
+	}()
 	var (
 		up      *websocket.Conn
 		pending [][]byte
@@ -144,13 +162,14 @@ func (rl *relay) serve(w http.ResponseWriter, r *http.Request, u identity.User, 
 		up.Close()
 		return
 	}
-	p := &wsPair{rl: rl, client: client, up: up, user: u, cookie: e.Cookie, created: e.Created, reqID: requestID(r.Context())}
+	p := &wsPair{rl: rl, client: client, up: up, user: u, key: key, cookie: e.Cookie, created: e.Created, reqID: requestID(r.Context())}
 	if !rl.register(p) {
 		p.closeBoth(websocket.CloseGoingAway, "sensegate is shutting down")
 		client.Close()
 		up.Close()
 		return
 	}
+	handedOver = true
 	// The notifications read while checking the session are the client's.
 	client.SetWriteDeadline(time.Now().Add(DefaultWriteWait))
 	relayed := h.metrics.websocketBytes(false)
@@ -275,15 +294,19 @@ func (rl *relay) connect(r *http.Request, u identity.User, e *session.Entry, tar
 			up.Close()
 			return nil, nil, fmt.Errorf("probe: qlik sent a message that is not JSON-RPC: %w", err)
 		}
+		// Only notifications (a method, no id) speak for the session, as
+		// on the open socket (fatalWatcher); decoding reads the top level
+		// only, so a nested method is no method here.
+		notification := msg.ID == nil
 		switch {
 		case msg.ID != nil && *msg.ID == probeID:
 			up.SetReadDeadline(time.Time{})
 			up.SetWriteDeadline(time.Time{})
 			return up, pending, nil
-		case msg.Method == "OnAuthenticationInformation" && msg.Params.MustAuthenticate:
+		case notification && msg.Method == "OnAuthenticationInformation" && msg.Params.MustAuthenticate:
 			up.Close()
 			return nil, nil, errSessionRefused
-		case isFatalTopic(msg.Method):
+		case notification && isFatalTopic(msg.Method):
 			up.Close()
 			return nil, nil, fmt.Errorf("qlik ended the session at once: %s", msg.Method)
 		}
@@ -456,9 +479,43 @@ func (rl *relay) register(p *wsPair) bool {
 func (rl *relay) unregister(p *wsPair) {
 	rl.mu.Lock()
 	delete(rl.pairs, p)
+	rl.releaseLocked(p.key)
 	rl.mu.Unlock()
 	rl.h.metrics.websocketClosed()
 	rl.wg.Done()
+}
+
+// acquire counts one more relayed websocket for the user with key and
+// reports true, or reports false when the user already has
+// Options.WebsocketsPerUser. release gives it back.
+func (rl *relay) acquire(key string) bool {
+	limit := rl.h.opts.WebsocketsPerUser
+	if limit == 0 {
+		return true
+	}
+	rl.mu.Lock()
+	defer rl.mu.Unlock()
+	if rl.perUser[key] >= limit {
+		return false
+	}
+	rl.perUser[key]++
+	return true
+}
+
+func (rl *relay) release(key string) {
+	rl.mu.Lock()
+	rl.releaseLocked(key)
+	rl.mu.Unlock()
+}
+
+func (rl *relay) releaseLocked(key string) {
+	if rl.h.opts.WebsocketsPerUser == 0 {
+		return
+	}
+	// Users without sockets leave the map: it holds only the connected.
+	if rl.perUser[key]--; rl.perUser[key] <= 0 {
+		delete(rl.perUser, key)
+	}
 }
 
 // closeUser sends a close frame to both sides of every relayed websocket of
@@ -521,6 +578,7 @@ type wsPair struct {
 	client *websocket.Conn
 	up     *websocket.Conn
 	user   identity.User
+	key    string // user.Key(), as counted for Options.WebsocketsPerUser
 	cookie string // the Qlik session the socket runs on
 	// created is when that session was made (for the audit log).
 	created time.Time
@@ -571,70 +629,133 @@ func (p *wsPair) run() {
 }
 
 // pumpClientToQlik copies the client's messages to Qlik. With an audit
-// log it looks at the head of each text message for OpenDoc requests.
+// log it reads each text message, as it streams, for OpenDoc requests;
+// without one it does not look at them.
 func (p *wsPair) pumpClientToQlik() {
-	var peek []byte
+	var w watcher
 	if p.rl.h.audit != nil {
-		peek = make([]byte, openDocPeekSize)
+		w = newOpenDocWatcher(p)
 	}
-	pump(p.up, p.client, peek, p.checkOpenDoc, p.rl.h.metrics.websocketBytes(true))
+	pump(p.up, p.client, w, p.rl.h.metrics.websocketBytes(true))
 }
-
-// peekSize is how much of each Qlik message is looked at for proxy
-// notifications: they are small, and the rest of a message streams.
-const peekSize = 256
-
-// openDocPeekSize is how much of each client message is looked at for
-// OpenDoc: the request is small, and its method comes first from enigma.js.
-const openDocPeekSize = 512
 
 // pumpQlikToClient copies Qlik's messages to the client, watching for the
 // notifications that end the session: the jar entry is then dropped so
 // the next request logs in again, and Qlik's close follows through.
 func (p *wsPair) pumpQlikToClient() {
-	pump(p.client, p.up, make([]byte, peekSize), p.checkNotification, p.rl.h.metrics.websocketBytes(false))
+	pump(p.client, p.up, &fatalWatcher{p: p, s: rpcScanner{match: isFatalMethod}}, p.rl.h.metrics.websocketBytes(false))
 }
 
-// checkNotification looks at the head of a Qlik text message for the
-// notifications that end the session.
-func (p *wsPair) checkNotification(head []byte) {
-	if bytes.Contains(head, []byte(`"OnSession`)) {
-		p.checkFatal(head)
-	}
+// A watcher looks at the text messages a pump relays.
+type watcher interface {
+	// start is called at the start of each text message with its
+	// reader. It may read ahead of r, a bounded amount: it returns those
+	// bytes (head), which are relayed first, with the error of that read,
+	// and the reader of the rest (r itself or r behind a scanner).
+	start(r io.Reader) (rest io.Reader, head []byte, err error)
+	// end is called once the whole message has been read, before its
+	// last frame is sent on.
+	end()
 }
 
-// checkOpenDoc looks at the head of a client text message for an OpenDoc
-// request and writes it to the audit log. Only heads that contain the
-// method's name are parsed.
-func (p *wsPair) checkOpenDoc(head []byte) {
-	if !bytes.Contains(head, openDocMarker) {
-		return
-	}
-	if app, ok := parseOpenDoc(head); ok {
-		p.rl.h.audit.appOpen(p, app)
-	}
+// peekSize is how much of each Qlik message is read ahead: enough to rule
+// out a session notification in almost every message (a response names
+// its id first), while the rest of the message streams.
+const peekSize = 256
+
+// maxNotification bounds the Qlik messages that can be session
+// notifications. Qlik's are about 150 bytes, params included; a longer
+// message is not one, and is read ahead no further than this, and only
+// when its first peekSize bytes could begin one.
+const maxNotification = 4 << 10
+
+// fatalWatcher drops the jar entry when Qlik sends a notification that
+// ends the session: a top-level JSON-RPC notification (a method, no id)
+// of a fatal topic, and nothing else, whatever text user data carries.
+// It decides before the message goes on, so a client that reacts to it
+// at once already finds the jar without the dead session.
+type fatalWatcher struct {
+	p    *wsPair
+	s    rpcScanner
+	head [peekSize]byte
+	more []byte // maxNotification+1 bytes, made when first needed and kept for the pair's life
 }
 
-// checkFatal drops the jar entry when msg is a notification that ends the
-// session.
-func (p *wsPair) checkFatal(msg []byte) {
-	var n struct {
-		Method string `json:"method"`
-	}
-	// A notification longer than the peek is not valid JSON here; look
-	// for the topic by name then.
-	if json.Unmarshal(msg, &n) != nil {
-		for _, t := range []string{"OnSessionTimedOut", "OnSessionLoggedOut", "OnSessionClosed"} {
-			if bytes.Contains(msg, []byte(`"method":"`+t+`"`)) {
-				n.Method = t
-			}
+func (w *fatalWatcher) start(r io.Reader) (io.Reader, []byte, error) {
+	w.s.reset()
+	n, err := io.ReadFull(r, w.head[:])
+	w.s.Write(w.head[:n])
+	head := w.head[:n]
+	if err == nil && !w.s.ruledOut() {
+		// The head may begin a notification: read on to its bound, one
+		// byte past it to tell a message of exactly the bound.
+		if w.more == nil {
+			w.more = make([]byte, maxNotification+1)
 		}
+		copy(w.more, head)
+		var m int
+		m, err = io.ReadFull(r, w.more[n:])
+		w.s.Write(w.more[n : n+m])
+		head = w.more[:n+m]
 	}
-	if !isFatalTopic(n.Method) {
-		return
+	if (err == io.EOF || err == io.ErrUnexpectedEOF) && w.s.notification() {
+		w.p.sessionEnded(w.s.method)
 	}
+	return r, head, err
+}
+
+func (w *fatalWatcher) end() {}
+
+// isFatalMethod reports whether a proxy notification's method ends the
+// session.
+func isFatalMethod(m []byte) bool { return isFatalTopic(string(m)) }
+
+// openDocWatcher writes an app_open audit entry for each OpenDoc request:
+// a top-level "method":"OpenDoc" wherever it sits in the message, read as
+// the message streams, so that no padding hides it.
+type openDocWatcher struct {
+	p *wsPair
+	s rpcScanner
+	r scanReader
+}
+
+func newOpenDocWatcher(p *wsPair) *openDocWatcher {
+	w := &openDocWatcher{p: p, s: rpcScanner{match: isOpenDocMethod, doc: true}}
+	w.r.s = &w.s
+	return w
+}
+
+func (w *openDocWatcher) start(r io.Reader) (io.Reader, []byte, error) {
+	w.s.reset()
+	w.r.r = r
+	return &w.r, nil, nil
+}
+
+// end audits before the last frame reaches Qlik: the entry is written
+// before the Engine can answer.
+func (w *openDocWatcher) end() {
+	if w.s.matched > 0 {
+		w.p.rl.h.audit.appOpen(w.p, w.s.docName())
+	}
+}
+
+// scanReader hands what it reads from r to s as well.
+type scanReader struct {
+	r io.Reader
+	s *rpcScanner
+}
+
+func (r *scanReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	r.s.Write(p[:n])
+	return n, err
+}
+
+// sessionEnded drops the jar entry of the pair's session: Qlik sent
+// topic, a notification that ends it.
+func (p *wsPair) sessionEnded(topic string) {
 	h := p.rl.h
-	h.log.Info("qlik ended the session of a websocket", zap.String("user", p.user.String()), zap.String("topic", n.Method), zap.String("request_id", p.reqID))
+	h.log.Info("qlik ended the session of a websocket", zap.String("user", p.user.String()), zap.String("topic", topic), zap.String("request_id", p.reqID))
 	// The upgrade request is long gone: the drop gets a context of its own.
 	ctx, cancel := context.WithTimeout(context.Background(), invalidateTimeout)
 	defer cancel()
@@ -644,11 +765,10 @@ func (p *wsPair) checkFatal(msg []byte) {
 }
 
 // pump copies messages from src to dst as streams (no whole-message
-// buffering) until src ends, then passes src's ending on to dst. With a
-// peek buffer, the first len(peek) bytes of each message are read into it
-// first and, for a text message, handed to inspect before the message goes
-// on. relayed, when not nil, counts the payload bytes sent.
-func pump(dst, src *websocket.Conn, peek []byte, inspect func(head []byte), relayed prometheus.Counter) {
+// buffering) until src ends, then passes src's ending on to dst. A
+// watcher, when not nil, sees each text message (see watcher). relayed,
+// when not nil, counts the payload bytes sent.
+func pump(dst, src *websocket.Conn, watch watcher, relayed prometheus.Counter) {
 	for {
 		mt, r, err := src.NextReader()
 		if err != nil {
@@ -656,15 +776,13 @@ func pump(dst, src *websocket.Conn, peek []byte, inspect func(head []byte), rela
 			return
 		}
 		var (
+			rest = r
 			head []byte
 			rerr error
 		)
-		if peek != nil {
-			n, err := io.ReadFull(r, peek)
-			head, rerr = peek[:n], err
-			if mt == websocket.TextMessage {
-				inspect(head)
-			}
+		watched := watch != nil && mt == websocket.TextMessage
+		if watched {
+			rest, head, rerr = watch.start(r)
 		}
 		dst.SetWriteDeadline(time.Now().Add(DefaultWriteWait))
 		w, err := dst.NextWriter(mt)
@@ -680,7 +798,7 @@ func pump(dst, src *websocket.Conn, peek []byte, inspect func(head []byte), rela
 		}
 		if err == nil && rerr == nil {
 			var n int64
-			n, err = io.Copy(w, r)
+			n, err = io.Copy(w, rest)
 			sent += n
 		} else if rerr != nil && rerr != io.EOF && rerr != io.ErrUnexpectedEOF {
 			err = rerr
@@ -696,6 +814,9 @@ func pump(dst, src *websocket.Conn, peek []byte, inspect func(head []byte), rela
 				dst.Close()
 			}
 			return
+		}
+		if watched {
+			watch.end()
 		}
 		if err := w.Close(); err != nil {
 			src.Close()

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"go.uber.org/zap"
 )
 
 // Benchmarks of the Engine websocket relay, side by side as in
@@ -20,6 +21,7 @@ import (
 //	direct:    client → engine
 //	bare:      client → httputil.ReverseProxy (101 byte relay) → engine
 //	sensegate: client → Handler (frame relay with inspection) → engine
+//	sensegate-audit: the same with an audit log (client messages read for OpenDoc)
 //
 //	go test -run XXX -bench Websocket -benchtime 3s -count 3 ./proxy/
 
@@ -80,15 +82,22 @@ func benchFronts(tb testing.TB, engine *httptest.Server) (fronts []struct{ name,
 	bare := httptest.NewServer(bareRP)
 	sg := newBenchSensegate(tb, engine.URL, nil, false)
 	sense := httptest.NewServer(sg)
+	// With an audit log, client messages are read for OpenDoc too.
+	sgAudit := newBenchSensegate(tb, engine.URL, nil, false)
+	sgAudit.audit = NewAudit(zap.NewNop())
+	senseAudit := httptest.NewServer(sgAudit)
 	ws := func(u string) string { return "ws" + strings.TrimPrefix(u, "http") }
 	fronts = []struct{ name, url string }{
 		{"direct", ws(engine.URL)},
 		{"bare", ws(bare.URL)},
 		{"sensegate", ws(sense.URL)},
+		{"sensegate-audit", ws(senseAudit.URL)},
 	}
 	return fronts, func() {
 		sense.Close()
 		sg.Shutdown(tb.Context())
+		senseAudit.Close()
+		sgAudit.Shutdown(tb.Context())
 		bare.Close()
 		bareRP.Transport.(*http.Transport).CloseIdleConnections()
 	}
@@ -193,7 +202,7 @@ func BenchmarkWebsocketIdleMemory(b *testing.B) {
 	per := map[string][2]float64{}
 	for b.Loop() {
 		for _, front := range fronts {
-			if front.name == "bare" {
+			if front.name != "direct" && front.name != "sensegate" {
 				continue
 			}
 			heap0, stack0 := inuse()

@@ -127,6 +127,25 @@ func (s *Sim) ExpireUser(user string) int {
 	return len(s.st.endUser(nil, Identity{Directory: d, ID: id}, endTimeout))
 }
 
+// Push sends msg, as is, as a text message on every open Engine websocket
+// of user ("DIRECTORY\id"), as if the Engine or the proxy service had sent
+// it, and returns how many sockets it was queued on. Tests use it to play
+// messages the simulator does not make of its own: notifications of other
+// shapes, or user data echoed back that looks like one.
+func (s *Sim) Push(user string, msg []byte) int {
+	d, id, ok := splitUser(user)
+	if !ok {
+		return 0
+	}
+	n := 0
+	for _, sock := range s.st.userSockets(Identity{Directory: d, ID: id}) {
+		if sock.push(msg) {
+			n++
+		}
+	}
+	return n
+}
+
 // Sweep ends the sessions whose idle timeout has passed (by the Sim's
 // clock) and returns how many ended. The background sweeper calls it too.
 func (s *Sim) Sweep() int { return s.st.sweep() }

@@ -315,6 +315,9 @@ func (c *engineConn) terminate(topic, message string) {
 	c.closeWith(closing{notice: notice, code: closeSessionEnded, reason: message})
 }
 
+// push implements sessionSocket.
+func (c *engineConn) push(msg []byte) bool { return c.send(msg) }
+
 // closeWith starts the end of the connection; only the first call counts.
 func (c *engineConn) closeWith(cl closing) {
 	c.quitOnce.Do(func() {

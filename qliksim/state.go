@@ -104,6 +104,10 @@ type sessionSocket interface {
 	// is empty: the connection is dropped as by a restart) and closes the
 	// socket. It must not block.
 	terminate(topic, message string)
+	// push queues msg, a text message, for the client as is; it reports
+	// false when the socket is ending. It waits while the socket's queue
+	// is full, so it must not be called under the state's lock.
+	push(msg []byte) bool
 }
 
 type session struct {
@@ -424,6 +428,22 @@ func (st *state) endUser(vp *vproxy, u Identity, r endReason) []SessionInfo {
 	notify(socks, r)
 	sortInfos(infos)
 	return infos
+}
+
+// userSockets returns the open websockets of u's sessions.
+func (st *state) userSockets(u Identity) []sessionSocket {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	var socks []sessionSocket
+	k := u.key()
+	for _, s := range st.sessions {
+		if s.user.key() == k {
+			for sock := range s.sockets {
+				socks = append(socks, sock)
+			}
+		}
+	}
+	return socks
 }
 
 // endAll forgets every session, ticket and target, as a restart of the

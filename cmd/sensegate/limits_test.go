@@ -241,6 +241,40 @@ func TestServeLoginRate(t *testing.T) {
 	}
 }
 
+// A user over qlik.websocket_per_user gets 429 on the next websocket
+// upgrade; other users do not.
+func TestServeWebsocketsPerUser(t *testing.T) {
+	sim := startSim(t)
+	t.Setenv("SENSEGATE_QLIK_WEBSOCKET_PER_USER", "1")
+	cfg, err := config.Load(writeSimConfig(t, sim, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := runGateway(t, cfg, zaptest.NewLogger(t), nil)
+	dial := func(user string) (*websocket.Conn, int) {
+		t.Helper()
+		d := websocket.Dialer{HandshakeTimeout: 15 * time.Second}
+		c, resp, err := d.Dial("ws://"+addr+"/app/engineData", http.Header{"X-Forwarded-User": {user}})
+		if err != nil {
+			if resp == nil {
+				t.Fatalf("%s: %v", user, err)
+			}
+			return nil, resp.StatusCode
+		}
+		t.Cleanup(func() { c.Close() })
+		return c, http.StatusSwitchingProtocols
+	}
+	if _, status := dial("alice"); status != http.StatusSwitchingProtocols {
+		t.Fatalf("alice's first websocket = %d", status)
+	}
+	if _, status := dial("alice"); status != http.StatusTooManyRequests {
+		t.Errorf("alice's second websocket = %d, want 429", status)
+	}
+	if _, status := dial("bob"); status != http.StatusSwitchingProtocols {
+		t.Errorf("bob's websocket = %d, want it relayed: the bound is per user", status)
+	}
+}
+
 // serve speaks TLS 1.2 and 1.3 only.
 func TestServeTLSVersions(t *testing.T) {
 	sim := startSim(t)

@@ -432,7 +432,8 @@ func newGatewayWith(cfg *config.Config, provider identity.Provider, log *zap.Log
 	h, err := proxy.New(obs.proxyOptions(proxy.Options{
 		Qlik: q.URL(), Prefix: q.Prefix, CookieName: q.SessionCookie, QlikOrigin: q.WebsocketOrigin(),
 		Identity: provider, Sessions: broker, Nodes: nodes,
-		WebsocketCSRF: proxy.CSRFMode(q.WebsocketCSRF), CSRF: csrf, WebsocketPing: q.WebsocketPing,
+		WebsocketCSRF: proxy.CSRFMode(q.WebsocketCSRF), CSRF: csrf,
+		WebsocketPing: q.WebsocketPing, WebsocketsPerUser: q.WebsocketPerUser,
 		ReplayLimit: replayLimit(q.ReplayLimit), AuthModuleURL: q.AuthModuleURL,
 		PublicPaths:    cfg.Identity.PublicPaths,
 		Paths:          q.Paths(),

@@ -385,12 +385,15 @@ http {
 `
 
 // sensegateConfig is sensegate behind a trusted front door on loopback
-// (identity header), with default settings otherwise.
+// (identity header), with default settings otherwise, but for the bound
+// on websockets per user: one user holds all the sockets of a websocket
+// workload.
 const sensegateConfig = `server:
   listen: %s
   public_url: http://%s
 qlik:
   url: http://%s
+  websocket_per_user: 0
   session_cookie: %s
   user_directory: %s
   ca: %s/root.pem
