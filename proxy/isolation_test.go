@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/sensegate/sensegate/qlik"
 	"github.com/sensegate/sensegate/qliksim"
 	"go.uber.org/goleak"
 )
@@ -548,7 +549,7 @@ func (ec *engineClient) notification(m rpc) error {
 		if p.MustAuthenticate || p.UserDirectory+`\`+p.UserID != ec.u.key {
 			return fmt.Errorf("socket of %s greeted with %s", ec.u.key, m.Params)
 		}
-	case isFatalTopic(m.Method):
+	case qlik.IsSessionEndingTopic(m.Method):
 		ec.u.wsFatal++
 	}
 	return nil

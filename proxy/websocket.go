@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -52,7 +53,8 @@ type relay struct {
 	pairs   map[*wsPair]struct{}
 	perUser map[string]int // sockets held by each user key, while Options.WebsocketsPerUser > 0
 	closing bool
-	wg      sync.WaitGroup
+	wg      sync.WaitGroup // the live pairs
+	bg      sync.WaitGroup // abandoned sessions being ended
 }
 
 func newRelay(h *Handler) *relay {
@@ -112,45 +114,57 @@ func (rl *relay) serve(w http.ResponseWriter, r *http.Request, u identity.User, 
 			rl.release(key)
 		}
 	}()
+	engine := qlik.IsEnginePath(path)
+	e, err := h.opts.Sessions.Ensure(r.Context(), u)
+	if err != nil {
+		writeError(w, r, h.log, loginError(err))
+		return
+	}
+	// The recovery policy (recover.go): connect, classify, renew once,
+	// connect once more; all before the client is upgraded, so a failure
+	// reaches it as an HTTP status.
+	a := &attempt{entry: e, n: 1, replayable: true}
 	var (
 		up      *websocket.Conn
 		pending [][]byte
-		e       session.Entry
-		err     error
 	)
-	for try := 1; ; try++ {
-		e, err = h.opts.Sessions.Ensure(r.Context(), u)
-		if err != nil {
-			writeError(w, r, h.log, loginError(err))
-			return
-		}
-		up, pending, err = rl.connect(r, u, &e, rl.target(r, e))
+	for {
+		up, pending, err = rl.connect(r, u, &a.entry, rl.target(r, a.entry), engine)
 		if err == nil {
 			break
 		}
-		nodeDown := h.opts.Nodes != nil && e.Node != "" && isNodeDown(err)
-		if !errors.Is(err, errSessionRefused) && !nodeDown {
-			writeError(w, r, h.log, wsError(err))
-			return
-		}
-		if nodeDown {
+		var nodeErr error
+		switch {
+		case isRefused(err):
+		case h.opts.Nodes != nil && a.entry.Node != "" && isNodeDown(err):
 			// Before the client is upgraded: a new session on another node.
-			h.opts.Nodes.Down(e.Node, err)
-		}
-		if ierr := h.opts.Sessions.Invalidate(r.Context(), u, e.Cookie); ierr != nil {
-			h.log.Warn("jar invalidate failed", zap.String("user", u.String()), zap.Error(ierr))
-		}
-		if try == 2 && nodeDown {
+			nodeErr = err
+		default:
 			writeError(w, r, h.log, wsError(err))
 			return
 		}
-		if try == 2 {
-			writeError(w, r, h.log, &Error{Status: http.StatusBadGateway, Msg: "Qlik refused a fresh session", Err: err})
+		if errors.Is(err, errMayLive) {
+			// Qlik may still hold the session and count it toward the
+			// user's five: end it there, off the request path.
+			rl.abandon(u, a.entry)
+		}
+		if errors.Is(err, errTooManySessions) {
+			writeError(w, r, h.log, &Error{Status: http.StatusServiceUnavailable, RetryAfter: loginRetryAfter, Err: err,
+				Msg: fmt.Sprintf("Qlik refused the websocket: this user has too many Qlik sessions in parallel (Qlik allows %d); close Qlik in other browsers or wait for an idle one to time out", qlik.MaxParallelSessions)})
 			return
 		}
-		h.metrics.reauth(true)
-		h.log.Info("qlik session expired: re-dialling the websocket with a new one", zap.String("user", u.String()), zap.String("request_id", requestID(r.Context())))
+		next, rerr := h.renew(r.Context(), u, a, nodeErr, true)
+		if rerr != nil {
+			var pe *Error
+			if !errors.As(rerr, &pe) {
+				pe = wsError(rerr)
+			}
+			writeError(w, r, h.log, pe)
+			return
+		}
+		a = &attempt{entry: next, n: a.n + 1, replayable: true}
 	}
+	e = a.entry
 	// The upgrader writes its own 101: repeat the request id there.
 	respHdr := http.Header{HeaderRequestID: {requestID(r.Context())}}
 	if sp := up.Subprotocol(); sp != "" {
@@ -162,7 +176,7 @@ func (rl *relay) serve(w http.ResponseWriter, r *http.Request, u identity.User, 
 		up.Close()
 		return
 	}
-	p := &wsPair{rl: rl, client: client, up: up, user: u, key: key, cookie: e.Cookie, created: e.Created, reqID: requestID(r.Context())}
+	p := &wsPair{rl: rl, client: client, up: up, user: u, key: key, cookie: e.Cookie, created: e.Created, reqID: requestID(r.Context()), engine: engine}
 	if !rl.register(p) {
 		p.closeBoth(websocket.CloseGoingAway, "sensegate is shutting down")
 		client.Close()
@@ -237,13 +251,30 @@ const probeID = 1_000_000_007
 // every Engine answers and which changes nothing.
 var probeRequest = []byte(`{"jsonrpc":"2.0","id":1000000007,"method":"EngineVersion","handle":-1,"params":[]}`)
 
+// Errors of connect that the recovery policy acts on. Each says the
+// session is gone (errors.Is finds qlik.ErrSessionGone); errMayLive marks
+// those where Qlik may still hold it, and errTooManySessions the socket
+// Qlik refused for the user's parallel-session cap (qseow-protocol.md
+// §4b), which a new login cannot cure.
+var (
+	errMayLive         = errors.New("qlik may still hold the session")
+	errNoGreeting      = fmt.Errorf("qlik closed the websocket before any greeting (%w): %w", errMayLive, qlik.ErrSessionGone)
+	errTooManySessions = fmt.Errorf("qlik refused the websocket: %s (%w): %w", qlik.TopicMaxParallelSessions, errMayLive, qlik.ErrSessionGone)
+)
+
 // connect dials Qlik with the session e (and its websocket CSRF token when
-// Qlik wants one), then sends the probe: QPS authenticates a socket only
-// at its first message, answering OnAuthenticationInformation. With
-// mustAuthenticate true the session is gone (errSessionRefused). Otherwise
-// the notifications that came before the probe's answer are returned for
-// the client; the answer itself is dropped.
-func (rl *relay) connect(r *http.Request, u identity.User, e *session.Entry, target *url.URL) (*websocket.Conn, [][]byte, error) {
+// Qlik wants one). For an Engine socket (engine) it then sends the probe:
+// QPS authenticates a socket only at its first message, answering
+// OnAuthenticationInformation. The session is gone (errSessionRefused)
+// when that says mustAuthenticate, or when the handshake is refused the
+// way Qlik refuses a dead session: a redirect to its login, 401, the 500
+// Authentication error, or, with a CSRF token, a 403 that a fresh token
+// does not cure. A socket dropped before any greeting is errNoGreeting:
+// a restart mid-handshake, or a dead session on some sites. Otherwise the
+// notifications that came before the probe's answer are returned for the
+// client; the answer itself is dropped. Other websockets on Qlik paths
+// are not probed.
+func (rl *relay) connect(r *http.Request, u identity.User, e *session.Entry, target *url.URL, engine bool) (*websocket.Conn, [][]byte, error) {
 	h := rl.h
 	ctx := r.Context()
 	token, err := rl.csrfToken(r, u, e, false)
@@ -252,19 +283,25 @@ func (rl *relay) connect(r *http.Request, u identity.User, e *session.Entry, tar
 	}
 	up, err := rl.dial(r, e.Cookie, token, target)
 	var he *handshakeError
-	if errors.As(err, &he) && he.status == http.StatusForbidden && token == "" && h.opts.WebsocketCSRF == CSRFAuto {
-		// Qlik may have turned on websocket CSRF since we asked: ask again.
-		if token, err = rl.csrfToken(r, u, e, true); err != nil {
-			return nil, nil, err
-		}
-		if token != "" {
-			up, err = rl.dial(r, e.Cookie, token, target)
-		} else {
-			err = he
+	if errors.As(err, &he) && he.status == http.StatusForbidden && h.opts.WebsocketCSRF != CSRFOff {
+		// A token belongs to one session: after a restart, a failover or
+		// an idle timeout the cached one is stale, and Qlik answers 403
+		// exactly as to a missing one (or it turned websocket CSRF on
+		// since we asked). Ask again: with a dead cookie that call is
+		// refused, which says the session is gone.
+		fresh, ferr := rl.csrfToken(r, u, e, true)
+		switch {
+		case ferr != nil:
+			return nil, nil, ferr
+		case fresh != "" && fresh != token:
+			up, err = rl.dial(r, e.Cookie, fresh, target)
 		}
 	}
 	if err != nil {
 		return nil, nil, err
+	}
+	if !engine {
+		return up, nil, nil
 	}
 	deadline := time.Now().Add(DefaultHandshakeTimeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
@@ -281,6 +318,13 @@ func (rl *relay) connect(r *http.Request, u identity.User, e *session.Entry, tar
 		_, m, err := up.ReadMessage()
 		if err != nil {
 			up.Close()
+			var ne net.Error
+			if ctx.Err() == nil && !(errors.As(err, &ne) && ne.Timeout()) {
+				// Dropped, not timed out: the raw error is not wrapped, so
+				// that a node is not marked down for what Qlik does to a
+				// dead session.
+				return nil, nil, fmt.Errorf("probe: %w: %v", errNoGreeting, err)
+			}
 			return nil, nil, fmt.Errorf("probe: %w", err)
 		}
 		var msg struct {
@@ -303,12 +347,18 @@ func (rl *relay) connect(r *http.Request, u identity.User, e *session.Entry, tar
 			up.SetReadDeadline(time.Time{})
 			up.SetWriteDeadline(time.Time{})
 			return up, pending, nil
-		case notification && msg.Method == "OnAuthenticationInformation" && msg.Params.MustAuthenticate:
+		case notification && msg.Method == qlik.TopicAuthenticationInformation && msg.Params.MustAuthenticate:
 			up.Close()
 			return nil, nil, errSessionRefused
-		case notification && isFatalTopic(msg.Method):
+		case notification && msg.Method == qlik.TopicMaxParallelSessions:
 			up.Close()
-			return nil, nil, fmt.Errorf("qlik ended the session at once: %s", msg.Method)
+			return nil, nil, errTooManySessions
+		case notification && qlik.IsSessionEndingTopic(msg.Method):
+			up.Close()
+			return nil, nil, fmt.Errorf("qlik ended the session at once (%s): %w", msg.Method, qlik.ErrSessionGone)
+		case notification && qlik.IsFatalTopic(msg.Method):
+			up.Close()
+			return nil, nil, fmt.Errorf("qlik refused the websocket: %s", msg.Method)
 		}
 		pending = append(pending, m)
 	}
@@ -343,8 +393,11 @@ func (rl *relay) dial(r *http.Request, cookie, token string, target *url.URL) (*
 	if resp == nil {
 		return nil, err
 	}
+	// gorilla keeps the first KiB of a refused handshake's body.
+	head, _ := io.ReadAll(io.LimitReader(resp.Body, qlik.AuthErrorPeek))
 	resp.Body.Close()
-	if qlik.IsLoginRedirect(resp.StatusCode, resp.Header.Get("Location"), h.opts.AuthModuleURL) || resp.StatusCode == http.StatusUnauthorized {
+	if qlik.IsLoginRedirect(resp.StatusCode, resp.Header.Get("Location"), h.opts.AuthModuleURL) || resp.StatusCode == http.StatusUnauthorized ||
+		qlik.IsAuthError(resp.StatusCode, head) {
 		return nil, errSessionRefused
 	}
 	return nil, &handshakeError{status: resp.StatusCode, err: err}
@@ -379,7 +432,7 @@ func (rl *relay) csrfToken(r *http.Request, u identity.User, e *session.Entry, r
 		token, supported, err = h.opts.CSRF.CSRFToken(r.Context(), e.Cookie)
 	}
 	switch {
-	case err != nil && isSessionRefused(err):
+	case err != nil && isRefused(err):
 		return "", errSessionRefused
 	case err != nil:
 		return "", fmt.Errorf("websocket CSRF token: %w", err)
@@ -403,12 +456,45 @@ type nodeCSRFTokener interface {
 	CSRFTokenOn(ctx context.Context, node, sessionCookie string) (token string, supported bool, err error)
 }
 
-// isSessionRefused reports whether err says Qlik no longer knows the
-// session (the ticket package's ErrSessionRefused kind and this
-// package's errSessionRefused both answer to it).
-func isSessionRefused(err error) bool {
+// sessionAbandoner is the optional ability of Sessions to end a session
+// at QPS that sensegate stops using; *session.Broker has it.
+type sessionAbandoner interface {
+	Abandon(ctx context.Context, u identity.User, e session.Entry) (bool, error)
+}
+
+// abandon ends u's session e at QPS in the background (Qlik may still
+// hold it, and count it toward the user's five sessions); shutdown waits
+// for it, up to invalidateTimeout.
+func (rl *relay) abandon(u identity.User, e session.Entry) {
+	ab, ok := rl.h.opts.Sessions.(sessionAbandoner)
+	if !ok {
+		return
+	}
+	rl.mu.Lock()
+	if rl.closing {
+		// Shutdown is waiting on bg: Qlik times the session out.
+		rl.mu.Unlock()
+		return
+	}
+	rl.bg.Add(1)
+	rl.mu.Unlock()
+	go func() {
+		defer rl.bg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), invalidateTimeout)
+		defer cancel()
+		if _, err := ab.Abandon(ctx, u, e); err != nil {
+			rl.h.log.Warn("abandoned qlik session not ended", zap.String("user", u.String()), zap.Error(err))
+		}
+	}()
+}
+
+// isRefused reports whether err says Qlik no longer knows a session: the
+// qlik package's ErrSessionGone (errSessionRefused and the probe's
+// errors wrap it), or an error of the ticket package that answers
+// SessionRefused (a dead cookie met while fetching a CSRF token).
+func isRefused(err error) bool {
 	var sr interface{ SessionRefused() bool }
-	return errors.Is(err, errSessionRefused) || errors.As(err, &sr) && sr.SessionRefused()
+	return errors.Is(err, qlik.ErrSessionGone) || errors.As(err, &sr) && sr.SessionRefused()
 }
 
 // stripParam removes a query parameter, leaving the rest of the query as
@@ -417,15 +503,6 @@ func stripParam(u *url.URL, name string) {
 	if strings.Contains(strings.ToLower(u.RawQuery), name) || strings.Contains(u.RawQuery, "%") {
 		u.RawQuery = removeParams(u.RawQuery, name)
 	}
-}
-
-// isFatalTopic reports whether a proxy notification ends the session.
-func isFatalTopic(method string) bool {
-	switch method {
-	case "OnSessionTimedOut", "OnSessionLoggedOut", "OnSessionClosed":
-		return true
-	}
-	return false
 }
 
 // originAllowed reports whether a websocket upgrade's Origin may open a
@@ -555,7 +632,7 @@ func (rl *relay) shutdown(ctx context.Context) error {
 		p.closeBoth(websocket.CloseGoingAway, "sensegate is shutting down")
 	}
 	done := make(chan struct{})
-	go func() { rl.wg.Wait(); close(done) }()
+	go func() { rl.wg.Wait(); rl.bg.Wait(); close(done) }()
 	select {
 	case <-done:
 		return nil
@@ -583,6 +660,9 @@ type wsPair struct {
 	// created is when that session was made (for the audit log).
 	created time.Time
 	reqID   string
+	// engine is whether the socket is the Engine's (/app/…), which speaks
+	// JSON-RPC: only its messages are watched.
+	engine bool
 }
 
 // run relays until both sides have ended, then unregisters the pair.
@@ -633,7 +713,7 @@ func (p *wsPair) run() {
 // without one it does not look at them.
 func (p *wsPair) pumpClientToQlik() {
 	var w watcher
-	if p.rl.h.audit != nil {
+	if p.rl.h.audit != nil && p.engine {
 		w = newOpenDocWatcher(p)
 	}
 	pump(p.up, p.client, w, p.rl.h.metrics.websocketBytes(true))
@@ -643,7 +723,11 @@ func (p *wsPair) pumpClientToQlik() {
 // notifications that end the session: the jar entry is then dropped so
 // the next request logs in again, and Qlik's close follows through.
 func (p *wsPair) pumpQlikToClient() {
-	pump(p.client, p.up, &fatalWatcher{p: p, s: rpcScanner{match: isFatalMethod}}, p.rl.h.metrics.websocketBytes(false))
+	var w watcher
+	if p.engine {
+		w = &fatalWatcher{p: p, s: rpcScanner{match: isFatalMethod}}
+	}
+	pump(p.client, p.up, w, p.rl.h.metrics.websocketBytes(false))
 }
 
 // A watcher looks at the text messages a pump relays.
@@ -708,7 +792,7 @@ func (w *fatalWatcher) end() {}
 
 // isFatalMethod reports whether a proxy notification's method ends the
 // session.
-func isFatalMethod(m []byte) bool { return isFatalTopic(string(m)) }
+func isFatalMethod(m []byte) bool { return qlik.IsSessionEndingTopic(string(m)) }
 
 // openDocWatcher writes an app_open audit entry for each OpenDoc request:
 // a top-level "method":"OpenDoc" wherever it sits in the message, read as
