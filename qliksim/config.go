@@ -122,9 +122,11 @@ type VirtualProxy struct {
 	// DeadSocket500, DeadSocket302 or DeadSocket401. An upgrade without a
 	// session cookie always gets mustAuthenticate, whatever this says: the
 	// only source on cookieless sockets says the upgrade succeeds [D21];
-	// the refusals are reported for dead cookies [M1]. With websocket CSRF
-	// protection a dead cookie has no valid token, so its upgrade gets 403
-	// before this applies [C2][M1].
+	// the refusals are reported for dead cookies [M1], and whether a site
+	// that refuses those refuses cookieless upgrades too is not known (the
+	// protocol notes do not say). With websocket CSRF protection a dead
+	// cookie has no valid token, so its upgrade gets 403 before this
+	// applies [C2][M1].
 	DeadSocket string `yaml:"dead_socket"`
 	// SessionCap is where the cap of MaxParallelSessions sessions per user
 	// shows: SessionCapRedeem (the default when empty) refuses the 6th

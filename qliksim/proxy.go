@@ -152,7 +152,6 @@ func (s *Sim) answerUnknownCookie(w http.ResponseWriter, r *http.Request, pr *pr
 	switch pr.vp.UnknownCookie {
 	case UnknownCookie500HTML:
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Header().Set("Cache-Control", "no-cache")
 		w.WriteHeader(http.StatusInternalServerError)
 		io.WriteString(w, authErrorPage)
 	case UnknownCookie302:
