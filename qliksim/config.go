@@ -10,6 +10,8 @@ import (
 	"os"
 	"path"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -98,7 +100,102 @@ type VirtualProxy struct {
 	// WebsocketCSRF requires the qlik-csrf-token query parameter on Engine
 	// websocket upgrades (QSEoW November 2024 and later).
 	WebsocketCSRF bool `yaml:"websocket_csrf"`
+
+	// The keys below choose how this virtual proxy says "I do not know this
+	// session" where real sites differ (protocol notes §4b). Each defaults
+	// to the simulator's behaviour before they existed.
+
+	// UnknownCookie is how an HTTP request (not a websocket upgrade) with a
+	// session cookie QPS has no record of is answered: after Sim.ExpireAll
+	// (a restart) or, on a real site, a failover to another node. One of
+	// UnknownCookie500Text (the default when empty), UnknownCookie500HTML
+	// or UnknownCookie302. GET /{prefix}/qps/csrftoken follows it too; the
+	// Personal API keeps answering {"session":"inactive"}. A session QPS
+	// ended itself (idle timeout, logout) is remembered as ended and its
+	// cookie gets the login redirect in every variant, as before: which of
+	// the two answers a real QPS gives after its own idle timeout is not
+	// known (§4b lists both without saying when).
+	UnknownCookie string `yaml:"unknown_cookie"`
+	// DeadSocket is how an Engine websocket upgrade (/{prefix}/app/…) with
+	// a session cookie that is unknown or ended is answered. One of
+	// DeadSocketMustAuthenticate (the default when empty), DeadSocketClose,
+	// DeadSocket500, DeadSocket302 or DeadSocket401. An upgrade without a
+	// session cookie always gets mustAuthenticate, whatever this says: the
+	// only source on cookieless sockets says the upgrade succeeds [D21];
+	// the refusals are reported for dead cookies [M1], and whether a site
+	// that refuses those refuses cookieless upgrades too is not known (the
+	// protocol notes do not say). With websocket CSRF protection a dead
+	// cookie has no valid token, so its upgrade gets 403 before this
+	// applies [C2][M1].
+	DeadSocket string `yaml:"dead_socket"`
+	// SessionCap is where the cap of MaxParallelSessions sessions per user
+	// shows: SessionCapRedeem (the default when empty) refuses the 6th
+	// login with 403 and the "too many sessions" text [C3];
+	// SessionCapSocket creates the 6th session and answers the first
+	// message on its Engine sockets with OnMaxParallelSessionsExceeded,
+	// then closes them, as seen live [M1]. It applies to sessions created
+	// on this virtual proxy; the user's sessions on every virtual proxy
+	// count toward the cap.
+	SessionCap string `yaml:"session_cap"`
+	// DropPings makes Engine sockets behave as QPS is reported to [M1]
+	// (third-party, unverified): a websocket ping from the client gets no
+	// pong, and nothing the client sends after it is answered, while the
+	// socket stays open. False (the default) answers pings with a pong.
+	DropPings bool `yaml:"drop_pings"`
 }
+
+// The values of VirtualProxy.UnknownCookie.
+const (
+	// UnknownCookie500Text answers 500 with the text/plain body
+	// "Authentication error: Restart the browser." (observed [G14b]).
+	UnknownCookie500Text = "500-text"
+	// UnknownCookie500HTML answers 500 with an HTML error page (text/html)
+	// that carries the same sentence after a few hundred bytes of head and
+	// styles: Qlik's error *page* [M1]. The markup is the simulator's own.
+	UnknownCookie500HTML = "500-html"
+	// UnknownCookie302 redirects to the login module, like a request
+	// without a cookie (most reports).
+	UnknownCookie302 = "302"
+)
+
+// The values of VirtualProxy.DeadSocket.
+const (
+	// DeadSocketMustAuthenticate accepts the upgrade and answers the first
+	// message with OnAuthenticationInformation mustAuthenticate:true, then
+	// closes with 1008 [D21].
+	DeadSocketMustAuthenticate = "must-authenticate"
+	// DeadSocketClose accepts the upgrade and drops the connection, with
+	// no greeting and no close frame, when the first message arrives: a
+	// socket closed before any greeting, as a restart mid-handshake looks
+	// (live report [M1]).
+	DeadSocketClose = "close"
+	// DeadSocket500 refuses the handshake with 500 and the text/plain
+	// "Authentication error: Restart the browser." [M1].
+	DeadSocket500 = "500"
+	// DeadSocket302 answers the handshake with a redirect to the login
+	// module [M1].
+	DeadSocket302 = "302"
+	// DeadSocket401 refuses the handshake with 401 [M1].
+	DeadSocket401 = "401"
+)
+
+// The values of VirtualProxy.SessionCap.
+const (
+	// SessionCapRedeem refuses a user's 6th parallel session when it would
+	// be created (ticket redemption, session API, forms login) [C3].
+	SessionCapRedeem = "redeem"
+	// SessionCapSocket creates every session and refuses the Engine
+	// sockets of those beyond the cap [M1].
+	SessionCapSocket = "socket"
+)
+
+// variantValues are the allowed values of each variant key, the default
+// first.
+var (
+	unknownCookieValues = []string{UnknownCookie500Text, UnknownCookie500HTML, UnknownCookie302}
+	deadSocketValues    = []string{DeadSocketMustAuthenticate, DeadSocketClose, DeadSocket500, DeadSocket302, DeadSocket401}
+	sessionCapValues    = []string{SessionCapRedeem, SessionCapSocket}
+)
 
 // StaticResource is a configured static resource with deterministic content.
 type StaticResource struct {
@@ -282,6 +379,18 @@ func (c Config) Validate() error {
 				bad("%s.%s: %q must be one of \"\", None, Lax, Strict", key, ss.k, ss.v)
 			}
 		}
+		for _, v := range []struct {
+			k, v    string
+			allowed []string
+		}{
+			{"unknown_cookie", vp.UnknownCookie, unknownCookieValues},
+			{"dead_socket", vp.DeadSocket, deadSocketValues},
+			{"session_cap", vp.SessionCap, sessionCapValues},
+		} {
+			if v.v != "" && !slices.Contains(v.allowed, v.v) {
+				bad("%s.%s: %q must be one of %s", key, v.k, v.v, allowedList(v.allowed))
+			}
+		}
 	}
 	users := map[string]bool{}
 	for i, u := range c.Users {
@@ -338,6 +447,17 @@ func (c Config) Validate() error {
 }
 
 var sameSiteModes = map[string]int{"": 0, "none": 1, "lax": 2, "strict": 3}
+
+// allowedList writes a variant key's values for an error message: quoted,
+// the first marked as the default (which an empty value also means).
+func allowedList(values []string) string {
+	q := make([]string, len(values))
+	for i, v := range values {
+		q[i] = strconv.Quote(v)
+	}
+	q[0] += " (the default, also when empty)"
+	return strings.Join(q, ", ")
+}
 
 // checkUserPart applies QPS's rules for UserDirectory and UserId: not blank
 // and no backslash.

@@ -17,8 +17,9 @@ import (
 type Event struct {
 	Seq  int64     `json:"seq"`
 	Time time.Time `json:"time"`
-	// Kind is "http" (proxy side), "qps" (QPS API), "ws-open", "ws" (one
-	// Engine request) or "ws-close".
+	// Kind is "http" (proxy side, also a refused websocket handshake),
+	// "qps" (QPS API), "ws-open", "ws" (one Engine request), "ws-ping" (a
+	// ping dropped under VirtualProxy.DropPings) or "ws-close".
 	Kind   string `json:"kind"`
 	Prefix string `json:"prefix"`
 	// Method is the HTTP method, or the JSON-RPC method of a "ws" event.
@@ -32,6 +33,16 @@ type Event struct {
 	// JSON-RPC request's "tag" member, so tests can tie events to what
 	// they sent (and which user they sent it for).
 	Tag string `json:"tag,omitempty"`
+	// Variant names the "session gone" variant (protocol notes §4b) the
+	// simulator played in answering, so tests can tell them apart; empty
+	// for every other answer. Values: "unknown-cookie=" plus the
+	// VirtualProxy.UnknownCookie value (an HTTP request with a cookie QPS
+	// does not know), "dead-socket=" plus the VirtualProxy.DeadSocket
+	// value (a websocket with a dead cookie, on the refused handshake or
+	// on the first message), "session-cap=socket" (a first message
+	// answered with OnMaxParallelSessionsExceeded) and "drop-pings" (a
+	// dropped ping, and each message left unanswered after it).
+	Variant string `json:"variant,omitempty"`
 }
 
 type eventLog struct {

@@ -59,6 +59,10 @@ const (
 	locerrRPCParseError       = -32700
 )
 
+// topicMaxParallelSessions is the fatal notification a socket of a session
+// beyond the parallel-session cap gets (SessionCapSocket) [M1][G7].
+const topicMaxParallelSessions = "OnMaxParallelSessionsExceeded"
+
 // Close codes the simulated proxy uses. Which codes QPS really sends is
 // undocumented (protocol notes, open question 6).
 const (
@@ -145,9 +149,12 @@ func engineTarget(path string) (app, identity string) {
 // The handshake is refused (403, plain text) for an Origin whose host is
 // not on the host allow list and, with websocket CSRF protection, for a
 // missing Origin, an Authorization header or a wrong qlik-csrf-token query
-// parameter. Otherwise the upgrade succeeds, with or without a session, as
-// QSEoW's does; authentication is reported after the client's first
-// message (OnAuthenticationInformation).
+// parameter (a stale token of a dead session included). A dead session
+// cookie gets what the virtual proxy's DeadSocket says: a refused
+// handshake (500, 302, 401) or, by default, an upgrade. Otherwise the
+// upgrade succeeds, with or without a session, as QSEoW's does;
+// authentication is reported after the client's first message
+// (OnAuthenticationInformation).
 func (s *Sim) serveEngine(w http.ResponseWriter, r *http.Request, pr *proxyRequest) {
 	if reason := s.engineHandshakeError(r, pr); reason != "" {
 		if pr.setCookie != nil {
@@ -155,6 +162,9 @@ func (s *Sim) serveEngine(w http.ResponseWriter, r *http.Request, pr *proxyReque
 		}
 		s.recordHTTP(r, pr, http.StatusForbidden)
 		http.Error(w, "Forbidden", http.StatusForbidden)
+		return
+	}
+	if pr.sess == nil && pr.deadCookie && s.refuseDeadSocket(w, r, pr) {
 		return
 	}
 	var hdr http.Header
@@ -187,10 +197,14 @@ func (s *Sim) serveEngine(w http.ResponseWriter, r *http.Request, pr *proxyReque
 	untrack := s.trackConn(ws)
 	defer untrack()
 	if pr.sess != nil && !s.st.attach(pr.sess.id, c) {
-		// The session ended between authentication and now.
-		pr.sess = nil
+		// The session ended between authentication and now: its cookie
+		// is dead, as if the session had ended before the upgrade.
+		pr.sess, pr.deadCookie = nil, true
 	}
 	ws.SetCloseHandler(c.onClose)
+	if pr.vp.DropPings {
+		ws.SetPingHandler(c.dropPing)
+	}
 	s.record(c.event("ws-open"))
 	go c.writeLoop()
 
@@ -201,6 +215,27 @@ func (s *Sim) serveEngine(w http.ResponseWriter, r *http.Request, pr *proxyReque
 	<-c.writerDone
 	c.finish()
 	s.record(c.event("ws-close"))
+}
+
+// refuseDeadSocket refuses the handshake of an upgrade whose session cookie
+// is dead (unknown or ended) when vp.DeadSocket says so, and reports
+// whether it did. These refusals are live reports [M1]; the body of the
+// 401 is not reported, the simulator writes "Unauthorized".
+func (s *Sim) refuseDeadSocket(w http.ResponseWriter, r *http.Request, pr *proxyRequest) bool {
+	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	switch pr.vp.DeadSocket {
+	case DeadSocket500:
+		http.Error(sw, msgAuthError, http.StatusInternalServerError)
+	case DeadSocket302:
+		s.redirectToLogin(sw, r, pr.vp)
+	case DeadSocket401:
+		http.Error(sw, "Unauthorized", http.StatusUnauthorized)
+	default:
+		return false // the upgrade goes ahead; the first message decides
+	}
+	pr.variant = "dead-socket=" + pr.vp.DeadSocket
+	s.recordHTTP(r, pr, sw.status)
+	return true
 }
 
 // engineHandshakeError returns why the upgrade of r must be refused, or ""
@@ -276,8 +311,12 @@ type engineConn struct {
 	finishOnce sync.Once
 	engineKey  *engineKey // set once the Engine session is registered
 
-	// Read and written by the handler goroutine only.
+	// Read and written by the handler goroutine only (gorilla calls the
+	// ping handler from ReadMessage, on that goroutine).
 	doc *engineDoc
+	// deaf is set by a dropped ping (VirtualProxy.DropPings): nothing
+	// the client sends afterwards is answered.
+	deaf bool
 }
 
 // engineDoc is the app a socket has opened.
@@ -425,6 +464,20 @@ func (c *engineConn) event(kind string) Event {
 	return e
 }
 
+// dropPing is the ping handler under VirtualProxy.DropPings: QPS is
+// reported not to relay ping/pong, and the next request after a ping is
+// never answered [M1] (third-party, unverified). So no pong goes back and
+// the socket goes deaf: it stays open, reads on and answers nothing, not
+// even a first message. Whether QPS's own greeting would still come is
+// not known; nothing at all is the stricter choice.
+func (c *engineConn) dropPing(string) error {
+	c.deaf = true
+	e := c.event("ws-ping")
+	e.Variant = "drop-pings"
+	c.s.record(e)
+	return nil
+}
+
 func (c *engineConn) readLoop() {
 	s, sess := c.s, c.pr.sess
 	first := true
@@ -436,10 +489,28 @@ func (c *engineConn) readLoop() {
 		if c.isClosing() {
 			continue // no answers after the end began; wait for the close reply
 		}
+		if c.deaf {
+			// Recorded, so tests see the message arrived; not answered, and
+			// not counted as activity: the Engine never saw it.
+			var req rpcRequest
+			_ = json.Unmarshal(data, &req)
+			e := c.event("ws")
+			e.Method, e.Tag, e.Variant = req.Method, req.tag(), "drop-pings"
+			s.record(e)
+			continue
+		}
 		if first {
 			first = false
 			if sess == nil || !s.st.touch(sess.id) {
+				if sess == nil && c.pr.deadCookie && c.pr.vp.DeadSocket == DeadSocketClose {
+					c.dropUngreeted(data)
+					continue
+				}
 				c.rejectUnauthenticated(data)
+				continue
+			}
+			if c.pr.vp.SessionCap == SessionCapSocket && s.st.refuseOverCap(sess.id) {
+				c.refuseOverCap(data)
 				continue
 			}
 			c.connected()
@@ -464,12 +535,44 @@ func (c *engineConn) rejectUnauthenticated(data []byte) {
 	var req rpcRequest
 	_ = json.Unmarshal(data, &req) // only for the event; the message is not answered
 	e := Event{Kind: "ws", Prefix: c.pr.vp.Prefix, Method: req.Method, Path: c.r.URL.Path, Tag: req.tag()}
+	if c.pr.deadCookie {
+		e.Variant = "dead-socket=" + DeadSocketMustAuthenticate
+	}
 	c.s.record(e)
 	notice := mustMarshal(rpcNotification{
 		JSONRPC: "2.0", Method: "OnAuthenticationInformation",
 		Params: authRequiredParams{LoginURI: c.loginURI(), MustAuthenticate: true},
 	})
 	c.closeWith(closing{notice: notice, code: closeAuthRequired, reason: "Authentication required"})
+}
+
+// dropUngreeted ends a socket with a dead session cookie at its first
+// message under DeadSocketClose: the connection is dropped with neither a
+// greeting nor a close frame, as a socket looks that Qlik closed before
+// any greeting (a restart mid-handshake, live report [M1]). The client
+// sees EOF (close 1006).
+func (c *engineConn) dropUngreeted(data []byte) {
+	var req rpcRequest
+	_ = json.Unmarshal(data, &req) // only for the event; the message is not answered
+	e := c.event("ws")
+	e.Method, e.Tag, e.Variant = req.Method, req.tag(), "dead-socket="+DeadSocketClose
+	c.s.record(e)
+	c.closeWith(closing{abrupt: true})
+}
+
+// refuseOverCap answers the first message of a socket whose session is
+// beyond the user's parallel-session cap (SessionCapSocket): the fatal
+// notification OnMaxParallelSessionsExceeded [M1][G7], no answer to the
+// message, and a close. Its message text and the close code are not
+// documented; the simulator sends the text users see at the cap [C3] and
+// 1000, as after the other fatal notifications.
+func (c *engineConn) refuseOverCap(data []byte) {
+	var req rpcRequest
+	_ = json.Unmarshal(data, &req) // only for the event
+	e := c.event("ws")
+	e.Method, e.Tag, e.Variant = req.Method, req.tag(), "session-cap="+SessionCapSocket
+	c.s.record(e)
+	c.terminate(topicMaxParallelSessions, errTooManySessions.Error())
 }
 
 // loginURI is where an unauthenticated socket is told to log in. Its host

@@ -3,6 +3,7 @@ package qliksim
 import (
 	"fmt"
 	"html"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -34,6 +35,11 @@ type proxyRequest struct {
 	// unknownCookie is set when the request carried a session cookie QPS
 	// has never seen (or forgot in a restart).
 	unknownCookie bool
+	// deadCookie is set when the request carried a session cookie that
+	// names no live session: unknown, or ended (timed out, logged out).
+	deadCookie bool
+	// variant is the §4b variant the answer played (Event.Variant).
+	variant string
 }
 
 // user returns the session user, or the zero Identity.
@@ -85,9 +91,7 @@ func (s *Sim) serveProxy(w http.ResponseWriter, r *http.Request) {
 	}
 	if pr.sess == nil {
 		if pr.unknownCookie {
-			// A cookie QPS does not know (after a restart or a failover to
-			// another node) gets a 500, not a login redirect (observed).
-			http.Error(sw, msgAuthError, http.StatusInternalServerError)
+			s.answerUnknownCookie(sw, r, pr)
 			return
 		}
 		s.redirectToLogin(sw, r, vp)
@@ -131,10 +135,59 @@ func (s *Sim) authenticate(r *http.Request, pr *proxyRequest) error {
 	case sessionLive:
 		pr.sess = sess
 	case sessionUnknown:
-		pr.unknownCookie = true
+		pr.unknownCookie, pr.deadCookie = true, true
+	case sessionEnded:
+		pr.deadCookie = true
 	}
 	return nil
 }
+
+// answerUnknownCookie answers an HTTP request whose session cookie QPS
+// does not know (after a restart, or a failover to another node) as
+// vp.UnknownCookie says. The observed answer is a 500, not a login
+// redirect [G14b]; it is also described as an error page [M1], and most
+// reports see the redirect (protocol notes §4b).
+func (s *Sim) answerUnknownCookie(w http.ResponseWriter, r *http.Request, pr *proxyRequest) {
+	pr.variant = "unknown-cookie=" + pr.vp.UnknownCookie
+	switch pr.vp.UnknownCookie {
+	case UnknownCookie500HTML:
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.WriteHeader(http.StatusInternalServerError)
+		io.WriteString(w, authErrorPage)
+	case UnknownCookie302:
+		s.redirectToLogin(w, r, pr.vp)
+	default:
+		http.Error(w, msgAuthError, http.StatusInternalServerError)
+	}
+}
+
+// authErrorPage is the UnknownCookie500HTML body: an error page whose
+// sentence msgAuthError comes after a few hundred bytes of head and styles,
+// so that a client must search the body rather than compare it. [M1]
+// reports an error page with this sentence; the markup is the simulator's.
+const authErrorPage = `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Qlik Sense</title>
+<style>
+html, body { margin: 0; padding: 0; height: 100%; background-color: #f2f2f2; }
+body { font-family: "Source Sans Pro", "Helvetica Neue", Arial, sans-serif; font-size: 14px; color: #404040; }
+.qs-error { position: absolute; top: 30%; left: 50%; width: 480px; margin-left: -240px; padding: 24px 32px;
+  background: #fff; border: 1px solid #d9d9d9; border-radius: 3px; box-shadow: 0 2px 6px rgba(0, 0, 0, 0.15); }
+.qs-error h1 { margin: 0 0 12px; font-size: 20px; font-weight: normal; color: #595959; }
+.qs-error p { margin: 0; line-height: 20px; }
+</style>
+</head>
+<body>
+<div class="qs-error">
+<h1>Error</h1>
+<p>` + msgAuthError + `</p>
+</div>
+</body>
+</html>
+`
 
 // ticketParam returns the qlikTicket (or QlikTicket) query parameter. Only
 // these two spellings are honoured; both appear in working clients.
@@ -367,7 +420,7 @@ const formsPage = `<!doctype html><title>Qlik Sense login</title>
 `
 
 func (s *Sim) recordHTTP(r *http.Request, pr *proxyRequest, status int) {
-	e := Event{Kind: "http", Prefix: pr.vp.Prefix, Method: r.Method, Path: r.URL.Path, User: pr.userString(), Status: status, Tag: r.Header.Get("X-Sim-Tag")}
+	e := Event{Kind: "http", Prefix: pr.vp.Prefix, Method: r.Method, Path: r.URL.Path, User: pr.userString(), Status: status, Tag: r.Header.Get("X-Sim-Tag"), Variant: pr.variant}
 	if pr.sess != nil {
 		e.SessionID = pr.sess.id
 	}

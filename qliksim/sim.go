@@ -11,6 +11,7 @@
 package qliksim
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -131,6 +132,10 @@ func New(cfg Config, opts Options) (*Sim, error) {
 		if vp.timeout == 0 {
 			vp.timeout = DefaultSessionTimeout
 		}
+		// The variant keys are validated; empty means the default.
+		vp.UnknownCookie = cmp.Or(c.UnknownCookie, UnknownCookie500Text)
+		vp.DeadSocket = cmp.Or(c.DeadSocket, DeadSocketMustAuthenticate)
+		vp.SessionCap = cmp.Or(c.SessionCap, SessionCapRedeem)
 		for _, h := range c.HostAllowList {
 			vp.allow[strings.ToLower(h)] = true
 		}

@@ -112,6 +112,7 @@ type sessionSocket interface {
 
 type session struct {
 	id         string
+	seq        uint64 // creation order: the oldest sessions hold the cap's slots
 	vp         *vproxy
 	user       Identity
 	attrs      []Attribute
@@ -158,6 +159,7 @@ type state struct {
 	targets  map[string]target
 	counts   map[string]*UserCounts // by userKey
 	names    map[string]Identity    // userKey → first spelling seen
+	seq      uint64                 // last session.seq given
 }
 
 func newState(clock Clock) *state {
@@ -179,8 +181,13 @@ type UserCounts struct {
 	// SessionsCreated counts sessions created by redemption, the session
 	// API or forms login.
 	SessionsCreated int `json:"sessionsCreated"`
-	// SessionsRefused counts logins refused by the parallel-session cap.
+	// SessionsRefused counts logins refused by the parallel-session cap
+	// (VirtualProxy.SessionCap "redeem").
 	SessionsRefused int `json:"sessionsRefused"`
+	// SocketsRefused counts Engine sockets refused by the parallel-session
+	// cap with OnMaxParallelSessionsExceeded (VirtualProxy.SessionCap
+	// "socket").
+	SocketsRefused int `json:"socketsRefused"`
 	// LiveSessions is filled in by Sim.Users.
 	LiveSessions int `json:"liveSessions"`
 }
@@ -246,7 +253,8 @@ func (st *state) addTarget(vp *vproxy, uri string) string {
 }
 
 // createSession starts a session for u on vp with the given id (a new GUID
-// when empty). It refuses a 6th parallel session of the user.
+// when empty). It refuses a 6th parallel session of the user unless vp
+// enforces the cap on the socket (SessionCapSocket).
 func (st *state) createSession(vp *vproxy, u Identity, attrs []Attribute, id string) (*session, error) {
 	if id == "" {
 		id = newGUID()
@@ -257,12 +265,13 @@ func (st *state) createSession(vp *vproxy, u Identity, attrs []Attribute, id str
 	if _, dup := st.sessions[id]; dup {
 		return nil, errors.New("session id is already in use")
 	}
-	if st.liveCountLocked(u) >= MaxParallelSessions {
+	if vp.SessionCap != SessionCapSocket && st.liveCountLocked(u) >= MaxParallelSessions {
 		c.SessionsRefused++
 		return nil, errTooManySessions
 	}
 	now := st.clock.Now()
-	s := &session{id: id, vp: vp, user: u, attrs: attrs, created: now, lastActive: now, sockets: map[sessionSocket]struct{}{}}
+	st.seq++
+	s := &session{id: id, seq: st.seq, vp: vp, user: u, attrs: attrs, created: now, lastActive: now, sockets: map[sessionSocket]struct{}{}}
 	st.sessions[id] = s
 	delete(st.ended, id)
 	c.SessionsCreated++
@@ -311,6 +320,34 @@ func (st *state) lookup(vp *vproxy, id string, touch bool) (*session, sessionSta
 	}
 	st.mu.Unlock()
 	return s, sessionLive
+}
+
+// refuseOverCap reports whether session id is beyond the user's cap of
+// MaxParallelSessions, and counts a refused socket when it is. The user's
+// oldest live sessions, on any virtual proxy, hold the slots. How QSEoW
+// picks the sessions that keep their sockets is not documented; [M1] says
+// only that the 6th gets OnMaxParallelSessionsExceeded. So ending an older
+// session (QPS session or user API, logout, timeout) frees a slot for the
+// next socket of this one, while a session created after it is refused.
+func (st *state) refuseOverCap(id string) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	s, ok := st.sessions[id]
+	if !ok {
+		return false
+	}
+	now := st.clock.Now()
+	older := 0
+	for _, o := range st.sessions {
+		if o.seq < s.seq && o.user.key() == s.user.key() && !o.idleLocked(now) {
+			older++
+		}
+	}
+	if older < MaxParallelSessions {
+		return false
+	}
+	st.countsLocked(s.user).SocketsRefused++
+	return true
 }
 
 // touch resets the idle timer of session id and reports whether it is live.
