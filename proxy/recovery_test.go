@@ -142,3 +142,49 @@ func ranAs(e *env, tag string) string {
 	}
 	return user
 }
+
+// Issue 15: live, Qlik creates a 6th session and refuses its Engine socket
+// with OnMaxParallelSessionsExceeded [M1]. sensegate answers 503 with the
+// reason, ends that session at QPS (it counts toward the five until it
+// times out), and the user's next attempt works once a slot is free.
+func TestParallelSessionCapOnTheSocket(t *testing.T) {
+	e := newEnv(t, func(c *qliksim.Config, _ *Options) {
+		for i := range c.VirtualProxies {
+			c.VirtualProxies[i].SessionCap = qliksim.SessionCapSocket
+		}
+	})
+	alice := identity.User{Directory: "ACME", ID: "alice"}
+	var elsewhere []string // five sessions of alice's in other browsers
+	for range 5 {
+		c, err := e.tickets.Login(context.Background(), alice)
+		if err != nil {
+			t.Fatal(err)
+		}
+		elsewhere = append(elsewhere, c.Value)
+	}
+	_, resp, err := e.dialEngine(t, "/app/engineData", "alice", nil)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("socket over the cap: err %v, resp %v; want 503", err, resp)
+	}
+	if n := e.sim.Counts(`ACME\alice`).SocketsRefused; n != 1 {
+		t.Errorf("sockets refused by the cap = %d, want 1", n)
+	}
+	// sensegate's own (6th) session is ended at QPS, off the request path.
+	deadline := time.Now().Add(10 * time.Second)
+	for e.sim.Counts(`ACME\alice`).LiveSessions != 5 {
+		if time.Now().After(deadline) {
+			t.Fatalf("alice's live sessions = %d, want 5: sensegate's refused session was not ended", e.sim.Counts(`ACME\alice`).LiveSessions)
+		}
+		time.Sleep(10 * time.Millisecond) // polling with a bound
+	}
+	if _, err := e.tickets.EndSession(context.Background(), elsewhere[0]); err != nil {
+		t.Fatal(err)
+	}
+	c, _, err := e.dialEngine(t, "/app/engineData", "alice", nil)
+	if err != nil {
+		t.Fatalf("socket once a slot is free: %v", err)
+	}
+	if ans, _ := call(t, c, 1, "GetAuthenticatedUser", -1, ""); !strings.Contains(string(ans.Result), "alice") {
+		t.Errorf("GetAuthenticatedUser = %s", ans.Result)
+	}
+}
