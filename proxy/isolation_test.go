@@ -39,8 +39,10 @@ const handbookApp = "5a8a1b2c-0003-4c1e-9d3f-000000000003"
 // (Personal API, QRS reads, replayable POSTs with small bodies, the hub)
 // and an Engine websocket (GetAuthenticatedUser, GetDocList,
 // GetAppLayout on an app only that user may open), while Qlik restarts
-// (ExpireAll) with requests in flight and, later, a fifth of the users'
-// sessions time out (ExpireUser). It checks:
+// (ExpireAll) with requests in flight, later a fifth of the users'
+// sessions time out (ExpireUser), and Qlik restarts again while those
+// users reconnect, so that websocket handshakes and probes are cut before
+// their greeting (issue 15). It checks:
 //
 //   - every answer a client got is its own user's, and the simulator ran
 //     every tagged request as the user it was sent for;
@@ -50,10 +52,13 @@ const handbookApp = "5a8a1b2c-0003-4c1e-9d3f-000000000003"
 //   - websockets: Qlik drops every socket on a restart and ends a timed-out
 //     session's sockets with OnSessionTimedOut, and sensegate passes both
 //     on (an Engine session cannot be moved), so a client reconnects: each
-//     user's socket closes exactly once per expiry that hit it, every
-//     reconnect works at once, and no call is lost after one reconnect;
-//   - one ticket per user and expiry, one live Qlik session per user at
-//     the end;
+//     user's socket closes once per expiry that hit an open socket (the
+//     second restart hits every socket but those being reopened), every
+//     reconnect works at once (a handshake the second restart cuts is
+//     sensegate's to retry, never the client's), and no call is lost
+//     after one reconnect;
+//   - one ticket per user and expiry that the user's session lived
+//     through, one live Qlik session per user at the end;
 //   - no goroutine is left once everything is closed.
 //
 // SENSEGATE_SOAK=1 runs ten times the iterations.
@@ -67,8 +72,8 @@ func TestIsolationUnderLoad(t *testing.T) {
 	var res loadResult
 	t.Run("load", func(t *testing.T) { res = runLoad(t, shape) })
 	t.Logf("%d users: %d HTTP requests (%d refused by Qlik and replayed), %d Engine calls, %d socket closes (%d after OnSessionTimedOut), "+
-		"%d reconnects, expiries: 1 restart + %d idle timeouts, %d tickets, %v",
-		shape.users, res.httpRequests, res.replays, res.wsCalls, res.wsCloses, res.timeoutNotices, res.reconnects, res.timedOut, res.tickets,
+		"%d reconnects (%d of them cut by the second restart and retried by sensegate), expiries: 2 restarts + %d idle timeouts, %d tickets, %v",
+		shape.users, res.httpRequests, res.replays, res.wsCalls, res.wsCloses, res.timeoutNotices, res.reconnects, res.midHandshake, res.timedOut, res.tickets,
 		time.Since(start).Round(time.Millisecond))
 	// The subtest's cleanups closed the simulator, sensegate and the
 	// clients: nothing they started may remain.
@@ -87,7 +92,7 @@ func TestIsolationUnderLoad(t *testing.T) {
 
 // loadResult sums up a run for the log.
 type loadResult struct {
-	httpRequests, replays, wsCalls, wsCloses, reconnects, timeoutNotices, timedOut, tickets int
+	httpRequests, replays, wsCalls, wsCloses, reconnects, timeoutNotices, timedOut, tickets, midHandshake int
 }
 
 // loadUser is one user of the run. The HTTP loop and the websocket loop
@@ -107,6 +112,8 @@ type loadUser struct {
 	wsCloses int           // sockets that ended under the client
 	wsDials  int
 	wsFatal  int // OnSession* notifications seen
+	// redialled is set by the first reconnect after the idle timeouts.
+	redialled bool
 }
 
 // milestone closes reached when add has been called target times.
@@ -146,7 +153,16 @@ type loadRun struct {
 	// Before the idle timeouts: every timed-out user's socket works again
 	// after the restart, and half the HTTP requests in [gateA, gateB) are done.
 	timeoutReady, httpHalfB *milestone
-	restarted, timedOut     chan struct{}
+	// Before the second restart: every HTTP request before gateB is done
+	// (the HTTP loops wait at gateB for the second restart: a request
+	// replayed after a timeout must not meet a restart as well, which it
+	// could not survive), and half the timed-out users have reconnected:
+	// the other half are reconnecting, or about to, when it comes.
+	httpAllB, redials *milestone
+	// timedOut closes after the idle timeouts (the websocket loops'
+	// gateB), reconnect when the timed-out users may reconnect (theirs),
+	// restartedTwice after the second restart.
+	restarted, timedOut, reconnect, restartedTwice chan struct{}
 
 	failures atomic.Int64
 }
@@ -190,15 +206,19 @@ func runLoad(t *testing.T, shape loadShape) loadResult {
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 			Timeout:       60 * time.Second,
 		},
-		wsURL:        "ws" + strings.TrimPrefix(e.front.URL, "http") + "/app/engineData",
-		gateA:        shape.iterations / 3,
-		gateB:        2 * shape.iterations / 3,
-		socketsUp:    newMilestone(shape.users),
-		timeoutReady: newMilestone(timeoutUsers),
-		restarted:    make(chan struct{}),
-		timedOut:     make(chan struct{}),
+		wsURL:          "ws" + strings.TrimPrefix(e.front.URL, "http") + "/app/engineData",
+		gateA:          shape.iterations / 3,
+		gateB:          2 * shape.iterations / 3,
+		socketsUp:      newMilestone(shape.users),
+		timeoutReady:   newMilestone(timeoutUsers),
+		restarted:      make(chan struct{}),
+		reconnect:      make(chan struct{}),
+		restartedTwice: make(chan struct{}),
+		timedOut:       make(chan struct{}),
 	}
 	l.httpHalfA = newMilestone(shape.users * l.gateA / 2)
+	l.httpAllB = newMilestone(shape.users * l.gateB)
+	l.redials = newMilestone(timeoutUsers / 2)
 	l.httpHalfB = newMilestone(shape.users * (l.gateB - l.gateA) / 2)
 
 	var wg sync.WaitGroup
@@ -209,21 +229,37 @@ func runLoad(t *testing.T, shape loadShape) loadResult {
 	}
 	// The expiries, each once its milestones are reached; the loops are
 	// running (or waiting at the gate after it) meanwhile.
-	<-l.socketsUp.reached
-	<-l.httpHalfA.reached
+	l.await(l.socketsUp, "every socket up")
+	l.await(l.httpHalfA, "half the first HTTP requests")
 	e.sim.ExpireAll()
 	close(l.restarted)
-	<-l.timeoutReady.reached
-	<-l.httpHalfB.reached
+	l.await(l.timeoutReady, "the timed-out users' sockets working again")
+	l.await(l.httpHalfB, "half the HTTP requests between the restart and the timeouts")
 	for _, u := range users {
 		if u.timesOut && e.sim.ExpireUser(u.key) != 1 {
 			l.fail("%s: ExpireUser ended no single session", u.key)
 		}
 	}
 	close(l.timedOut)
+	l.await(l.httpAllB, "the HTTP requests before the timeouts")
+	close(l.reconnect)
+	l.await(l.redials, "half the timed-out users reconnected")
+	e.sim.ExpireAll()
+	close(l.restartedTwice)
 	wg.Wait()
 
 	return l.check(users, timeoutUsers)
+}
+
+// await waits for m, reporting a failure when it is not reached in a
+// minute (a broken build must fail the run, not hang it: the loops go on
+// to their end once the expiries are all done).
+func (l *loadRun) await(m *milestone, what string) {
+	select {
+	case <-m.reached:
+	case <-time.After(time.Minute):
+		l.fail("milestone %q not reached in a minute (%d of %d)", what, m.n.Load(), m.target)
+	}
 }
 
 // newLoadEnv is newEnv for a load of users: its QPS client takes every
@@ -235,12 +271,22 @@ func newLoadEnv(t *testing.T, users int, mutate func(*qliksim.Config)) *env {
 		func(cfg *qliksim.Config, _ *Options) { mutate(cfg) })
 }
 
-// gate waits, at the gate iterations, for the expiry before it.
-func (l *loadRun) gate(i int) {
-	switch i {
-	case l.gateA:
+// gate waits, at the gate iterations, for the expiry before it: the
+// first restart at gateA, the idle timeouts at gateB, and the second
+// restart at gateB for the HTTP loops (http), at gateB+1 for the
+// websocket loops, so that every socket is open at the second restart
+// but the timed-out users' ones, which are being reopened: those wait at
+// gateB until just before it.
+func (l *loadRun) gate(i int, http bool, u *loadUser) {
+	switch {
+	case i == l.gateA:
 		<-l.restarted
-	case l.gateB:
+	case i == l.gateB && http, i == l.gateB+1 && !http:
+		<-l.restartedTwice
+	case i == l.gateB && u.timesOut:
+		// All at once, just before the second restart.
+		<-l.reconnect
+	case i == l.gateB:
 		<-l.timedOut
 	}
 }
@@ -249,7 +295,7 @@ func (l *loadRun) gate(i int) {
 // retried: sensegate must replay the ones Qlik refuses.
 func (l *loadRun) httpLoop(u *loadUser) {
 	for i := range l.shape.iterations {
-		l.gate(i)
+		l.gate(i, true, u)
 		tag := fmt.Sprintf("%s|h%d", u.key, i)
 		u.httpTags = append(u.httpTags, tag)
 		if err := l.httpOnce(u, i, tag); err != nil {
@@ -260,6 +306,9 @@ func (l *loadRun) httpLoop(u *loadUser) {
 			l.httpHalfA.add()
 		case i < l.gateB:
 			l.httpHalfB.add()
+		}
+		if i < l.gateB {
+			l.httpAllB.add()
 		}
 	}
 }
@@ -371,7 +420,7 @@ func (l *loadRun) wsLoop(u *loadUser) {
 		}
 	}()
 	for i := range l.shape.iterations {
-		l.gate(i)
+		l.gate(i, false, u)
 		if !l.wsCall(u, i) {
 			l.fail("%s: Engine call %d lost", u.key, i)
 		}
@@ -388,9 +437,15 @@ func (l *loadRun) wsLoop(u *loadUser) {
 // a new one; when the socket ends under the call it makes it once more on
 // a new socket. It reports whether the call got its answer.
 func (l *loadRun) wsCall(u *loadUser, i int) bool {
-	for try := range 2 {
+	for try := range 3 {
 		if u.engine == nil {
 			ec, err := l.openEngine(u, fmt.Sprintf("%s|w%d.%d.open", u.key, i, try))
+			if errors.Is(err, errSocketEnded) {
+				// Opened, then dropped by a restart before OpenDoc's
+				// answer: a socket open at the restart, closed by Qlik.
+				u.wsCloses++
+				continue
+			}
 			if err != nil {
 				l.fail("%s: opening a socket: %v", u.key, err)
 				return false
@@ -440,6 +495,14 @@ func (l *loadRun) openEngine(u *loadUser, tag string) (*engineClient, error) {
 		return nil, fmt.Errorf("OpenDoc opened %q, want %s", open.QReturn.QGenericID, u.app.ID)
 	}
 	u.wsCalls = append(u.wsCalls, tag)
+	select {
+	case <-l.timedOut:
+		if u.timesOut && !u.redialled {
+			u.redialled = true
+			l.redials.add() // reconnected after the idle timeout
+		}
+	default:
+	}
 	return ec, nil
 }
 
@@ -607,12 +670,17 @@ func (l *loadRun) check(users []*loadUser, timeoutUsers int) loadResult {
 				l.fail("simulator: Engine call %s logged as %+v, want once as %s", tag, evs, u.key)
 			}
 		}
-		expiries := 1
+		// The first restart and a timeout close u's open socket; the
+		// second restart only if u had reconnected before it.
+		timeouts := 0
 		if u.timesOut {
-			expiries++
+			timeouts = 1
 		}
-		if u.wsCloses != expiries || u.wsDials != 1+expiries {
-			l.fail("%s: %d socket closes and %d dials, want %d and %d (one per expiry)", u.key, u.wsCloses, u.wsDials, expiries, 1+expiries)
+		// Both restarts close every other user's socket.
+		restartCloses := u.wsCloses - timeouts
+		expiries := restartCloses + timeouts
+		if restartCloses != 2 && !(u.timesOut && restartCloses == 1) || u.wsDials != 1+u.wsCloses {
+			l.fail("%s: %d socket closes and %d dials, want %d closes (one per restart and timeout that hit an open socket) and a dial for each", u.key, u.wsCloses, u.wsDials, 2+timeouts)
 		}
 		// A restart drops sockets without a word; only a timed-out
 		// session's socket may get OnSessionTimedOut (unless the client
@@ -621,10 +689,19 @@ func (l *loadRun) check(users []*loadUser, timeoutUsers int) loadResult {
 		if u.wsFatal > expiries-1 {
 			l.fail("%s: %d notifications that end the session, want at most %d", u.key, u.wsFatal, expiries-1)
 		}
+		// One login at first and one per expiry the user's session lived
+		// through: a user whose reconnect the second restart cut before
+		// its greeting logged in between the restarts without the client
+		// seeing a second close.
 		c := sim.Counts(u.key)
 		res.tickets += c.TicketsIssued
-		if c.TicketsIssued != 1+expiries || c.LiveSessions != 1 || c.SessionsRefused != 0 {
-			l.fail("%s: %+v, want %d tickets (one at first, one per expiry) and one live session", u.key, c, 1+expiries)
+		want := 1 + expiries
+		if u.timesOut && restartCloses == 1 && c.TicketsIssued == want+1 {
+			want++
+			res.midHandshake++
+		}
+		if c.TicketsIssued != want || c.LiveSessions != 1 || c.SessionsRefused != 0 {
+			l.fail("%s: %+v, want %d tickets (one at first, one per expiry its session lived through) and one live session", u.key, c, want)
 		}
 	}
 	if want := len(users) * l.shape.iterations; res.httpRequests != want {

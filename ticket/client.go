@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
@@ -124,7 +125,8 @@ func (c *Client) CloseIdleConnections() {
 
 // Login establishes a Qlik session for u and returns its session cookie,
 // to be sent upstream with u's requests. In ModeTicket it calls Ticket and
-// Redeem; in ModeSession it calls CreateSession with a fresh random id and
+// Redeem, and once more with a new ticket when the first was refused at
+// redemption (ErrTicketRefused: QPS restarted between the two); in ModeSession it calls CreateSession with a fresh random id and
 // returns {Name: SessionCookie, Value: id, Path: "/"}.
 func (c *Client) Login(ctx context.Context, u identity.User) (*http.Cookie, error) {
 	start := time.Now()
@@ -138,9 +140,19 @@ func (c *Client) Login(ctx context.Context, u identity.User) (*http.Cookie, erro
 			cookie = &http.Cookie{Name: c.cfg.SessionCookie, Value: id, Path: "/"}
 		}
 	} else {
-		var t string
-		if t, err = c.Ticket(ctx, u); err == nil {
-			cookie, err = c.redeem(ctx, t, u.String())
+		for try := 1; ; try++ {
+			var t string
+			if t, err = c.Ticket(ctx, u); err == nil {
+				cookie, err = c.redeem(ctx, t, u.String())
+			}
+			// A ticket lives in QPS's memory: one issued just before a
+			// restart or failover is unknown at redemption. A ticket is
+			// never presented twice, but a new one may be asked for,
+			// once.
+			if try == 2 || !errors.Is(err, ErrTicketRefused) || ctx.Err() != nil {
+				break
+			}
+			c.log.Info("ticket refused at redemption: asking for a new one", zap.String("user", u.String()))
 		}
 	}
 	if err != nil {

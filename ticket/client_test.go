@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -719,5 +720,44 @@ func TestRedeemClearedCookie(t *testing.T) {
 	_, err := c.Redeem(context.Background(), "T1CKET")
 	if !errors.Is(err, ErrTicketRefused) || !strings.Contains(err.Error(), "clearing") {
 		t.Errorf("Redeem answered with a cleared cookie = %v, want ErrTicketRefused", err)
+	}
+}
+
+// Issue 15: QPS forgets the tickets it issued when it restarts. A login
+// whose ticket was issued just before a restart and redeemed after it
+// asks for one new ticket, and succeeds.
+func TestLoginRetriesATicketForgottenByARestart(t *testing.T) {
+	sim := newSim(t, nil)
+	var requests atomic.Int32
+	c, _ := newClient(t, simConfig(t, sim, "", "X-Qlik-Session"), func(e zapcore.Entry) {
+		// The first QPS request is the ticket: Qlik restarts before the
+		// redemption.
+		if e.Message == "qlik request" && requests.Add(1) == 1 {
+			sim.ExpireAll()
+		}
+	})
+	cookie, err := c.Login(context.Background(), alice)
+	if err != nil {
+		t.Fatalf("Login across a restart: %v", err)
+	}
+	if status, body := get(t, sim, "/hub/", cookie); status != http.StatusOK || !strings.Contains(body, `ACME\alice`) {
+		t.Errorf("GET /hub/ with the cookie = %d %q", status, body)
+	}
+	if got := sim.Counts(`ACME\alice`); got.TicketsIssued != 2 || got.TicketsRedeemed != 1 {
+		t.Errorf("sim counts = %+v, want 2 tickets issued and 1 redeemed", got)
+	}
+	// A ticket refused for good (each redemption refused) is tried twice,
+	// not more.
+	sim2 := newSim(t, nil)
+	c2, _ := newClient(t, simConfig(t, sim2, "", "X-Qlik-Session"), func(e zapcore.Entry) {
+		if e.Message == "qlik request" {
+			sim2.ExpireAll()
+		}
+	})
+	if _, err := c2.Login(context.Background(), alice); !errors.Is(err, ErrTicketRefused) {
+		t.Errorf("Login with every ticket forgotten = %v, want ErrTicketRefused", err)
+	}
+	if n := sim2.Counts(`ACME\alice`).TicketsIssued; n != 2 {
+		t.Errorf("tickets asked for = %d, want 2", n)
 	}
 }
