@@ -57,7 +57,9 @@ type exportFormat struct {
 }
 
 // exportFormats are the file types the simulator writes, by their
-// exportFileTypes short name; it does not write PARQUET.
+// exportFileTypes short name; it does not write PARQUET. The extensions
+// and Content-Types are the simulator's: QSEoW's are not documented,
+// beyond an OOXML export's qUrl ending in .xlsx (qdt-components#189).
 var exportFormats = map[string]exportFormat{
 	"CSV_C": {".csv", "text/csv; charset=utf-8", ','},
 	"CSV_T": {".txt", "text/tab-separated-values; charset=utf-8", '\t'},
@@ -73,8 +75,8 @@ type tempFile struct {
 }
 
 // exportResult is ExportData's answer. qWarnings are warning codes (1000
-// when a file was truncated, per the Engine API reference); the
-// simulator's small files never have any.
+// when a file was truncated, per the Engine JSON API's ExportData page);
+// the simulator's small files never have any.
 type exportResult struct {
 	URL      string `json:"qUrl"`
 	Warnings []int  `json:"qWarnings"`
@@ -84,11 +86,11 @@ type exportResult struct {
 // qFileName, qExportState, qServeOnce). The file names the app and the
 // user it was made for, so that a test can tell whose file it got.
 //
-// qPath is required for the CSV types (as the Engine API reference says)
-// and, when given, must name a member of the object's properties (e.g.
+// qPath is required for the CSV types (as the Qlik .NET SDK's ExportData
+// reference says) and, when given, must name a member of the object's properties (e.g.
 // /qHyperCubeDef); the Engine's answer to a wrong path is not documented,
 // the simulator answers LOCERR_GENERIC_INVALID_PATH. qFileName, "the name
-// of the exported file after download from browser", becomes the URL's
+// of the exported file after download from browser" (.NET SDK), becomes the URL's
 // file name (with the type's extension added when missing); without it
 // the name is a GUID, as in the qUrls clients report. qExportState ("P"
 // or "A") changes nothing: the simulator has no selections.
