@@ -61,6 +61,14 @@ async function startDemo(extraArgs = []) {
       if (r.status !== 303) throw new Error(`login ${user}: status ${r.status}`);
       return r.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
     },
+    // sim calls the simulator's admin API (GET /users, /events?since=N,
+    // POST /expire-all, /expire-user?user=…; README "The QSEoW
+    // simulator") and resolves with its JSON answer.
+    async sim(method, path) {
+      const r = await fetch(`${this.admin}${path}`, { method });
+      if (r.status !== 200) throw new Error(`simulator ${method} ${path}: status ${r.status}: ${await r.text()}`);
+      return r.json();
+    },
     // stop sends SIGTERM, as a container runtime does, and resolves with
     // the exit code (or the signal's name if it was killed).
     async stop() {

@@ -34,8 +34,9 @@ const (
 	// the reader blocks (back pressure from a slow client).
 	engineOutQueue = 16
 
-	globalHandle = -1 // the Global object
-	docHandle    = 1  // the one Doc a socket may open
+	globalHandle   = -1 // the Global object
+	docHandle      = 1  // the one Doc a socket may open
+	firstObjHandle = 2  // the first generic object's handle (object.go)
 
 	// engineDataApp is the socket path segment that means "Global only".
 	engineDataApp = "enginedata"
@@ -49,14 +50,19 @@ const (
 // 2.0 specification's texts for -32700/-32600/-32601; "Invalid method
 // parameter(s)" for -32602 as enigma.js users report it (enigma.js #756).
 const (
-	locerrGenericAccessDenied = 5    // LOCERR_GENERIC_ACCESS_DENIED, "Access denied"
-	locerrAppAlreadyOpen      = 1002 // LOCERR_APP_ALREADY_OPEN, "App already open"
-	locerrAppNotFound         = 1003 // LOCERR_APP_NOT_FOUND, "App not found"
-	locerrAppInvalid          = 1007 // LOCERR_APP_INVALID, "App invalid"
-	locerrRPCInvalidRequest   = -32600
-	locerrRPCMethodNotFound   = -32601
-	locerrRPCInvalidParams    = -32602
-	locerrRPCParseError       = -32700
+	locerrGenericAlreadyExists  = 3    // LOCERR_GENERIC_ALREADY_EXISTS, "Already exists"
+	locerrGenericInvalidPath    = 4    // LOCERR_GENERIC_INVALID_PATH, "Invalid path"
+	locerrGenericAccessDenied   = 5    // LOCERR_GENERIC_ACCESS_DENIED, "Access denied"
+	locerrGenericInternalError  = 10   // LOCERR_GENERIC_INTERNAL_ERROR, "Internal error"
+	locerrGenericConnectionLost = 16   // LOCERR_GENERIC_CONNECTION_LOST, "Connection lost"
+	locerrAppAlreadyOpen        = 1002 // LOCERR_APP_ALREADY_OPEN, "App already open"
+	locerrAppNotFound           = 1003 // LOCERR_APP_NOT_FOUND, "App not found"
+	locerrAppInvalid            = 1007 // LOCERR_APP_INVALID, "App invalid"
+	locerrFileFormatUnsupported = 3004 // LOCERR_FILE_FORMAT_UNSUPPORTED, "File format unsupported"
+	locerrRPCInvalidRequest     = -32600
+	locerrRPCMethodNotFound     = -32601
+	locerrRPCInvalidParams      = -32602
+	locerrRPCParseError         = -32700
 )
 
 // topicMaxParallelSessions is the fatal notification a socket of a session
@@ -317,6 +323,10 @@ type engineConn struct {
 	// deaf is set by a dropped ping (VirtualProxy.DropPings): nothing
 	// the client sends afterwards is answered.
 	deaf bool
+	// objects are the generic objects of the open doc, by handle (see
+	// object.go); nextHandle is the handle the next one gets.
+	objects    map[int]*engineObject
+	nextHandle int
 }
 
 // engineDoc is the app a socket has opened.
@@ -736,6 +746,11 @@ func (c *engineConn) call(req *rpcRequest) (any, []int, *rpcError) {
 			res, err := c.callDoc(req.Method, p)
 			return res, nil, err
 		}
+	default:
+		if o := c.objects[*req.Handle]; o != nil {
+			res, err := c.callObject(o, req.Method, p)
+			return res, nil, err
+		}
 	}
 	return nil, nil, errInvalidHandle()
 }
@@ -833,6 +848,10 @@ func (c *engineConn) callDoc(method string, p rpcParams) (any, *rpcError) {
 		}
 		d.script = &script
 		return struct{}{}, nil
+	case "CreateSessionObject":
+		return c.createSessionObject(p)
+	case "GetObject":
+		return c.getObject(p)
 	}
 	return nil, errMethodNotFound(method)
 }
@@ -1063,7 +1082,11 @@ func generateScript(a App, size int) string {
 		"SET TimestampFormat='M/D/YYYY h:mm:ss[.fff] TT';\r\nSET FirstWeekDay=6;\r\nSET BrokenWeeks=0;\r\n" +
 		"SET ReferenceDay=0;\r\nSET FirstMonthOfYear=1;\r\nSET CollationLocale='en-US';\r\n\r\n" +
 		"///$tab Data\r\n// " + a.Name + " (" + a.ID + ")\r\n" +
-		"Data:\r\nLOAD * INLINE [\r\nRegion, Amount\r\nNorth, 100\r\nSouth, 200\r\nEast, 300\r\nWest, 400\r\n];\r\n")
+		"Data:\r\nLOAD * INLINE [\r\nRegion, Amount\r\n")
+	for _, r := range exportRows {
+		b.WriteString(r[0] + ", " + r[1] + "\r\n")
+	}
+	b.WriteString("];\r\n")
 	if size <= 0 {
 		return b.String()
 	}

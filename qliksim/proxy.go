@@ -102,6 +102,8 @@ func (s *Sim) serveProxy(w http.ResponseWriter, r *http.Request) {
 		s.serveCSRFToken(sw, r, pr)
 	case strings.HasPrefix(rest, "/qrs/"):
 		s.serveQRS(sw, r, pr)
+	case strings.HasPrefix(rest, "/tempcontent/"):
+		s.serveTempContent(sw, r, pr)
 	default:
 		s.serveStatic(sw, r, pr)
 	}

@@ -50,6 +50,9 @@ type Sim struct {
 	fault  atomic.Int32 // QPSFault
 	delay  atomic.Int64 // FaultSlow's delay, a time.Duration (DefaultQPSDelay if 0)
 	certs  CertFiles
+	// nodeID is the server node id that export URLs name
+	// (?serverNodeId=, as QSEoW's do); a GUID per Sim.
+	nodeID string
 
 	vps      []*vproxy
 	byPrefix map[string]*vproxy
@@ -107,6 +110,7 @@ func New(cfg Config, opts Options) (*Sim, error) {
 		static:     staticFiles(cfg),
 		conns:      map[io.Closer]struct{}{},
 		sweepEvery: opts.SweepInterval,
+		nodeID:     newGUID(),
 	}
 	if s.log == nil {
 		s.log = zap.NewNop()

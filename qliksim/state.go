@@ -120,6 +120,9 @@ type session struct {
 	lastActive time.Time
 	csrfToken  string
 	sockets    map[sessionSocket]struct{}
+	// exports are the files ExportData made on the session's sockets,
+	// oldest first; they end with the session (export.go).
+	exports []*tempFile
 }
 
 type ticketRec struct {

@@ -30,6 +30,7 @@ func newDemoCmd() *cobra.Command {
 		simAdmin string
 		csrf     bool
 		csrfMode string
+		dead     string
 		debug    bool
 		oidc     bool
 	)
@@ -48,13 +49,14 @@ groups in the ID token.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := newLogger(cmd.ErrOrStderr(), debug)
 			defer log.Sync()
-			return runDemo(cmd.Context(), cmd.OutOrStdout(), demoOptions{listen: listen, dataDir: dataDir, simAdmin: simAdmin, simCSRF: csrf, csrfMode: csrfMode, oidc: oidc}, log, nil)
+			return runDemo(cmd.Context(), cmd.OutOrStdout(), demoOptions{listen: listen, dataDir: dataDir, simAdmin: simAdmin, simCSRF: csrf, simDeadSocket: dead, csrfMode: csrfMode, oidc: oidc}, log, nil)
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "address of sensegate")
 	cmd.Flags().StringVar(&dataDir, "data-dir", ".demo", "directory for the simulator's certificates")
 	cmd.Flags().StringVar(&simAdmin, "sim-admin-listen", "", "loopback address of the simulator's inspection and fault API (empty: off)")
 	cmd.Flags().BoolVar(&csrf, "websocket-csrf", false, "make the simulator require Qlik's November 2024 websocket CSRF token")
+	cmd.Flags().StringVar(&dead, "sim-dead-socket", "", `how the simulator answers an Engine websocket with a dead session cookie: its virtual proxies' dead_socket (must-authenticate, close, 500, 302, 401; empty: must-authenticate)`)
 	cmd.Flags().StringVar(&csrfMode, "qlik-websocket-csrf", string(config.DefaultWebsocketCSRF), "sensegate's qlik.websocket_csrf (auto, on, off)")
 	cmd.Flags().BoolVar(&oidc, "oidc", false, `sign in with OpenID Connect at a development identity provider started in process (the simulator's users, password "demo") instead of the development login page`)
 	cmd.Flags().BoolVar(&debug, "debug", false, "log at debug level")
@@ -65,8 +67,11 @@ groups in the ID token.`,
 type demoOptions struct {
 	listen, dataDir, simAdmin string
 	simCSRF                   bool
-	csrfMode                  string
-	oidc                      bool
+	// simDeadSocket is qliksim.VirtualProxy.DeadSocket for every virtual
+	// proxy of the simulator ("" keeps its default).
+	simDeadSocket string
+	csrfMode      string
+	oidc          bool
 }
 
 // The demo's OpenID Connect setup (--oidc): every seeded user signs in at
@@ -84,6 +89,14 @@ func runDemo(ctx context.Context, out io.Writer, o demoOptions, log *zap.Logger,
 	simCfg.ProxyListen, simCfg.QPSListen, simCfg.AdminListen = "127.0.0.1:0", "127.0.0.1:0", o.simAdmin
 	simCfg.CertDir = filepath.Join(o.dataDir, "qlik-certs")
 	simCfg.WebsocketCSRF = o.simCSRF
+	switch o.simDeadSocket {
+	case "", qliksim.DeadSocketMustAuthenticate, qliksim.DeadSocketClose, qliksim.DeadSocket500, qliksim.DeadSocket302, qliksim.DeadSocket401:
+	default:
+		return fmt.Errorf("--sim-dead-socket: %q is not a dead_socket variant (use must-authenticate, close, 500, 302 or 401)", o.simDeadSocket)
+	}
+	for i := range simCfg.VirtualProxies {
+		simCfg.VirtualProxies[i].DeadSocket = o.simDeadSocket
+	}
 	sim, err := qliksim.New(simCfg, qliksim.Options{Logger: log.Named("qliksim")})
 	if err != nil {
 		return err
