@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/sensegate/sensegate/identity"
 	"github.com/sensegate/sensegate/qliksim"
 )
@@ -186,5 +187,54 @@ func TestParallelSessionCapOnTheSocket(t *testing.T) {
 	}
 	if ans, _ := call(t, c, 1, "GetAuthenticatedUser", -1, ""); !strings.Contains(string(ans.Result), "alice") {
 		t.Errorf("GetAuthenticatedUser = %s", ans.Result)
+	}
+}
+
+// Issue 15: only the Engine's sockets (/app/…) are probed and watched.
+// Another websocket on a Qlik path is relayed with the user's cookie, and
+// the first message Qlik gets is the client's.
+func TestNonEngineWebsocketIsNotProbed(t *testing.T) {
+	upgrader := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
+	first := make(chan string, 1)
+	e := newSpoofEnv(t, func(w http.ResponseWriter, r *http.Request) {
+		c, err := upgrader.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		for n := 0; ; n++ {
+			mt, m, err := c.ReadMessage()
+			if err != nil {
+				return
+			}
+			if n == 0 {
+				first <- string(m)
+			}
+			if c.WriteMessage(mt, m) != nil {
+				return
+			}
+		}
+	})
+	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second}
+	c, _, err := d.Dial("ws"+strings.TrimPrefix(e.front.URL, "http")+"/vp/api/v1/stream", http.Header{"Authorization": {"Bearer alice"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// Not JSON-RPC at all, and with a session-ending topic's name in it.
+	msg := `plain text "method":"OnSessionClosed"`
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if err := c.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	if _, m, err := c.ReadMessage(); err != nil || string(m) != msg {
+		t.Fatalf("echo = %q, %v", m, err)
+	}
+	if got := <-first; got != msg {
+		t.Errorf("Qlik's first message = %q, want the client's (no probe)", got)
+	}
+	got := e.qlik.take()
+	if len(got) != 1 || got[0].Header.Get("Cookie") != spoofCookie+"=alice-session" {
+		t.Errorf("Qlik got %d upgrades, the first with Cookie %q; want one with the user's session", len(got), got[0].Header.Get("Cookie"))
 	}
 }
