@@ -166,14 +166,15 @@ type Handler struct {
 	log          *zap.Logger
 	qlik         *qlikProxy
 	ws           *relay
-	routes       []*routeProxy  // longest path first
-	strip        []string       // headers of the identity provider to drop
-	stripCookies []string       // cookies of the identity provider to drop
-	prefix       string         // "/{prefix}" or ""
-	qlikHosts    []string       // hostKey of Qlik's URL and of every node's
-	idPrefix     string         // random per Handler
-	idSeq        atomic.Uint64  // request counter
-	own          *http.ServeMux // sensegate's own pages under ReservedPrefix
+	routes       []*routeProxy   // longest path first
+	strip        []string        // headers of the identity provider to drop
+	stripCookies []string        // cookies of the identity provider to drop
+	prefix       string          // "/{prefix}" or ""
+	qlikHosts    []string        // hostKey of Qlik's URL and of every node's
+	origins      map[string]bool // sensegate's public origin and the allowed ones, normalised
+	idPrefix     string          // random per Handler
+	idSeq        atomic.Uint64   // request counter
+	own          *http.ServeMux  // sensegate's own pages under ReservedPrefix
 	metrics      *Metrics
 	audit        *Audit
 	// The metrics of Qlik, sensegate's own endpoints and unrouted paths
@@ -231,6 +232,12 @@ func New(opts Options) (*Handler, error) {
 		opts.WebsocketCSRF = CSRFOff
 	}
 	h := &Handler{opts: opts, log: opts.Logger, idPrefix: randomHex(4), metrics: opts.Metrics, audit: opts.Audit}
+	h.origins = map[string]bool{qlik.Origin(opts.PublicURL): true}
+	for _, a := range opts.AllowedOrigins {
+		if o, ok := qlik.NormalizeOrigin(a); ok {
+			h.origins[o] = true
+		}
+	}
 	h.qlikHosts = []string{hostKey(opts.Qlik.Scheme, opts.Qlik.Host)}
 	if l, ok := opts.Nodes.(nodeLister); ok {
 		for _, u := range l.URLs() {

@@ -488,14 +488,11 @@ func (rl *relay) abandon(u identity.User, e session.Entry) {
 	}()
 }
 
-// isRefused reports whether err says Qlik no longer knows a session: the
-// qlik package's ErrSessionGone (errSessionRefused and the probe's
-// errors wrap it), or an error of the ticket package that answers
-// SessionRefused (a dead cookie met while fetching a CSRF token).
-func isRefused(err error) bool {
-	var sr interface{ SessionRefused() bool }
-	return errors.Is(err, qlik.ErrSessionGone) || errors.As(err, &sr) && sr.SessionRefused()
-}
+// isRefused reports whether err says Qlik no longer knows a session:
+// qlik.ErrSessionGone, which errSessionRefused, the probe's errors and
+// the ticket package's ErrSessionRefused (a dead cookie met while
+// fetching a CSRF token) all wrap.
+func isRefused(err error) bool { return errors.Is(err, qlik.ErrSessionGone) }
 
 // stripParam removes a query parameter, leaving the rest of the query as
 // it was (removeParams).
@@ -505,40 +502,17 @@ func stripParam(u *url.URL, name string) {
 	}
 }
 
-// originAllowed reports whether a websocket upgrade's Origin may open a
-// socket: none (a non-browser client), sensegate's public origin, or one
-// of the allowed origins. This stops cross-site websocket hijacking: a
-// foreign page cannot ride on the user's sensegate session.
+// originAllowed reports whether a request's Origin may open a websocket
+// or change state: none (a non-browser client), sensegate's public origin,
+// or one of the allowed origins. This stops cross-site websocket
+// hijacking and cross-site request forgery: a foreign page cannot ride on
+// the user's sensegate session.
 func (h *Handler) originAllowed(origin string) bool {
 	if origin == "" {
 		return true
 	}
-	o := normalizeOrigin(origin)
-	if o == normalizeOrigin(h.opts.PublicURL.Scheme+"://"+h.opts.PublicURL.Host) {
-		return true
-	}
-	for _, a := range h.opts.AllowedOrigins {
-		if o == normalizeOrigin(a) {
-			return true
-		}
-	}
-	return false
-}
-
-// normalizeOrigin lower-cases an origin and drops a default port.
-func normalizeOrigin(o string) string {
-	u, err := url.Parse(strings.TrimSuffix(o, "/"))
-	if err != nil || u.Host == "" {
-		return "\x00invalid"
-	}
-	host := strings.ToLower(u.Host)
-	switch {
-	case u.Scheme == "https" && strings.HasSuffix(host, ":443"):
-		host = strings.TrimSuffix(host, ":443")
-	case u.Scheme == "http" && strings.HasSuffix(host, ":80"):
-		host = strings.TrimSuffix(host, ":80")
-	}
-	return strings.ToLower(u.Scheme) + "://" + host
+	o, ok := qlik.NormalizeOrigin(origin)
+	return ok && h.origins[o]
 }
 
 func (rl *relay) register(p *wsPair) bool {

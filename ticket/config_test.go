@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sensegate/sensegate/qlik"
 	"go.uber.org/zap"
 )
 
@@ -281,7 +282,7 @@ func TestErrorText(t *testing.T) {
 	if !errors.Is(e, ErrUnavailable) || errors.Is(e, ErrRejected) || errors.Unwrap(e).Error() != "x" {
 		t.Error("Is/Unwrap do not follow Kind and Cause")
 	}
-	if e.SessionRefused() || !(&Error{Kind: ErrSessionRefused}).SessionRefused() {
-		t.Error("SessionRefused does not follow Kind")
+	if errors.Is(e, qlik.ErrSessionGone) || !errors.Is(&Error{Kind: ErrSessionRefused}, qlik.ErrSessionGone) {
+		t.Error("qlik.ErrSessionGone does not follow Kind")
 	}
 }

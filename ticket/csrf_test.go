@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/sensegate/sensegate/identity"
+	"github.com/sensegate/sensegate/qlik"
 	"github.com/sensegate/sensegate/qliksim"
 )
 
@@ -149,9 +150,8 @@ func TestCSRFTokenStaleSession(t *testing.T) {
 					t.Errorf("error %q: want it to say to log in again", err)
 				}
 				// How packages that do not import ticket recognise it.
-				var sr interface{ SessionRefused() bool }
-				if wrapped := fmt.Errorf("relay: %w", err); !errors.As(wrapped, &sr) || !sr.SessionRefused() {
-					t.Error("the error does not report SessionRefused() through a wrapper")
+				if wrapped := fmt.Errorf("relay: %w", err); !errors.Is(wrapped, qlik.ErrSessionGone) {
+					t.Error("the error is not qlik.ErrSessionGone through a wrapper")
 				}
 				assertNoSecrets(t, logs, []string{err.Error()}, cookie.Value)
 			})

@@ -50,8 +50,9 @@ var (
 	// a cookie it does not know): the session ended (inactivity timeout,
 	// logout, EndSession) or the proxy forgot it (restart, failover to
 	// another node). Not temporary: the cookie is dead, a new Login is
-	// needed.
-	ErrSessionRefused = errors.New("session refused by the qlik proxy")
+	// needed. errors.Is finds qlik.ErrSessionGone in it, the one sentinel
+	// for a dead session that every package checks.
+	ErrSessionRefused = fmt.Errorf("session refused by the qlik proxy: %w", qlik.ErrSessionGone)
 )
 
 // Error is the error of every Client call. Its message names the cause an
@@ -102,13 +103,11 @@ func (e *Error) Error() string {
 // Unwrap returns Cause.
 func (e *Error) Unwrap() error { return e.Cause }
 
-// Is reports whether target is e's Kind.
-func (e *Error) Is(target error) bool { return e.Kind != nil && target == e.Kind }
-
-// SessionRefused reports whether e's Kind is ErrSessionRefused. It lets
-// packages that do not import ticket recognise a dead Qlik session through
-// an interface{ SessionRefused() bool }.
-func (e *Error) SessionRefused() bool { return e.Kind == ErrSessionRefused }
+// Is reports whether target is e's Kind, or what the Kind wraps (the
+// Kind ErrSessionRefused is qlik.ErrSessionGone too).
+func (e *Error) Is(target error) bool {
+	return e.Kind != nil && (target == e.Kind || errors.Is(e.Kind, target))
+}
 
 // Permanent reports whether retrying soon cannot help: Qlik refused the
 // call for a reason an operator must fix (ErrRejected: certificates, the
