@@ -411,3 +411,61 @@ func TestNoQlikCookieVariantReachesBrowser(t *testing.T) {
 		}
 	}
 }
+
+// Issue 15: a virtual proxy names its session cookie freely
+// (sessionCookieHeaderName). A custom name, in any case and with Qlik's
+// -HTTP suffix, never reaches the browser or a route, and Qlik setting it
+// updates the jar.
+func TestCustomSessionCookieName(t *testing.T) {
+	setCookies := func(w http.ResponseWriter, r *http.Request) {
+		for _, line := range []string{
+			"sense-MASHUP=rotated; Path=/; HttpOnly",
+			"Sense-Mashup-HTTP=over-http; Path=/",
+			"lang=en; Path=/",
+		} {
+			w.Header().Add("Set-Cookie", line)
+		}
+		io.WriteString(w, "ok")
+	}
+	qlik := newRecorder(t, setCookies)
+	route := newRecorder(t, setCookies)
+	qu, _ := url.Parse(qlik.srv.URL)
+	ru, _ := url.Parse(route.srv.URL)
+	pub, _ := url.Parse("https://sense.example.com")
+	fs := &fakeSessions{entry: session.Entry{Cookie: "first"}}
+	h, err := New(Options{
+		Qlik: qu, CookieName: "Sense-Mashup", Identity: bearer{}, Sessions: fs, PublicURL: pub,
+		Routes: []Route{{Path: "/mashup/", Upstream: ru}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	front := httptest.NewServer(h)
+	t.Cleanup(front.Close)
+	for _, path := range []string{"/hub/", "/mashup/"} {
+		req, _ := http.NewRequest("GET", front.URL+path, nil)
+		req.Header.Set("Authorization", "Bearer alice")
+		req.Header.Set("Cookie", "Sense-Mashup=bob-session; sense-mashup-http=bob; lang=de")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		var names []string
+		for _, c := range resp.Cookies() {
+			names = append(names, c.Name)
+		}
+		if len(names) != 1 || names[0] != "lang" {
+			t.Errorf("GET %s: the browser got cookies %q, want only lang", path, names)
+		}
+	}
+	if got := qlik.take(); len(got) != 1 || got[0].Header.Get("Cookie") != "Sense-Mashup=first" {
+		t.Errorf("Qlik got Cookie %q, want only the user's session", got[0].Header.Get("Cookie"))
+	}
+	if got := route.take(); len(got) != 1 || got[0].Header.Get("Cookie") != "lang=de" {
+		t.Errorf("the route got Cookie %q, want lang=de only", got[0].Header.Get("Cookie"))
+	}
+	if len(fs.updates) != 1 || fs.updates[0] != "rotated" {
+		t.Errorf("jar updates = %q, want [rotated]", fs.updates)
+	}
+}
