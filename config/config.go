@@ -456,6 +456,9 @@ type OIDCConfig struct {
 	// public client (PKCE is always used).
 	ClientID     string `mapstructure:"client_id"`
 	ClientSecret string `mapstructure:"client_secret"`
+	// ClientSecretFile is client_secret_file: a file holding ClientSecret
+	// (secretfiles.go).
+	ClientSecretFile string `mapstructure:"client_secret_file"`
 	// RedirectURL is the callback registered at the provider; "" means
 	// server.public_url + "/.sensegate/callback", which is also the only
 	// path allowed.
@@ -473,6 +476,9 @@ type OIDCConfig struct {
 	// key per process, so logins end at a restart and replicas cannot
 	// share them.
 	CookieSecrets []string `mapstructure:"cookie_secrets"`
+	// CookieSecretsFile is cookie_secrets_file: a file holding
+	// CookieSecrets, one a line (secretfiles.go).
+	CookieSecretsFile string `mapstructure:"cookie_secrets_file"`
 	// SessionLifetime bounds a login (DefaultOIDCSessionLifetime).
 	SessionLifetime time.Duration `mapstructure:"session_lifetime"`
 	// PostLogoutRedirectURL is where the provider sends the browser after
@@ -562,6 +568,9 @@ type StoreConfig struct {
 	// every replica needs the same keys. Use EncryptionKeys for the
 	// decoded keys.
 	RawEncryptionKeys []string `mapstructure:"encryption_keys"`
+	// EncryptionKeysFile is encryption_keys_file: a file holding
+	// encryption_keys, one a line (secretfiles.go).
+	EncryptionKeysFile string `mapstructure:"encryption_keys_file"`
 	// LocalCacheTTL is how long a replica serves a Qlik session it read
 	// from Redis from its own memory, 0 to MaxLocalCacheTTL; 0 disables
 	// the local cache (DefaultLocalCacheTTL). It is how long a replica
@@ -581,6 +590,9 @@ type RedisConfig struct {
 	// password in SENSEGATE_STORE_REDIS_PASSWORD.
 	Username string `mapstructure:"username"`
 	Password string `mapstructure:"password"`
+	// PasswordFile is password_file: a file holding Password
+	// (secretfiles.go).
+	PasswordFile string `mapstructure:"password_file"`
 	// DB is the database number. Default 0.
 	DB int `mapstructure:"db"`
 	// TLS connects over TLS, verifying the server against the system

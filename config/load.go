@@ -25,11 +25,12 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	probs = append(probs, c.readSecretFiles()...) // secretfiles.go
 	// A key that failed to decode holds no meaningful value: don't also
 	// report what validation thinks of it.
 	failed := probs[:len(probs):len(probs)]
 	for _, p := range c.validate() {
-		if !within(p.key, failed) {
+		if !within(p.key, failed) && !within(p.key+"_file", failed) { // nor of a key whose _file failed
 			probs = append(probs, p)
 		}
 	}
