@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Validates the Helm chart without a container engine or a cluster:
-# helm lint --strict, helm template (default values and ci/ha-values.yaml)
+# helm lint --strict, helm template (default values and each ci/*.yaml)
 # piped into kubeconform -strict against JSON schemas generated offline,
-# the chart's refusal of replicas > 1 without Redis, and that the admin port
-# is on no Service but the optional admin one (with and without it and the
-# ServiceMonitor).
+# the chart's values.schema.json refusing a misspelt key, the chart's
+# refusal of replicas > 1 without Redis, that the admin port is on no
+# Service but the optional admin one (with and without it and the
+# ServiceMonitor), the configuration mounted as a directory (no subPath),
+# the optional checksum roll, and the secrets passed as *_file keys.
 #
 # Installs its tools idempotently, at pinned versions, from the Go module
 # proxy into bin/tools (gitignored): helm, kubeconform, and the schemas,
@@ -54,7 +56,7 @@ kubeconform=("$TOOLS/kubeconform" -strict -summary -schema-location "$SCHEMAS/{{
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
-for values in "" "$CHART/ci/ha-values.yaml"; do
+for values in "" "$CHART"/ci/*.yaml; do
   args=()
   [ -n "$values" ] && args=(-f "$values")
   echo "deploy-check: helm lint --strict ${args[*]}"
@@ -70,6 +72,56 @@ if "${kubeconform[@]}" "$out/bad.yaml" > "$out/bad.log" 2>&1; then
   echo "deploy-check: kubeconform accepted an unknown field (schemas not strict)"; exit 1
 fi
 
+fail() { echo "deploy-check: $*"; exit 1; }
+# values.schema.json: a misspelt key fails the render, at the top level and
+# below; helm names it.
+for set in replicaCont=2 networkPolicy.enabeld=true service.prot=80 secretFiles.values.redisPasword=x; do
+  if "$helm" template sensegate "$CHART" --set "$set" > "$out/fail.log" 2>&1; then
+    fail "helm template --set $set rendered: values.schema.json let a misspelt key through"
+  fi
+  key=${set%%=*}
+  grep -q "additional properties '${key##*.}' not allowed" "$out/fail.log" ||
+    { cat "$out/fail.log"; fail "--set $set failed without naming the misspelt key"; }
+done
+"$helm" lint --strict "$CHART" --set replicaCont=2 > "$out/fail.log" 2>&1 && fail "helm lint accepted replicaCont"
+
+# The configuration is a directory mount (the kubelet's ..data swap reaches
+# sensegate's reload), never subPath; the checksum roll is optional.
+"$helm" template sensegate "$CHART" > "$out/default.yaml"
+grep -Eq '^ +subPath:' "$out/default.yaml" && fail "a subPath mount: config changes would never reach the pod"
+grep -q 'mountPath: /etc/sensegate/config$' "$out/default.yaml" || fail "the config directory is not mounted at /etc/sensegate/config"
+grep -q 'checksum/config' "$out/default.yaml" && fail "checksum/config rendered with rollOnConfigChange false"
+"$helm" template sensegate "$CHART" --set rollOnConfigChange=true | grep -q 'checksum/config: ' ||
+  fail "no checksum/config with rollOnConfigChange=true"
+
+# Secrets as *_file keys: the Secret's keys mounted read-only, each named
+# by its SENSEGATE_<KEY>_FILE; created from values and existing.
+"$helm" template sensegate "$CHART" -f "$CHART/ci/created-secrets-values.yaml" > "$out/files.yaml"
+for key in identity.oidc.client_secret identity.oidc.cookie_secrets store.redis.password store.encryption_keys; do
+  var="SENSEGATE_$(tr 'a-z.' 'A-Z_' <<< "$key")_FILE"
+  grep -A1 -- "- name: $var\$" "$out/files.yaml" | grep -q "value: /etc/sensegate/secrets/$key\$" ||
+    fail "created secrets: no $var=/etc/sensegate/secrets/$key"
+done
+grep -q 'checksum/secrets: ' "$out/files.yaml" || fail "created secrets: no checksum/secrets"
+"$helm" template sensegate "$CHART" -f "$CHART/ci/ha-values.yaml" > "$out/ha.yaml"
+grep -q 'SENSEGATE_IDENTITY_OIDC_CLIENT_SECRET_FILE' "$out/ha.yaml" && fail "existing secret: a _file variable for a key it does not hold"
+grep -A1 -- '- name: SENSEGATE_STORE_ENCRYPTION_KEYS_FILE$' "$out/ha.yaml" | grep -q 'value: /etc/sensegate/secrets/store.encryption_keys$' ||
+  fail "existing secret: no SENSEGATE_STORE_ENCRYPTION_KEYS_FILE"
+# Contradictory or incomplete secrets: refused with the key to set.
+expect_fail() { # expect_fail MESSAGE HELM_ARGS...
+  local msg=$1; shift
+  if "$helm" template sensegate "$CHART" "$@" > "$out/fail.log" 2>&1; then fail "helm template $* rendered"; fi
+  grep -q -- "$msg" "$out/fail.log" || { cat "$out/fail.log"; fail "helm template $* failed without: $msg"; }
+}
+expect_fail 'qlikCertificates.existingSecret or qlikCertificates.pem, not both' --set qlikCertificates.pem.root=QUJD
+expect_fail 'or all of qlikCertificates.pem.root' --set qlikCertificates.existingSecret= --set qlikCertificates.pem.root=QUJD
+expect_fail 'qlikCertificates.pem.client is not base64' --set qlikCertificates.existingSecret= --set qlikCertificates.pem.root=QUJD \
+  --set qlikCertificates.pem.clientKey=QUJD --set-string 'qlikCertificates.pem.client=-----BEGIN'
+expect_fail 'needs secretFiles.existingSecretKeys' --set secretFiles.existingSecret=s
+expect_fail 'secretFiles.existingSecret or secretFiles.values, not both' --set secretFiles.existingSecret=s \
+  --set 'secretFiles.existingSecretKeys={store.encryption_keys}' --set secretFiles.values.redisPassword=x
+expect_fail "existingSecretKeys/0" --set secretFiles.existingSecret=s --set 'secretFiles.existingSecretKeys={store.password}'
+
 # More than one replica (or an autoscaler) without Redis: a clear refusal.
 for set in replicaCount=2 autoscaling.enabled=true; do
   if "$helm" template sensegate "$CHART" --set "$set" > "$out/fail.log" 2>&1; then
@@ -82,7 +134,6 @@ done
 # Service: only on the optional ClusterIP Service <fullname>-admin, which
 # adminService.enabled or serviceMonitor.enabled renders and which the
 # ServiceMonitor alone selects (app.kubernetes.io/component: admin).
-fail() { echo "deploy-check: $*"; exit 1; }
 # doc KIND NAME: the document of that kind and metadata.name on stdin.
 doc() {
   awk -v kind="kind: $1" -v name="  name: $2" '
