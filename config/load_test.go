@@ -32,6 +32,7 @@ type certFiles struct {
 	cert, key string // a self-signed CA certificate and its key
 	otherKey  string // a key that does not match cert
 	notPEM    string // a file that holds no PEM
+	encrypted string // a password-protected key (PKCS #8 ENCRYPTED PRIVATE KEY)
 }
 
 func writeCerts(t *testing.T) certFiles {
@@ -66,10 +67,11 @@ func writeCerts(t *testing.T) certFiles {
 		t.Fatal(err)
 	}
 	return certFiles{
-		cert:     writeFile(t, dir, "cert.pem", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))),
-		key:      writeFile(t, dir, "key.pem", string(keyPEM(key))),
-		otherKey: writeFile(t, dir, "other_key.pem", string(keyPEM(other))),
-		notPEM:   writeFile(t, dir, "not.pem", "not a certificate\n"),
+		cert:      writeFile(t, dir, "cert.pem", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))),
+		key:       writeFile(t, dir, "key.pem", string(keyPEM(key))),
+		otherKey:  writeFile(t, dir, "other_key.pem", string(keyPEM(other))),
+		notPEM:    writeFile(t, dir, "not.pem", "not a certificate\n"),
+		encrypted: writeFile(t, dir, "encrypted_key.pem", "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIBvTBXBgkqhkiG9w0BBQ0wSjApBgkqhkiG9w0BBQwwHAQI\n-----END ENCRYPTED PRIVATE KEY-----\n"),
 	}
 }
 

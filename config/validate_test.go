@@ -282,6 +282,11 @@ func TestValidate(t *testing.T) {
 			want: []string{`qlik.qps.client_cert: tls: private key does not match public key (qlik.qps.client_cert and qlik.qps.client_key must be a matching PEM certificate and private key)`},
 		},
 		{
+			name: "password-protected client key",
+			mod:  func(cfg *Config) { cfg.Qlik.QPS.ClientKey = c.encrypted },
+			want: []string{`qlik.qps.client_key: ` + c.encrypted + ` is encrypted (export the certificates from the QMC without a password)`},
+		},
+		{
 			name: "client certificate not PEM",
 			mod:  func(cfg *Config) { cfg.Qlik.QPS.ClientCert = c.notPEM },
 			want: []string{`qlik.qps.client_cert: tls: failed to find any PEM data in certificate input (qlik.qps.client_cert and qlik.qps.client_key must be a matching PEM certificate and private key)`},
