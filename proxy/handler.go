@@ -478,6 +478,9 @@ func (h *Handler) newRequestID() string {
 func (h *Handler) identify(w http.ResponseWriter, r *http.Request) (identity.User, bool) {
 	u, err := h.opts.Identity.Identify(r)
 	if err == nil {
+		if st := stateFrom(r.Context()); st != nil {
+			st.user, st.hasUser = u, true
+		}
 		return u, true
 	}
 	var ie *identity.Error
