@@ -160,3 +160,31 @@ func TestAccessLog(t *testing.T) {
 		`sensegate_requests_refused_total{reason="not_signed_in"}`:     1,
 	})
 }
+
+// Refusals are counted by reason: a foreign websocket Origin, a user
+// over the websocket bound, a failed Qlik login.
+func TestRefusalMetrics(t *testing.T) {
+	e := newObservedEnv(t, func(_ *qliksim.Config, o *Options) { o.WebsocketsPerUser = 1 })
+	if _, resp, err := e.dialEngine(t, "/app/engineData", "alice", http.Header{"Origin": {"https://evil.example"}}); err == nil || resp == nil || resp.StatusCode != 403 {
+		t.Fatalf("websocket from a foreign origin = %v, %v; want 403", resp, err)
+	}
+	c, _, err := e.dialEngine(t, "/app/engineData", "alice", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, resp, err := e.dialEngine(t, "/app/engineData", "alice", nil); err == nil || resp == nil || resp.StatusCode != 429 {
+		t.Fatalf("second websocket over the bound = %v, %v; want 429", resp, err)
+	}
+	e.sim.SetQPSFault(qliksim.Fault5xx)
+	if resp := e.qrs(t, "/qrs/about", "bob", nil); resp.StatusCode < 500 {
+		t.Fatalf("GET /qrs/about with QPS failing = %d, want 5xx", resp.StatusCode)
+	}
+	e.want(t, map[string]float64{
+		`sensegate_requests_refused_total{reason="origin"}`:            1,
+		`sensegate_requests_refused_total{reason="websocket_limit"}`:   1,
+		`sensegate_websockets_refused_total{reason="user_limit"}`:      1,
+		`sensegate_requests_refused_total{reason="login_failed"}`:      1,
+		`sensegate_qlik_login_duration_seconds_count{result="failed"}`: 1,
+	})
+}
