@@ -7,6 +7,7 @@ package admin
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -56,6 +57,9 @@ type Options struct {
 	Gatherer prometheus.Gatherer
 	// Readiness answers /readyz (nil: always ready).
 	Readiness *Readiness
+	// Health, when not nil, adds its last results to /healthz' JSON under
+	// its name; they never change /healthz' status.
+	Health *Monitor
 	// Logger receives the listener's errors (nil discards them).
 	Logger *zap.Logger
 	// Profiling serves net/http/pprof's profiles under PathPprof.
@@ -65,14 +69,15 @@ type Options struct {
 // Server is the admin HTTP handler and listener. It is safe for
 // concurrent use.
 type Server struct {
-	mux   *http.ServeMux
-	ready *Readiness
-	log   *zap.Logger
+	mux    *http.ServeMux
+	ready  *Readiness
+	health *Monitor
+	log    *zap.Logger
 }
 
 // NewServer returns the admin handler for opts.
 func NewServer(opts Options) *Server {
-	s := &Server{mux: http.NewServeMux(), ready: opts.Readiness, log: opts.Logger}
+	s := &Server{mux: http.NewServeMux(), ready: opts.Readiness, health: opts.Health, log: opts.Logger}
 	if s.log == nil {
 		s.log = zap.NewNop()
 	}
@@ -85,7 +90,7 @@ func NewServer(opts Options) *Server {
 			ErrorHandling: promhttp.ContinueOnError,
 		}))
 	}
-	s.mux.HandleFunc("GET "+PathHealthz, serveHealthz)
+	s.mux.HandleFunc("GET "+PathHealthz, s.serveHealthz)
 	s.mux.HandleFunc("GET "+PathReadyz, s.serveReadyz)
 	if opts.Profiling {
 		s.mux.HandleFunc(PathPprof, pprof.Index)
@@ -131,9 +136,19 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
-// serveHealthz answers liveness: the process serves HTTP.
-func serveHealthz(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+// serveHealthz answers liveness: 200 whenever the process serves HTTP,
+// with JSON {"status":"ok"} and the Health monitor's last results under
+// its name.
+func (s *Server) serveHealthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	w.Write([]byte("ok\n"))
+	body := map[string]any{"status": "ok"}
+	if s.health != nil {
+		st := s.health.Status()
+		if st == nil {
+			st = []CheckStatus{}
+		}
+		body[s.health.Name()] = st
+	}
+	json.NewEncoder(w).Encode(body)
 }

@@ -223,7 +223,7 @@ func (s *pingStore) Ping(context.Context) error { return s.err }
 func TestServer(t *testing.T) {
 	srv := NewServer(Options{Gatherer: NewRegistry()})
 	rec := get(t, srv, PathHealthz)
-	if rec.Code != http.StatusOK || rec.Body.String() != "ok\n" {
+	if rec.Code != http.StatusOK || rec.Body.String() != "{\"status\":\"ok\"}\n" {
 		t.Errorf("GET /healthz = %d %q, want 200 ok", rec.Code, rec.Body)
 	}
 	if code, rep := readyz(t, srv); code != http.StatusOK || !rep.Ready || len(rep.Checks) != 0 {

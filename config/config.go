@@ -134,6 +134,7 @@ const (
 	DefaultLogFormat           = LogFormatJSON
 	DefaultAdminListen         = "127.0.0.1:9090"
 	DefaultAuditEnabled        = true
+	DefaultLogAccess           = false
 )
 
 // DefaultOIDCScopes returns the default identity.oidc.scopes.
@@ -625,6 +626,12 @@ type LogConfig struct {
 	Level string `mapstructure:"level"`
 	// Format is the encoding of log lines (DefaultLogFormat).
 	Format LogFormat `mapstructure:"format"`
+	// Access writes one entry, on logger "access", per request and per
+	// relayed websocket when it ends, at info level whatever Level says:
+	// request id, user, method, path and query keys (never query values,
+	// cookies or tokens), route, status and its source (sensegate or
+	// Qlik), duration, bytes and client IP (DefaultLogAccess).
+	Access bool `mapstructure:"access"`
 }
 
 // AdminConfig is the admin listener (admin): Prometheus metrics at
@@ -711,6 +718,7 @@ func Default() *Config {
 		Log: LogConfig{
 			Level:  DefaultLogLevel,
 			Format: DefaultLogFormat,
+			Access: DefaultLogAccess,
 		},
 		Admin: AdminConfig{Listen: DefaultAdminListen},
 		Audit: AuditConfig{Enabled: DefaultAuditEnabled},

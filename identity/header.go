@@ -104,6 +104,13 @@ func (h *Header) StripHeaders() []string {
 	return out
 }
 
+// TrustsPeer implements PeerTruster: the request's direct peer is one of
+// the trusted front doors (identity.header.trusted_proxies).
+func (h *Header) TrustsPeer(r *http.Request) bool {
+	peer, err := peerAddr(r)
+	return err == nil && h.isTrusted(peer)
+}
+
 func (h *Header) isTrusted(a netip.Addr) bool {
 	for _, p := range h.trusted {
 		if p.Contains(a) {
@@ -121,3 +128,4 @@ func (e *untrustedPeer) Error() string {
 
 var _ Provider = (*Header)(nil)
 var _ HeaderStripper = (*Header)(nil)
+var _ PeerTruster = (*Header)(nil)

@@ -85,6 +85,14 @@ func (e *Error) Unwrap() error { return e.Err }
 // ErrNoIdentity is the cause of a 401 when a request carries no identity.
 var ErrNoIdentity = errors.New("no identity in request")
 
+// PeerTruster is the optional ability of a Provider to say whether a
+// request's direct peer is a trusted front door, whose X-Forwarded-For
+// and X-Request-Id sensegate may believe; *Header has it. A provider
+// without it trusts no peer.
+type PeerTruster interface {
+	TrustsPeer(r *http.Request) bool
+}
+
 // peerAddr returns the IP of the request's direct peer.
 func peerAddr(r *http.Request) (netip.Addr, error) {
 	ap, err := netip.ParseAddrPort(r.RemoteAddr)

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"time"
 
 	"github.com/sensegate/sensegate/identity"
 	"github.com/sensegate/sensegate/session"
@@ -32,6 +33,14 @@ type reqState struct {
 	rec        statusRecorder
 	route      *routeMetrics
 	clientGone bool
+	// refused is the reason sensegate refused the request (a refuse*
+	// constant), "" when it did not.
+	refused string
+	// start is when the request came, kept only with the access log;
+	// handedOver marks a websocket whose pair writes the access line
+	// when it ends.
+	start      time.Time
+	handedOver bool
 }
 
 // withState makes st the context of a request whose context was ctx.

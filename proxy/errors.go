@@ -17,8 +17,9 @@ import (
 	"go.uber.org/zap"
 )
 
-// HeaderRequestID carries the request id in responses (and in requests,
-// from trusted front doors, in a later version).
+// HeaderRequestID carries the request id in responses and in requests
+// forwarded to Qlik and routes. An incoming one is adopted only from a
+// trusted front door (see Handler.ServeHTTP).
 const HeaderRequestID = "X-Request-Id"
 
 // headerSensegate marks responses that sensegate made itself, as opposed to
@@ -37,6 +38,9 @@ type Error struct {
 	Err    error
 	// RetryAfter, in seconds, is sent (with 503 and 429 answers) when > 0.
 	RetryAfter int
+	// reason, when set, counts the answer in
+	// sensegate_requests_refused_total (a refuse* constant).
+	reason string
 }
 
 func (e *Error) Error() string {
@@ -93,14 +97,17 @@ const loginRetryAfter = 5
 // that timed out.
 func loginError(err error) *Error {
 	const msg = "could not get a Qlik session"
-	if e := upstreamError(msg, err); e.Status == StatusClientClosedRequest || e.Status == http.StatusTooManyRequests {
+	if e := upstreamError(msg, err); e.Status == StatusClientClosedRequest {
+		return e
+	} else if e.Status == http.StatusTooManyRequests {
+		e.reason = refuseRateLimited
 		return e
 	}
 	var p permanent
 	if errors.As(err, &p) && p.Permanent() {
-		return &Error{Status: http.StatusBadGateway, Msg: msg + ": the Qlik login was refused", Err: err}
+		return &Error{Status: http.StatusBadGateway, Msg: msg + ": the Qlik login was refused", Err: err, reason: refuseLoginFailed}
 	}
-	return &Error{Status: http.StatusServiceUnavailable, Msg: msg + ": temporarily unavailable", Err: err, RetryAfter: loginRetryAfter}
+	return &Error{Status: http.StatusServiceUnavailable, Msg: msg + ": temporarily unavailable", Err: err, RetryAfter: loginRetryAfter, reason: refuseLoginFailed}
 }
 
 // randomHex returns 2n random hex characters.
@@ -120,6 +127,9 @@ func writeError(w http.ResponseWriter, r *http.Request, log *zap.Logger, e *Erro
 		}
 		log.Debug("client closed request", zap.String("request_id", id), zap.String("path", r.URL.Path))
 		return
+	}
+	if st := stateFrom(r.Context()); st != nil && e.reason != "" {
+		st.refused = e.reason
 	}
 	fields := []zap.Field{zap.String("request_id", id), zap.Int("status", e.Status), zap.String("method", r.Method), zap.String("path", r.URL.Path)}
 	if u, ok := userFrom(r.Context()); ok {

@@ -158,6 +158,10 @@ type Options struct {
 	// Audit receives the audit events of logouts and opened apps (nil:
 	// none). Logins are the broker's: give it Audit.Login.
 	Audit *Audit
+	// AccessLog, when not nil, receives one entry per request, and per
+	// relayed websocket when it ends (see accesslog.go). nil (the
+	// default) logs none and costs nothing.
+	AccessLog *zap.Logger
 }
 
 // Handler is sensegate's front handler. It is safe for concurrent use.
@@ -177,6 +181,8 @@ type Handler struct {
 	own          *http.ServeMux  // sensegate's own pages under ReservedPrefix
 	metrics      *Metrics
 	audit        *Audit
+	access       *zap.Logger          // nil: no access log
+	trust        identity.PeerTruster // nil: no peer is a trusted front door
 	// The metrics of Qlik, sensegate's own endpoints and unrouted paths
 	// (routes keep theirs).
 	mQlik, mSensegate, mNone routeMetrics
@@ -231,7 +237,8 @@ func New(opts Options) (*Handler, error) {
 		}
 		opts.WebsocketCSRF = CSRFOff
 	}
-	h := &Handler{opts: opts, log: opts.Logger, idPrefix: randomHex(4), metrics: opts.Metrics, audit: opts.Audit}
+	h := &Handler{opts: opts, log: opts.Logger, idPrefix: randomHex(4), metrics: opts.Metrics, audit: opts.Audit, access: opts.AccessLog}
+	h.trust, _ = opts.Identity.(identity.PeerTruster)
 	h.origins = map[string]bool{qlik.Origin(opts.PublicURL): true}
 	for _, a := range opts.AllowedOrigins {
 		if o, ok := qlik.NormalizeOrigin(a); ok {
@@ -275,30 +282,70 @@ func New(opts Options) (*Handler, error) {
 }
 
 // ServeHTTP implements http.Handler.
+//
+// The request id is the X-Request-Id of a trusted front door (a peer the
+// identity provider trusts, see identity.PeerTruster) when it is a
+// plausible id (adoptableID), else a new one. It goes back to the client
+// and on to Qlik and routes.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	st := &reqState{id: h.newRequestID()}
+	st := &reqState{}
+	if v := r.Header[HeaderRequestID]; len(v) == 1 && adoptableID(v[0]) && h.trust != nil && h.trust.TrustsPeer(r) {
+		st.id = v[0]
+	} else {
+		st.id = h.newRequestID()
+	}
 	st.idHdr[0] = st.id
 	r = r.WithContext(withState(r.Context(), st))
 	w.Header()[HeaderRequestID] = st.idHdr[:]
-	if h.metrics == nil {
+	if h.metrics == nil && h.access == nil {
 		h.dispatch(w, r, st)
 		return
 	}
+	if h.access != nil {
+		st.start = time.Now()
+	}
 	st.rec.ResponseWriter = w
-	defer h.countRequest(st)
+	defer h.finish(r, st)
 	h.dispatch(&st.rec, r, st)
 }
 
-// countRequest counts a request in its route's metrics.
-func (h *Handler) countRequest(st *reqState) {
-	if st.route == nil {
-		return
+// maxRequestID bounds an adopted X-Request-Id.
+const maxRequestID = 128
+
+// adoptableID reports whether an incoming request id may be adopted: 1 to
+// maxRequestID characters of [A-Za-z0-9._-], which are safe in logs and
+// headers alike.
+func adoptableID(id string) bool {
+	if id == "" || len(id) > maxRequestID {
+		return false
 	}
+	for i := 0; i < len(id); i++ {
+		switch c := id[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '.', c == '_', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// finish counts a request in its route's metrics and its refusal, and
+// writes its access log entry (a websocket handed to its relay writes
+// its own when it ends).
+func (h *Handler) finish(r *http.Request, st *reqState) {
 	code := st.rec.code()
 	if st.clientGone {
 		code = StatusClientClosedRequest
 	}
-	st.route.request(code)
+	if st.route != nil {
+		st.route.request(code)
+	}
+	if st.refused != "" {
+		h.metrics.refusedRequest(st.refused)
+	}
+	if h.access != nil && !st.handedOver {
+		h.logAccess(r, st, code)
+	}
 }
 
 // dispatch serves a request by its path: sensegate's own endpoints, Qlik,
@@ -314,6 +361,7 @@ func (h *Handler) dispatch(w http.ResponseWriter, r *http.Request, st *reqState)
 	if strings.HasPrefix(path, ReservedPrefix) {
 		st.route = &h.mSensegate
 		if h.crossSiteRefused(w, r) {
+			st.refused = refuseOrigin
 			return
 		}
 		if h.limitOwnBody(w, r) {
@@ -329,6 +377,7 @@ func (h *Handler) dispatch(w http.ResponseWriter, r *http.Request, st *reqState)
 	if h.opts.Paths.Match(path) {
 		st.route = &h.mQlik
 		if h.crossSiteRefused(w, r) {
+			st.refused = refuseOrigin
 			return
 		}
 		u, ok := h.identify(w, r)
@@ -340,6 +389,7 @@ func (h *Handler) dispatch(w http.ResponseWriter, r *http.Request, st *reqState)
 			// Qlik's Personal API logout: end the user's sessions the
 			// way /.sensegate/logout does, answering like Qlik.
 			h.logout(w, r, u)
+			w.Header().Set(headerSensegate, "1")
 			w.Header().Set("Content-Type", "application/json; charset=utf-8")
 			w.Write([]byte(`{"session":"ended"}` + "\n"))
 			return
@@ -359,6 +409,7 @@ func (h *Handler) dispatch(w http.ResponseWriter, r *http.Request, st *reqState)
 				return
 			}
 			if h.crossSiteRefused(w, r) {
+				st.refused = refuseOrigin
 				return
 			}
 			u, ok := h.identify(w, r)
@@ -427,16 +478,27 @@ func (h *Handler) newRequestID() string {
 func (h *Handler) identify(w http.ResponseWriter, r *http.Request) (identity.User, bool) {
 	u, err := h.opts.Identity.Identify(r)
 	if err == nil {
+		if st := stateFrom(r.Context()); st != nil {
+			st.user, st.hasUser = u, true
+		}
 		return u, true
 	}
 	var ie *identity.Error
 	if errors.As(err, &ie) && ie.LoginURL != "" && r.Method == http.MethodGet && wantsHTML(r) {
 		// A browser navigation goes to the login page and comes back.
+		if st := stateFrom(r.Context()); st != nil {
+			st.refused = refuseNotSignedIn
+		}
+		w.Header().Set(headerSensegate, "1")
 		http.Redirect(w, r, ie.LoginURL, http.StatusFound)
 		return identity.User{}, false
 	}
 	if errors.As(err, &ie) {
-		writeError(w, r, h.log, &Error{Status: ie.Status, Msg: ie.Msg, Err: err})
+		reason := refuseIdentity
+		if ie.Status == http.StatusUnauthorized {
+			reason = refuseNotSignedIn
+		}
+		writeError(w, r, h.log, &Error{Status: ie.Status, Msg: ie.Msg, Err: err, reason: reason})
 	} else {
 		writeError(w, r, h.log, &Error{Status: http.StatusServiceUnavailable, Msg: "identity provider unavailable", Err: err, RetryAfter: 5})
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sensegate/sensegate/qlik"
 )
 
 // Route labels of sensegate_http_requests_total besides the route paths.
@@ -36,6 +37,9 @@ var upstreamBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10
 //	sensegate_websockets_open                            relayed websockets
 //	sensegate_websockets_refused_total{reason}           websocket upgrades refused (user_limit: over the user's bound)
 //	sensegate_websocket_bytes_total{direction}           message bytes relayed (client_to_qlik, qlik_to_client)
+//	sensegate_requests_refused_total{reason}             requests sensegate refused itself, by reason (the refuse* constants)
+//	sensegate_websocket_closes_total{code,side}          relayed websockets ended, by close code (known codes, else other) and side that ended them
+//	sensegate_qlik_session_notifications_total{topic}    Qlik notifications that ended a relayed socket's session, by topic
 //
 // The labels known at startup are bound when the Handler is made, so the
 // request path does not look them up. A Metrics may serve several
@@ -49,6 +53,9 @@ type Metrics struct {
 	wsUserCap  prometheus.Counter // refused: over the user's bound
 	wsToQlik   prometheus.Counter
 	wsToClient prometheus.Counter
+	refused    map[string]prometheus.Counter // by reason; read-only after NewMetrics
+	wsCloses   *prometheus.CounterVec
+	notified   *prometheus.CounterVec
 	// codes holds the label of every status code from 100 to 599, so
 	// that labelling a request does not format (and allocate) one.
 	codes [600]string
@@ -83,7 +90,19 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		Name: "sensegate_websockets_refused_total",
 		Help: "Engine websocket upgrades refused before Qlik was dialled, by reason (user_limit: the user had qlik.websocket_per_user open).",
 	}, []string{"reason"})
-	for _, c := range []prometheus.Collector{m.requests, m.upstream, reauth, m.wsOpen, wsBytes, wsRefused} {
+	refused := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sensegate_requests_refused_total",
+		Help: "Requests sensegate refused itself, by reason: not_signed_in, identity (other identity refusals), origin (a websocket or cross-site request from a foreign origin), login_failed, rate_limited, websocket_limit, csrf (Qlik's 403 on a websocket handshake, passed on).",
+	}, []string{"reason"})
+	m.wsCloses = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sensegate_websocket_closes_total",
+		Help: "Relayed websockets ended, by close code (the RFC 6455 codes and Qlik's, else other; 1006 for a dropped connection) and the side that ended them (client, qlik, sensegate).",
+	}, []string{"code", "side"})
+	m.notified = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sensegate_qlik_session_notifications_total",
+		Help: "Qlik notifications on relayed Engine websockets that ended the session, by topic.",
+	}, []string{"topic"})
+	for _, c := range []prometheus.Collector{m.requests, m.upstream, reauth, m.wsOpen, wsBytes, wsRefused, refused, m.wsCloses, m.notified} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -93,6 +112,10 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m.wsToQlik = wsBytes.WithLabelValues(dirClientToQlik)
 	m.wsToClient = wsBytes.WithLabelValues(dirQlikToClient)
 	m.wsUserCap = wsRefused.WithLabelValues("user_limit")
+	m.refused = map[string]prometheus.Counter{}
+	for _, r := range refuseReasons {
+		m.refused[r] = refused.WithLabelValues(r)
+	}
 	for c := 100; c < len(m.codes); c++ {
 		m.codes[c] = strconv.Itoa(c)
 	}
@@ -182,6 +205,67 @@ func (m *Metrics) websocketRefusedUserLimit() {
 	}
 }
 
+// Reasons of sensegate_requests_refused_total.
+const (
+	refuseNotSignedIn    = "not_signed_in"
+	refuseIdentity       = "identity"
+	refuseOrigin         = "origin"
+	refuseLoginFailed    = "login_failed"
+	refuseRateLimited    = "rate_limited"
+	refuseWebsocketLimit = "websocket_limit"
+	refuseCSRF           = "csrf"
+)
+
+var refuseReasons = []string{refuseNotSignedIn, refuseIdentity, refuseOrigin, refuseLoginFailed, refuseRateLimited, refuseWebsocketLimit, refuseCSRF}
+
+// refusedRequest counts a request refused for reason (one of
+// refuseReasons).
+func (m *Metrics) refusedRequest(reason string) {
+	if m == nil {
+		return
+	}
+	if c, ok := m.refused[reason]; ok {
+		c.Inc()
+	}
+}
+
+// Sides of a websocket that ended it, the side label of
+// sensegate_websocket_closes_total and the access log's closed_by.
+const (
+	sideClient    = "client"
+	sideQlik      = "qlik"
+	sideSensegate = "sensegate"
+)
+
+// closeCodeLabel returns the label of a close code: the code for the
+// codes RFC 6455 and its registry define (1000-1015), "other" for the
+// rest, so that a peer cannot grow the label set.
+func closeCodeLabel(code int) string {
+	if code >= 1000 && code <= 1015 {
+		return strconv.Itoa(code)
+	}
+	return "other"
+}
+
+// websocketEnded counts a relayed websocket ended with code by side.
+func (m *Metrics) websocketEnded(code int, side string) {
+	if m != nil {
+		m.wsCloses.WithLabelValues(closeCodeLabel(code), side).Inc()
+	}
+}
+
+// sessionNotification counts a Qlik notification that ended a socket's
+// session; topics that are not qlik.IsFatalTopic count as other.
+func (m *Metrics) sessionNotification(topic string) {
+	if m == nil {
+		return
+	}
+	if !qlik.IsFatalTopic(topic) {
+		topic = "other"
+	}
+	m.notified.WithLabelValues(topic).Inc()
+}
+
 // websocketBytes returns the bytes counter of a direction (nil without
 // metrics).
 func (m *Metrics) websocketBytes(toQlik bool) prometheus.Counter {
@@ -227,6 +311,8 @@ func (t *timedTransport) CloseIdleConnections() {
 type statusRecorder struct {
 	http.ResponseWriter
 	status int
+	// bytes counts the body bytes written, for the access log.
+	bytes int64
 }
 
 func (s *statusRecorder) WriteHeader(code int) {
@@ -241,7 +327,9 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 	if s.status == 0 {
 		s.status = http.StatusOK
 	}
-	return s.ResponseWriter.Write(b)
+	n, err := s.ResponseWriter.Write(b)
+	s.bytes += int64(n)
+	return n, err
 }
 
 func (s *statusRecorder) Flush() {

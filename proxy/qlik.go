@@ -123,6 +123,17 @@ func (q *qlikProxy) rewrite(pr *httputil.ProxyRequest) {
 		a.cookieHdr[0] = h.opts.CookieName + "=" + a.entry.Cookie
 		out.Header["Cookie"] = a.cookieHdr[:]
 	}
+	setRequestID(out)
+}
+
+// setRequestID sends the request's id upstream in place of any the client
+// sent (an adopted one is the request's id already).
+func setRequestID(out *http.Request) {
+	if st := stateFrom(out.Context()); st != nil {
+		out.Header[HeaderRequestID] = st.idHdr[:]
+	} else {
+		delete(out.Header, HeaderRequestID)
+	}
 }
 
 // qlikBase returns the base URL of the Qlik node holding session e.
@@ -280,6 +291,8 @@ func (h *Handler) isQlikCookie(name string) bool {
 func (q *qlikProxy) modifyResponse(resp *http.Response) error {
 	h := q.h
 	req := resp.Request
+	// The header marks sensegate's own answers: Qlik's never carry it.
+	delete(resp.Header, headerSensegate)
 	if sc := resp.Header.Values("Set-Cookie"); len(sc) > 0 {
 		keep := sc[:0:0]
 		for _, line := range sc {

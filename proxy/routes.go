@@ -61,11 +61,15 @@ func (p *routeProxy) rewrite(pr *httputil.ProxyRequest) {
 	for _, k := range p.h.strip {
 		hdr.Del(k)
 	}
+	setRequestID(pr.Out)
 }
 
 // modifyResponse drops Qlik session cookies an upstream might set (for
 // instance a mashup server that still does its own ticketing).
 func (p *routeProxy) modifyResponse(resp *http.Response) error {
+	// The header marks sensegate's own answers: an upstream's never
+	// carry it.
+	delete(resp.Header, headerSensegate)
 	sc := resp.Header.Values("Set-Cookie")
 	if len(sc) == 0 {
 		return nil

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -94,7 +95,7 @@ func newRelay(h *Handler) *relay {
 func (rl *relay) serve(w http.ResponseWriter, r *http.Request, u identity.User, path string) {
 	h := rl.h
 	if !h.originAllowed(r.Header.Get("Origin")) {
-		writeError(w, r, h.log, &Error{Status: http.StatusForbidden, Msg: "websocket origin not allowed", Err: errors.New("origin " + r.Header.Get("Origin"))})
+		writeError(w, r, h.log, &Error{Status: http.StatusForbidden, Msg: "websocket origin not allowed", Err: errors.New("origin " + r.Header.Get("Origin")), reason: refuseOrigin})
 		return
 	}
 	// The user's socket is counted from here, before the login and the
@@ -105,7 +106,7 @@ func (rl *relay) serve(w http.ResponseWriter, r *http.Request, u identity.User, 
 		limit := h.opts.WebsocketsPerUser
 		writeError(w, r, h.log, &Error{Status: http.StatusTooManyRequests,
 			Msg: fmt.Sprintf("too many websockets open for this user (at most %d at once): close one and retry", limit),
-			Err: fmt.Errorf("user has %d relayed websockets", limit)})
+			Err: fmt.Errorf("user has %d relayed websockets", limit), reason: refuseWebsocketLimit})
 		return
 	}
 	handedOver := false // to the pair, which releases it when it ends
@@ -184,6 +185,7 @@ func (rl *relay) serve(w http.ResponseWriter, r *http.Request, u identity.User, 
 		return
 	}
 	handedOver = true
+	p.access = h.newWSAccess(r)
 	// The notifications read while checking the session are the client's.
 	client.SetWriteDeadline(time.Now().Add(DefaultWriteWait))
 	relayed := h.metrics.websocketBytes(false)
@@ -238,7 +240,13 @@ func wsError(err error) *Error {
 		if status < 400 {
 			status = http.StatusBadGateway
 		}
-		return &Error{Status: status, Msg: "Qlik refused the websocket", Err: err}
+		e := &Error{Status: status, Msg: "Qlik refused the websocket", Err: err}
+		if status == http.StatusForbidden {
+			// Qlik's websocket CSRF check (or its host allow list), passed
+			// on after a fresh token did not cure it.
+			e.reason = refuseCSRF
+		}
+		return e
 	}
 	return upstreamError("could not open the Qlik websocket", err)
 }
@@ -381,6 +389,9 @@ func (rl *relay) dial(r *http.Request, cookie, token string, target *url.URL) (*
 	hdr := http.Header{}
 	hdr.Set("Cookie", h.opts.CookieName+"="+cookie)
 	hdr.Set("Origin", h.opts.QlikOrigin)
+	if id := requestID(r.Context()); id != "" {
+		hdr.Set(HeaderRequestID, id)
+	}
 	if ua := r.Header.Get("User-Agent"); ua != "" {
 		hdr.Set("User-Agent", ua)
 	}
@@ -637,6 +648,56 @@ type wsPair struct {
 	// engine is whether the socket is the Engine's (/app/…), which speaks
 	// JSON-RPC: only its messages are watched.
 	engine bool
+	// access is the socket's access log record (nil without the access
+	// log).
+	access *wsAccess
+
+	// closeMu guards the first ending seen: its close code and the side
+	// that ended the socket.
+	closeMu   sync.Mutex
+	closeCode int
+	closeSide string
+	// relayed counts the message bytes relayed both ways.
+	relayed atomic.Int64
+}
+
+// noteClose records how the socket ended, if nothing was recorded yet:
+// the first side to end it is the one that closed it.
+func (p *wsPair) noteClose(code int, side string) {
+	p.closeMu.Lock()
+	if p.closeSide == "" {
+		p.closeCode, p.closeSide = code, side
+	}
+	p.closeMu.Unlock()
+}
+
+// closeCodeOf returns the close code of the error that ended a read: the
+// peer's close code, 1009 for a message over the read limit, 1006 for a
+// dropped connection.
+func closeCodeOf(err error) int {
+	var ce *websocket.CloseError
+	switch {
+	case errors.As(err, &ce):
+		return ce.Code
+	case errors.Is(err, websocket.ErrReadLimit):
+		return websocket.CloseMessageTooBig
+	}
+	return websocket.CloseAbnormalClosure
+}
+
+// noteEnd records how a pump from side src (to dst) ended: with src's
+// read error (fromSrc), src closed the socket, unless it sent a message
+// over the read limit, which sensegate closes with 1009; otherwise a
+// write to dst failed, and dst dropped.
+func (p *wsPair) noteEnd(src, dst string, err error, fromSrc bool) {
+	switch {
+	case !fromSrc:
+		p.noteClose(websocket.CloseAbnormalClosure, dst)
+	case errors.Is(err, websocket.ErrReadLimit):
+		p.noteClose(websocket.CloseMessageTooBig, sideSensegate)
+	default:
+		p.noteClose(closeCodeOf(err), src)
+	}
 }
 
 // run relays until both sides have ended, then unregisters the pair.
@@ -679,7 +740,16 @@ func (p *wsPair) run() {
 	clientDrop.Stop()
 	p.client.Close()
 	p.up.Close()
-	p.rl.h.log.Debug("websocket closed", zap.String("user", p.user.String()), zap.String("request_id", p.reqID))
+	p.closeMu.Lock()
+	code, side := p.closeCode, p.closeSide
+	p.closeMu.Unlock()
+	if side == "" {
+		code, side = websocket.CloseAbnormalClosure, sideSensegate
+	}
+	h := p.rl.h
+	h.metrics.websocketEnded(code, side)
+	h.logWebsocket(p.access, code, side, p.relayed.Load())
+	h.log.Debug("websocket closed", zap.String("user", p.user.String()), zap.String("request_id", p.reqID), zap.Int("close_code", code), zap.String("closed_by", side))
 }
 
 // pumpClientToQlik copies the client's messages to Qlik. With an audit
@@ -690,7 +760,9 @@ func (p *wsPair) pumpClientToQlik() {
 	if p.rl.h.audit != nil && p.engine {
 		w = newOpenDocWatcher(p)
 	}
-	pump(p.up, p.client, w, p.rl.h.metrics.websocketBytes(true))
+	err, fromSrc, n := pump(p.up, p.client, w, p.rl.h.metrics.websocketBytes(true))
+	p.relayed.Add(n)
+	p.noteEnd(sideClient, sideQlik, err, fromSrc)
 }
 
 // pumpQlikToClient copies Qlik's messages to the client, watching for the
@@ -701,7 +773,9 @@ func (p *wsPair) pumpQlikToClient() {
 	if p.engine {
 		w = &fatalWatcher{p: p, s: rpcScanner{match: isFatalMethod}}
 	}
-	pump(p.client, p.up, w, p.rl.h.metrics.websocketBytes(false))
+	err, fromSrc, n := pump(p.client, p.up, w, p.rl.h.metrics.websocketBytes(false))
+	p.relayed.Add(n)
+	p.noteEnd(sideQlik, sideClient, err, fromSrc)
 }
 
 // A watcher looks at the text messages a pump relays.
@@ -813,6 +887,7 @@ func (r *scanReader) Read(p []byte) (int, error) {
 // topic, a notification that ends it.
 func (p *wsPair) sessionEnded(topic string) {
 	h := p.rl.h
+	h.metrics.sessionNotification(topic)
 	h.log.Info("qlik ended the session of a websocket", zap.String("user", p.user.String()), zap.String("topic", topic), zap.String("request_id", p.reqID))
 	// The upgrade request is long gone: the drop gets a context of its own.
 	ctx, cancel := context.WithTimeout(context.Background(), invalidateTimeout)
@@ -825,13 +900,15 @@ func (p *wsPair) sessionEnded(topic string) {
 // pump copies messages from src to dst as streams (no whole-message
 // buffering) until src ends, then passes src's ending on to dst. A
 // watcher, when not nil, sees each text message (see watcher). relayed,
-// when not nil, counts the payload bytes sent.
-func pump(dst, src *websocket.Conn, watch watcher, relayed prometheus.Counter) {
+// when not nil, counts the payload bytes sent. It returns the error that
+// ended it, whether that came from reading src (else writing to dst
+// failed), and the payload bytes it sent.
+func pump(dst, src *websocket.Conn, watch watcher, relayed prometheus.Counter) (end error, fromSrc bool, total int64) {
 	for {
 		mt, r, err := src.NextReader()
 		if err != nil {
 			passClose(dst, err)
-			return
+			return err, true, total
 		}
 		var (
 			rest = r
@@ -846,7 +923,7 @@ func pump(dst, src *websocket.Conn, watch watcher, relayed prometheus.Counter) {
 		w, err := dst.NextWriter(mt)
 		if err != nil {
 			src.Close()
-			return
+			return err, false, total
 		}
 		var sent int64
 		if len(head) > 0 {
@@ -861,6 +938,7 @@ func pump(dst, src *websocket.Conn, watch watcher, relayed prometheus.Counter) {
 		} else if rerr != nil && rerr != io.EOF && rerr != io.ErrUnexpectedEOF {
 			err = rerr
 		}
+		total += sent
 		if relayed != nil {
 			relayed.Add(float64(sent))
 		}
@@ -868,17 +946,17 @@ func pump(dst, src *websocket.Conn, watch watcher, relayed prometheus.Counter) {
 			w.Close()
 			if errors.Is(err, websocket.ErrReadLimit) {
 				passClose(dst, err)
-			} else {
-				dst.Close()
+				return err, true, total
 			}
-			return
+			dst.Close()
+			return err, false, total
 		}
 		if watched {
 			watch.end()
 		}
 		if err := w.Close(); err != nil {
 			src.Close()
-			return
+			return err, false, total
 		}
 	}
 }
@@ -901,6 +979,7 @@ func passClose(dst *websocket.Conn, err error) {
 
 // closeBoth sends a close frame to both sides.
 func (p *wsPair) closeBoth(code int, text string) {
+	p.noteClose(code, sideSensegate)
 	deadline := time.Now().Add(time.Second)
 	msg := websocket.FormatCloseMessage(code, text)
 	p.client.WriteControl(websocket.CloseMessage, msg, deadline)

@@ -169,7 +169,7 @@ func (b *Broker) flight(ctx context.Context, u identity.User, key string) (Entry
 	} else {
 		c, err = b.login.Login(lctx, u)
 	}
-	b.metrics.login(err)
+	b.metrics.login(err, b.now().Sub(start))
 	if err != nil {
 		if b.onLogin != nil {
 			b.onLogin(ctx, u, Entry{}, err)

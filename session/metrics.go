@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sensegate/sensegate/identity"
@@ -23,6 +24,7 @@ const (
 //	sensegate_jar_lookups_total{result="hit"|"miss"}   Ensure's jar lookups
 //	sensegate_store_errors_total{op}                   failed store calls (get, put, delete, ping)
 //	sensegate_qlik_sessions_abandoned_total            sessions ended at QPS by Abandon
+//	sensegate_qlik_login_duration_seconds{result}      time of each Qlik login (issued, failed)
 //
 // Every counter is created with its labels when Metrics is made, so that
 // recording is one atomic add. A nil *Metrics records nothing.
@@ -32,7 +34,13 @@ type Metrics struct {
 	jarHit, jarMiss              prometheus.Counter
 	storeErrors                  map[string]prometheus.Counter // by op; read-only after NewMetrics
 	abandonedSessions            prometheus.Counter
+	loginOK, loginFailed         prometheus.Observer
 }
+
+// loginBuckets are the buckets of sensegate_qlik_login_duration_seconds: a
+// login is a ticket request and a redemption, tens of milliseconds on a
+// healthy Qlik, up to the login timeout on a struggling one.
+var loginBuckets = []float64{.025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
 
 // NewMetrics creates the broker's metrics and registers them on reg.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
@@ -52,7 +60,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		Name: "sensegate_qlik_sessions_abandoned_total",
 		Help: "Qlik sessions sensegate stopped using while Qlik might still hold them (a socket refused for the parallel-session cap, or dropped before its greeting), ended at QPS so that they do not count toward the user's 5.",
 	})
-	for _, c := range []prometheus.Collector{tickets, lookups, storeErrors, abandoned} {
+	loginTime := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "sensegate_qlik_login_duration_seconds",
+		Help:    "Time of each Qlik login (ticket request and redemption, or session API, retries included), by result: issued or failed.",
+		Buckets: loginBuckets,
+	}, []string{"result"})
+	for _, c := range []prometheus.Collector{tickets, lookups, storeErrors, abandoned, loginTime} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -65,6 +78,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		jarMiss:            lookups.WithLabelValues("miss"),
 		storeErrors:        map[string]prometheus.Counter{},
 		abandonedSessions:  abandoned,
+		loginOK:            loginTime.WithLabelValues("issued"),
+		loginFailed:        loginTime.WithLabelValues("failed"),
 	}
 	for _, op := range []string{opGet, opPut, opDelete, opPing} {
 		m.storeErrors[op] = storeErrors.WithLabelValues(op)
@@ -96,13 +111,16 @@ func (m *Metrics) rateLimited() {
 	}
 }
 
-func (m *Metrics) login(err error) {
+// login counts a login that took d and ended with err.
+func (m *Metrics) login(err error, d time.Duration) {
 	switch {
 	case m == nil:
 	case err == nil:
 		m.ticketsIssued.Inc()
+		m.loginOK.Observe(d.Seconds())
 	default:
 		m.ticketsFailed.Inc()
+		m.loginFailed.Observe(d.Seconds())
 	}
 }
 

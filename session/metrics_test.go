@@ -124,8 +124,25 @@ func TestBrokerMetrics(t *testing.T) {
 			t.Errorf("%s = %v (present %v), want %v", series, v, ok, want)
 		}
 	}
-	if len(got) != 10 {
-		t.Errorf("gathered %d series, want 10: %v", len(got), got)
+	if len(got) != 12 {
+		t.Errorf("gathered %d series, want 12: %v", len(got), got)
+	}
+	// Every login is timed, by result.
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	timed := map[string]uint64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "sensegate_qlik_login_duration_seconds" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			timed[m.GetLabel()[0].GetValue()] = m.GetHistogram().GetSampleCount()
+		}
+	}
+	if timed["issued"] != 2 || timed["failed"] != 1 {
+		t.Errorf("sensegate_qlik_login_duration_seconds counts = %v, want issued 2, failed 1", timed)
 	}
 
 	mu.Lock()

@@ -75,7 +75,9 @@ func TestServeWithAdmin(t *testing.T) {
 	}
 	adminURL := "http://" + aln.Addr().String()
 	// No readiness cache, so that the fault shows at once.
-	stopAdmin := runAdmin(ctx, aln, obs, readinessChecks(func() *gateway { return gw }), admin.ReadinessOptions{CacheTTL: -1}, false, log)
+	cur := func() *gateway { return gw }
+	mon := newQPSMonitor(cur, obs, admin.MonitorOptions{})
+	stopAdmin := runAdmin(ctx, aln, obs, readinessChecks(cur), mon, admin.ReadinessOptions{CacheTTL: -1}, false, log)
 	ready := make(chan net.Addr, 1)
 	done := make(chan error, 1)
 	go func() { done <- serve(ctx, cfg.Server, gw.handler, ready, log) }()
@@ -110,8 +112,25 @@ func TestServeWithAdmin(t *testing.T) {
 			t.Errorf("GET /metrics without %s", want)
 		}
 	}
-	if code, body := httpGet(t, adminURL+admin.PathHealthz); code != 200 || body != "ok\n" {
-		t.Errorf("GET /healthz = %d %q", code, body)
+	healthz := func() map[string]admin.CheckStatus {
+		code, body := httpGet(t, adminURL+admin.PathHealthz)
+		var h struct {
+			Status string              `json:"status"`
+			QPS    []admin.CheckStatus `json:"qps"`
+		}
+		if err := json.Unmarshal([]byte(body), &h); err != nil || code != 200 || h.Status != "ok" {
+			t.Fatalf("GET /healthz = %d %q (%v), want 200 status ok", code, body, err)
+		}
+		nodes := map[string]admin.CheckStatus{}
+		for _, n := range h.QPS {
+			nodes[n.Name] = n
+		}
+		return nodes
+	}
+	node := gw.nodes[0].ID
+	mon.Check(ctx)
+	if n := healthz()[node]; !n.Up || n.CheckedAt.IsZero() {
+		t.Errorf("GET /healthz qps[%s] = %+v, want up", node, n)
 	}
 	readyz := func() (int, admin.Report) {
 		code, body := httpGet(t, adminURL+admin.PathReadyz)
@@ -121,16 +140,47 @@ func TestServeWithAdmin(t *testing.T) {
 		}
 		return code, rep
 	}
-	if code, rep := readyz(); code != 200 || len(rep.Checks) != 2 {
-		t.Errorf("GET /readyz = %d %+v, want 200 with the qps and store checks", code, rep)
+	if code, rep := readyz(); code != 200 || len(rep.Checks) != 1 || rep.Checks[0].Name != "store" {
+		t.Errorf("GET /readyz = %d %+v, want 200 with the store check alone", code, rep)
 	}
-	sim.SetQPSFault(qliksim.Fault5xx)
-	if code, rep := readyz(); code != 503 || rep.Checks[0].Name != "qps" || rep.Checks[0].OK {
-		t.Errorf("GET /readyz with QPS failing = %d %+v, want 503 naming qps", code, rep)
+	qpsUp := func() string {
+		_, m := httpGet(t, adminURL+admin.PathMetrics)
+		for line := range strings.Lines(m) {
+			if strings.HasPrefix(line, `sensegate_qps_up{node="`+node+`"} `) {
+				return strings.TrimSpace(line[strings.LastIndexByte(line, ' ')+1:])
+			}
+		}
+		return "absent"
+	}
+	if v := qpsUp(); v != "1" {
+		t.Errorf("sensegate_qps_up{node=%q} = %s, want 1", node, v)
+	}
+	// QPS down leaves the replica ready: users with a session go on. It
+	// shows in /healthz and sensegate_qps_up.
+	for _, f := range []qliksim.QPSFault{qliksim.Fault5xx, qliksim.FaultDown} {
+		if err := sim.SetQPSFault(f); err != nil {
+			t.Fatal(err)
+		}
+		mon.Check(ctx)
+		if code, rep := readyz(); code != 200 {
+			t.Errorf("GET /readyz with QPS fault %v = %d %+v, want 200", f, code, rep)
+		}
+		if n := healthz()[node]; n.Up || n.Error == "" || strings.Contains(n.Error, "Xrfkey") || strings.Contains(n.Error, "xrfkey=") {
+			t.Errorf("GET /healthz qps[%s] with QPS fault %v = %+v, want down with an error without the query", node, f, n)
+		}
+		if v := qpsUp(); v != "0" {
+			t.Errorf("sensegate_qps_up{node=%q} with QPS fault %v = %s, want 0", node, f, v)
+		}
 	}
 	sim.SetQPSFault(qliksim.FaultNone)
-	if code, _ := readyz(); code != 200 {
-		t.Errorf("GET /readyz with QPS back = %d, want 200", code)
+	mon.Check(ctx)
+	if code, _ := readyz(); code != 200 || !healthz()[node].Up || qpsUp() != "1" {
+		t.Errorf("GET /readyz with QPS back = %d, or not up in /healthz and sensegate_qps_up", code)
+	}
+	for _, want := range []string{`sensegate_build_info{commit="`, `sensegate_config_last_reload_success_timestamp_seconds `} {
+		if _, m := httpGet(t, adminURL+admin.PathMetrics); !strings.Contains(m, want) {
+			t.Errorf("GET /metrics without %s", want)
+		}
 	}
 	logins := logs.FilterLoggerName("audit").FilterField(zap.String("event", proxy.AuditQlikLogin)).All()
 	if len(logins) != 1 || logins[0].ContextMap()["user"] != `ACME\bob` {
@@ -162,7 +212,7 @@ func TestServeWithAdmin(t *testing.T) {
 // admin.listen "" runs no admin listener; audit.enabled false gives no
 // audit log; a log level above info still gets the audit log.
 func TestObservabilityConfig(t *testing.T) {
-	stop, err := startAdmin(context.Background(), config.AdminConfig{Listen: ""}, nil, nil, zap.NewNop())
+	stop, err := startAdmin(context.Background(), config.AdminConfig{Listen: ""}, nil, nil, nil, zap.NewNop())
 	if err != nil || stop() != nil {
 		t.Errorf("startAdmin with admin.listen \"\" = %v", err)
 	}
@@ -182,7 +232,7 @@ func TestObservabilityConfig(t *testing.T) {
 	if logs.Len() != 0 {
 		t.Errorf("audit entries went to the warn-level log: %v", logs.All())
 	}
-	if _, err := startAdmin(context.Background(), config.AdminConfig{Listen: "127.0.0.1:-1"}, o, nil, zap.NewNop()); err == nil || !strings.HasPrefix(err.Error(), "admin.listen: ") {
+	if _, err := startAdmin(context.Background(), config.AdminConfig{Listen: "127.0.0.1:-1"}, o, nil, nil, zap.NewNop()); err == nil || !strings.HasPrefix(err.Error(), "admin.listen: ") {
 		t.Errorf("startAdmin on a bad address = %v, want an error naming admin.listen", err)
 	}
 }

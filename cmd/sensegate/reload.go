@@ -131,6 +131,8 @@ type reloader struct {
 	live  *live
 	// watchFile reloads when the file changes; SIGHUP always reloads.
 	watchFile bool
+	// obs counts the reloads (nil: not counted).
+	obs *observability
 
 	mu  sync.Mutex
 	cur *config.Config
@@ -140,6 +142,13 @@ type reloader struct {
 func (r *reloader) reload() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	err := r.apply()
+	r.obs.reloaded(err)
+	return err
+}
+
+// apply is reload, with r.mu held and without counting.
+func (r *reloader) apply() error {
 	cfg, err := config.Load(r.path)
 	if err != nil {
 		r.log.Error("config reload failed; the running configuration stays in force", zap.String("file", r.path), zap.Error(err))

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/sensegate/sensegate/admin"
 	"github.com/sensegate/sensegate/config"
 	"github.com/sensegate/sensegate/identity"
 	"github.com/sensegate/sensegate/proxy"
@@ -98,11 +99,18 @@ func runServe(ctx context.Context, file string, cfg *config.Config, log *zap.Log
 	lv := newLive(gw)
 	defer lv.close()
 	gw.probe(ctx, cfg, log)
-	stopAdmin, err := startAdmin(ctx, cfg.Admin, obs, readinessChecks(lv.current), log)
+	// QPS is checked in the background, apart from readiness: its state
+	// shows in /healthz and sensegate_qps_up.
+	mon := newQPSMonitor(lv.current, obs, admin.MonitorOptions{})
+	mctx, stopMon := context.WithCancel(ctx)
+	monDone := make(chan struct{})
+	go func() { defer close(monDone); mon.Run(mctx) }()
+	defer func() { stopMon(); <-monDone }()
+	stopAdmin, err := startAdmin(ctx, cfg.Admin, obs, readinessChecks(lv.current), mon, log)
 	if err != nil {
 		return err
 	}
-	rl := &reloader{path: file, log: log, build: build, live: lv, cur: cfg, watchFile: true}
+	rl := &reloader{path: file, log: log, build: build, live: lv, cur: cfg, watchFile: true, obs: obs}
 	rctx, stopReload := context.WithCancel(ctx)
 	reloadDone := make(chan error, 1)
 	go func() { reloadDone <- rl.run(rctx, nil) }()
@@ -332,6 +340,7 @@ type qpsClient interface {
 type gateway struct {
 	handler  *proxy.Handler
 	tickets  qpsClient
+	nodes    []ticket.Node // the QPS client of each node, for the QPS monitor
 	broker   *session.Broker
 	closeJar func() // nil: nothing to close
 }
@@ -442,11 +451,12 @@ func newGatewayWith(cfg *config.Config, provider identity.Provider, log *zap.Log
 		PublicURL:      cfg.Server.PublicURL(),
 		AllowedOrigins: cfg.Server.AllowedOrigins(),
 		Logger:         log.Named("proxy"),
+		AccessLog:      obs.accessLog(cfg.Log),
 	}))
 	if err != nil {
 		return nil, err
 	}
-	return &gateway{handler: h, tickets: tickets, broker: broker}, nil
+	return &gateway{handler: h, tickets: tickets, nodes: clients, broker: broker}, nil
 }
 
 // replayLimit maps qlik.replay_limit to proxy.Options.ReplayLimit, where 0
