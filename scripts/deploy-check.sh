@@ -91,6 +91,12 @@ done
 grep -Eq '^ +subPath:' "$out/default.yaml" && fail "a subPath mount: config changes would never reach the pod"
 grep -q 'mountPath: /etc/sensegate/config$' "$out/default.yaml" || fail "the config directory is not mounted at /etc/sensegate/config"
 grep -q 'checksum/config' "$out/default.yaml" && fail "checksum/config rendered with rollOnConfigChange false"
+# Readiness is the replica's own store (/readyz); liveness and QPS health are
+# /healthz; a startupProbe gives a slow start its time.
+for probe in startupProbe:/readyz readinessProbe:/readyz livenessProbe:/healthz; do
+  grep -A2 -- "${probe%%:*}:" "$out/default.yaml" | grep -q "path: ${probe#*:}\$" ||
+    fail "${probe%%:*} does not probe ${probe#*:}"
+done
 "$helm" template sensegate "$CHART" --set rollOnConfigChange=true | grep -q 'checksum/config: ' ||
   fail "no checksum/config with rollOnConfigChange=true"
 
