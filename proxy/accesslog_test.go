@@ -188,3 +188,32 @@ func TestRefusalMetrics(t *testing.T) {
 		`sensegate_qlik_login_duration_seconds_count{result="failed"}`: 1,
 	})
 }
+
+// Qlik's session-ending notifications on open sockets are counted by
+// topic, and the socket Qlik then closes is counted by code and side.
+func TestSessionNotificationMetrics(t *testing.T) {
+	e := newObservedEnv(t)
+	c, _, err := e.dialEngine(t, "/app/engineData", "alice", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	call(t, c, 1, "EngineVersion", -1, "")
+	if n := e.sim.ExpireUser(`ACME\alice`); n != 1 {
+		t.Fatalf("ExpireUser ended %d sessions, want 1", n)
+	}
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		if _, _, err := c.ReadMessage(); err != nil {
+			break
+		}
+	}
+	// The relay counts the close once both sides have ended.
+	deadline := time.Now().Add(10 * time.Second)
+	for e.h.OpenWebsockets() != 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond) // polling with a bound
+	}
+	e.want(t, map[string]float64{
+		`sensegate_qlik_session_notifications_total{topic="OnSessionTimedOut"}`: 1,
+		`sensegate_websocket_closes_total{code="1000",side="qlik"}`:             1,
+	})
+}
