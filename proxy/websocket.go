@@ -243,14 +243,6 @@ func wsError(err error) *Error {
 	return upstreamError("could not open the Qlik websocket", err)
 }
 
-// probeID is the JSON-RPC id of sensegate's own first message on a new
-// Qlik socket; clients count their ids from 1 and never get near it.
-const probeID = 1_000_000_007
-
-// probeRequest is that first message: EngineVersion on the Global, which
-// every Engine answers and which changes nothing.
-var probeRequest = []byte(`{"jsonrpc":"2.0","id":1000000007,"method":"EngineVersion","handle":-1,"params":[]}`)
-
 // Errors of connect that the recovery policy acts on. Each says the
 // session is gone (errors.Is finds qlik.ErrSessionGone); errMayLive marks
 // those where Qlik may still hold it, and errTooManySessions the socket
@@ -309,7 +301,7 @@ func (rl *relay) connect(r *http.Request, u identity.User, e *session.Entry, tar
 	}
 	up.SetWriteDeadline(deadline)
 	up.SetReadDeadline(deadline)
-	if err := up.WriteMessage(websocket.TextMessage, probeRequest); err != nil {
+	if err := up.WriteMessage(websocket.TextMessage, qlik.ProbeRequest); err != nil {
 		up.Close()
 		return nil, nil, fmt.Errorf("probe: %w", err)
 	}
@@ -343,7 +335,7 @@ func (rl *relay) connect(r *http.Request, u identity.User, e *session.Entry, tar
 		// only, so a nested method is no method here.
 		notification := msg.ID == nil
 		switch {
-		case msg.ID != nil && *msg.ID == probeID:
+		case msg.ID != nil && *msg.ID == qlik.ProbeID:
 			up.SetReadDeadline(time.Time{})
 			up.SetWriteDeadline(time.Time{})
 			return up, pending, nil
