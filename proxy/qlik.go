@@ -280,6 +280,7 @@ func (h *Handler) isQlikCookie(name string) bool {
 func (q *qlikProxy) modifyResponse(resp *http.Response) error {
 	h := q.h
 	req := resp.Request
+	stripCORS(resp.Header)
 	if sc := resp.Header.Values("Set-Cookie"); len(sc) > 0 {
 		keep := sc[:0:0]
 		for _, line := range sc {
