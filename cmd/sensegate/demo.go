@@ -33,6 +33,7 @@ func newDemoCmd() *cobra.Command {
 		dead     string
 		debug    bool
 		oidc     bool
+		origins  []string
 	)
 	cmd := &cobra.Command{
 		Use:   "demo",
@@ -49,7 +50,7 @@ groups in the ID token.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := newLogger(cmd.ErrOrStderr(), debug)
 			defer log.Sync()
-			return runDemo(cmd.Context(), cmd.OutOrStdout(), demoOptions{listen: listen, dataDir: dataDir, simAdmin: simAdmin, simCSRF: csrf, simDeadSocket: dead, csrfMode: csrfMode, oidc: oidc}, log, nil)
+			return runDemo(cmd.Context(), cmd.OutOrStdout(), demoOptions{listen: listen, dataDir: dataDir, simAdmin: simAdmin, simCSRF: csrf, simDeadSocket: dead, csrfMode: csrfMode, oidc: oidc, allowedOrigins: origins}, log, nil)
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "address of sensegate")
@@ -60,6 +61,7 @@ groups in the ID token.`,
 	cmd.Flags().StringVar(&csrfMode, "qlik-websocket-csrf", string(config.DefaultWebsocketCSRF), "sensegate's qlik.websocket_csrf (auto, on, off)")
 	cmd.Flags().BoolVar(&oidc, "oidc", false, `sign in with OpenID Connect at a development identity provider started in process (the simulator's users, password "demo") instead of the development login page`)
 	cmd.Flags().BoolVar(&debug, "debug", false, "log at debug level")
+	cmd.Flags().StringArrayVar(&origins, "allowed-origin", nil, "an origin added to server.allowed_origins, e.g. a mashup on another port (repeatable)")
 	return cmd
 }
 
@@ -72,6 +74,8 @@ type demoOptions struct {
 	simDeadSocket string
 	csrfMode      string
 	oidc          bool
+	// allowedOrigins are added to server.allowed_origins.
+	allowedOrigins []string
 }
 
 // The demo's OpenID Connect setup (--oidc): every seeded user signs in at
@@ -130,7 +134,7 @@ func runDemo(ctx context.Context, out io.Writer, o demoOptions, log *zap.Logger,
 	c := config.Default()
 	c.Server.Listen = ln.Addr().String()
 	c.Server.RawPublicURL = "http://localhost:" + port
-	c.Server.RawAllowedOrigins = []string{"http://127.0.0.1:" + port}
+	c.Server.RawAllowedOrigins = append([]string{"http://127.0.0.1:" + port}, o.allowedOrigins...)
 	c.Qlik.RawURL = sim.ProxyURL()
 	c.Qlik.UserDirectory = "ACME"
 	c.Qlik.CA = sim.Certs().Root
