@@ -34,6 +34,7 @@ func newDemoCmd() *cobra.Command {
 		debug    bool
 		oidc     bool
 		origins  []string
+		admin    string
 	)
 	cmd := &cobra.Command{
 		Use:   "demo",
@@ -50,7 +51,7 @@ groups in the ID token.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := newLogger(cmd.ErrOrStderr(), debug)
 			defer log.Sync()
-			return runDemo(cmd.Context(), cmd.OutOrStdout(), demoOptions{listen: listen, dataDir: dataDir, simAdmin: simAdmin, simCSRF: csrf, simDeadSocket: dead, csrfMode: csrfMode, oidc: oidc, allowedOrigins: origins}, log, nil)
+			return runDemo(cmd.Context(), cmd.OutOrStdout(), demoOptions{listen: listen, dataDir: dataDir, simAdmin: simAdmin, simCSRF: csrf, simDeadSocket: dead, csrfMode: csrfMode, oidc: oidc, allowedOrigins: origins, adminListen: admin}, log, nil)
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "address of sensegate")
@@ -61,6 +62,7 @@ groups in the ID token.`,
 	cmd.Flags().StringVar(&csrfMode, "qlik-websocket-csrf", string(config.DefaultWebsocketCSRF), "sensegate's qlik.websocket_csrf (auto, on, off)")
 	cmd.Flags().BoolVar(&oidc, "oidc", false, `sign in with OpenID Connect at a development identity provider started in process (the simulator's users, password "demo") instead of the development login page`)
 	cmd.Flags().BoolVar(&debug, "debug", false, "log at debug level")
+	cmd.Flags().StringVar(&admin, "admin-listen", config.DefaultAdminListen, "address of sensegate's admin listener: /metrics, /healthz, /readyz (empty: off)")
 	cmd.Flags().StringArrayVar(&origins, "allowed-origin", nil, "an origin added to server.allowed_origins, e.g. a mashup on another port (repeatable)")
 	return cmd
 }
@@ -76,6 +78,8 @@ type demoOptions struct {
 	oidc          bool
 	// allowedOrigins are added to server.allowed_origins.
 	allowedOrigins []string
+	// adminListen is admin.listen ("" : no admin listener).
+	adminListen string
 }
 
 // The demo's OpenID Connect setup (--oidc): every seeded user signs in at
@@ -173,11 +177,23 @@ func runDemo(ctx context.Context, out io.Writer, o demoOptions, log *zap.Logger,
 		}
 		provider = identity.NewDevLogin(users, false)
 	}
-	gw, err := newGateway(c, provider, log.Named("sensegate"))
+	// As serve: metrics on the admin listener, and the audit log
+	// (audit.enabled is on by default) on standard error.
+	c.Admin.Listen = o.adminListen
+	obs, err := newObservability(c, log.Named("sensegate"))
+	if err != nil {
+		return err
+	}
+	gw, err := newObservedGateway(c, provider, log.Named("sensegate"), obs)
 	if err != nil {
 		return err
 	}
 	defer gw.close()
+	stopAdmin, err := startAdmin(ctx, c.Admin, obs, readinessChecks(func() *gateway { return gw }), log.Named("sensegate"))
+	if err != nil {
+		return err
+	}
+	defer stopAdmin()
 
 	addrs := make(chan net.Addr, 1)
 	errc := make(chan error, 1)
@@ -194,6 +210,9 @@ func runDemo(ctx context.Context, out io.Writer, o demoOptions, log *zap.Logger,
 			fmt.Fprintf(out, "\nsensegate demo: open %s/ in a browser and pick a user.\n", c.Server.PublicURL())
 		}
 		fmt.Fprintf(out, "  Qlik simulator: proxy %s, QPS %s (certificates in %s)\n", sim.ProxyURL(), sim.QPSURL(), simCfg.CertDir)
+		if c.Admin.Listen != "" {
+			fmt.Fprintf(out, "  Metrics: http://%s/metrics (audit entries are logged with audit: true)\n", c.Admin.Listen)
+		}
 		if u := sim.AdminURL(); u != "" {
 			fmt.Fprintf(out, "  Simulator admin: %s\n", u)
 		}
