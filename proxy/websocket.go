@@ -177,6 +177,9 @@ func (rl *relay) serve(w http.ResponseWriter, r *http.Request, u identity.User, 
 		return
 	}
 	p := &wsPair{rl: rl, client: client, up: up, user: u, key: key, cookie: e.Cookie, created: e.Created, reqID: requestID(r.Context()), engine: engine}
+	if h.audit != nil && engine {
+		p.opens = &pendingOpens{}
+	}
 	if !rl.register(p) {
 		p.closeBoth(websocket.CloseGoingAway, "sensegate is shutting down")
 		client.Close()
@@ -629,6 +632,9 @@ type wsPair struct {
 	// engine is whether the socket is the Engine's (/app/…), which speaks
 	// JSON-RPC: only its messages are watched.
 	engine bool
+	// opens are the OpenDoc requests sent and not yet answered, for the
+	// audit (nil without one).
+	opens *pendingOpens
 }
 
 // run relays until both sides have ended, then unregisters the pair.
@@ -671,6 +677,12 @@ func (p *wsPair) run() {
 	clientDrop.Stop()
 	p.client.Close()
 	p.up.Close()
+	if p.opens != nil {
+		// Both pumps have ended: what is pending was never answered.
+		for _, app := range p.opens.drain() {
+			p.rl.h.audit.appOpen(p, app, openNoAnswer, nil)
+		}
+	}
 	p.rl.h.log.Debug("websocket closed", zap.String("user", p.user.String()), zap.String("request_id", p.reqID))
 }
 
@@ -751,6 +763,9 @@ func (w *fatalWatcher) start(r io.Reader) (io.Reader, []byte, error) {
 	if (err == io.EOF || err == io.ErrUnexpectedEOF) && w.s.notification() {
 		w.p.sessionEnded(w.s.method)
 	}
+	if o := w.p.opens; o != nil && o.waiting() {
+		w.p.openAnswered(head)
+	}
 	return r, head, err
 }
 
@@ -781,11 +796,17 @@ func (w *openDocWatcher) start(r io.Reader) (io.Reader, []byte, error) {
 	return &w.r, nil, nil
 }
 
-// end audits before the last frame reaches Qlik: the entry is written
-// before the Engine can answer.
+// end registers the OpenDoc before its last frame reaches Qlik, so that
+// its answer finds it: the entry is written with the answer's outcome.
+// An OpenDoc without a number id, or beyond maxPendingOpens, is written
+// at once, its outcome unknown.
 func (w *openDocWatcher) end() {
-	if w.s.matched > 0 {
-		w.p.rl.h.audit.appOpen(w.p, w.s.docName())
+	if w.s.matched == 0 {
+		return
+	}
+	app := w.s.docName()
+	if id := w.s.idNumber(); id == "" || !w.p.opens.add(id, app) {
+		w.p.rl.h.audit.appOpen(w.p, app, openSent, nil)
 	}
 }
 
