@@ -795,7 +795,9 @@ func (c *Client) do(ctx context.Context, r *request, check func(*response) *Erro
 				if r.user != "" {
 					fields = append(fields, zap.String("user", r.user))
 				}
-				c.log.Warn("qlik request failed", append(fields, zap.Bool("retry", false), zap.Error(e))...)
+				// The caller logs the error it returns (one line per
+				// failure, with the request's context): here, debug.
+				c.log.Debug("qlik request failed", append(fields, zap.Bool("retry", false), zap.Error(e))...)
 				return e
 			}
 		}
@@ -834,7 +836,9 @@ func (c *Client) do(ctx context.Context, r *request, check func(*response) *Erro
 				retry = false // no time left for another attempt: report the real error
 			}
 		}
-		c.log.Warn("qlik request failed", append(fields, zap.Bool("retry", retry), zap.Error(e))...)
+		// Each attempt at debug: the final error says how many there
+		// were, and the caller logs it once, with the request's context.
+		c.log.Debug("qlik request failed", append(fields, zap.Bool("retry", retry), zap.Error(e))...)
 		if !retry {
 			return e
 		}
