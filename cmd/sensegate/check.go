@@ -102,8 +102,8 @@ supported or not); an Engine websocket to /app/engineData with
 qlik.origin, the session cookie and the token; Qlik's
 OnAuthenticationInformation (as that user, not mustAuthenticate) and
 OnConnected. The session is then ended at QPS, so the check leaves
-nothing behind (it uses one of the user's five parallel sessions while
-it runs, and a licence allocation if the user has none). The first step
+nothing behind (it holds one of the user's five parallel sessions while
+it runs). The first step
 that fails is printed with its fix: a wrong qlik.session_cookie, a host
 allow list without qlik.origin's host (403), an untrusted certificate,
 a wrong qlik.prefix, mustAuthenticate. With qlik.nodes every node is
