@@ -521,7 +521,9 @@ type MappingConfig struct {
 	// GroupsClaim's values become repeated Group ticket attributes
 	// (DefaultGroupsClaim; "-" for none).
 	GroupsClaim string `mapstructure:"groups_claim"`
-	// Attributes maps ticket attribute names to claim names.
+	// Attributes maps ticket attribute names to claim names. Names keep
+	// the case they have in the file (Load restores what viper
+	// lower-cases); two that differ only in case are a problem.
 	Attributes map[string]string `mapstructure:"attributes"`
 }
 

@@ -66,7 +66,8 @@ func read(path string) (*Config, []problem, error) {
 		return nil, nil, fmt.Errorf("config: %w", err)
 	}
 	c := new(Config)
-	return c, decodeProblems(v.UnmarshalExact(c, viper.DecodeHook(decodeHook()))), nil
+	probs := decodeProblems(v.UnmarshalExact(c, viper.DecodeHook(decodeHook())))
+	return c, append(probs, restoreAttributeCase(path, c)...), nil
 }
 
 // within reports whether key is one of probs' keys or below one of them.

@@ -699,3 +699,37 @@ func TestSuggest(t *testing.T) {
 		}
 	}
 }
+
+// Issue 16: viper lower-cases map keys, so a ticket attribute configured
+// as EmployeeNumber reached Qlik as employeenumber.
+func TestLoadAttributeNamesKeepTheirCase(t *testing.T) {
+	certs := writeCerts(t)
+	for _, tc := range []struct {
+		name, attrs string
+		want        map[string]string
+		wantErr     string
+	}{
+		{name: "mixed case", attrs: "    EmployeeNumber: employee_id\n    email: email\n    CostCentre: costCenter\n",
+			want: map[string]string{"EmployeeNumber": "employee_id", "email": "email", "CostCentre": "costCenter"}},
+		{name: "names that differ only in case", attrs: "    EmployeeNumber: a\n    employeenumber: b\n",
+			wantErr: `identity.mapping.attributes: "EmployeeNumber" and "employeenumber" differ only in case (keep one of them)`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clearEnv(t)
+			f := writeFile(t, t.TempDir(), "sensegate.yaml", minimalYAML(certs)+"  mapping:\n   attributes:\n"+tc.attrs)
+			c, err := Load(f)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("Load = %v, want an error containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, c.Identity.Mapping.Attributes); diff != "" {
+				t.Errorf("identity.mapping.attributes (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

@@ -27,8 +27,9 @@ async function startDemo(extraArgs = []) {
   if (!bin) throw new Error('SENSEGATE_BIN is not set: run the suite with `make e2e` (or set it to a built sensegate binary)');
   const port = await freePort();
   const adminPort = await freePort();
+  const metricsPort = await freePort();
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sensegate-e2e-'));
-  const proc = spawn(bin, ['demo', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, '--sim-admin-listen', `127.0.0.1:${adminPort}`, ...extraArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(bin, ['demo', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, '--sim-admin-listen', `127.0.0.1:${adminPort}`, '--admin-listen', `127.0.0.1:${metricsPort}`, ...extraArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   proc.stderr.on('data', (d) => { output += d; });
   await new Promise((resolve, reject) => {
@@ -49,6 +50,8 @@ async function startDemo(extraArgs = []) {
     publicBase: `http://localhost:${port}`,
     wsBase: `ws://127.0.0.1:${port}`,
     admin: `http://127.0.0.1:${adminPort}`,
+    // metrics is sensegate's admin listener (/metrics, /healthz, /readyz).
+    metrics: `http://127.0.0.1:${metricsPort}`,
     idp,
     output: () => output,
     // login signs a user in and returns the Cookie header value.

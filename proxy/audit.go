@@ -61,11 +61,25 @@ func (a *Audit) logout(ctx context.Context, u identity.User, qlikSessions, webso
 	a.log.Info("logout", fields...)
 }
 
-// appOpen records an OpenDoc sent to Qlik on p's websocket.
-func (a *Audit) appOpen(p *wsPair, appID string) {
-	a.log.Info("app opened", zap.String("event", AuditAppOpen), zap.String("user", p.user.String()),
-		zap.String("request_id", p.reqID), zap.String("app_id", appID),
-		zap.Duration("qlik_session_age", time.Since(p.created).Round(time.Second)))
+// appOpen records an OpenDoc on p's websocket with its outcome (opened,
+// refused with rpcErr, no_answer, sent, unknown: opendoc.go).
+func (a *Audit) appOpen(p *wsPair, appID, outcome string, rpcErr *rpcError) {
+	fields := []zap.Field{zap.String("event", AuditAppOpen), zap.String("user", p.user.String()),
+		zap.String("request_id", p.reqID), zap.String("app_id", appID), zap.String("outcome", outcome),
+		zap.Duration("qlik_session_age", time.Since(p.created).Round(time.Second))}
+	msg := "app opened"
+	switch outcome {
+	case openRefused:
+		msg = "app open refused"
+		if rpcErr != nil {
+			fields = append(fields, zap.Int("qlik_error_code", rpcErr.Code), zap.String("qlik_error", rpcErr.Message))
+		}
+	case openNoAnswer:
+		msg = "app open not answered"
+	case openSent, openUnknown:
+		msg = "app open sent"
+	}
+	a.log.Info(msg, fields...)
 }
 
 // maxAppID bounds the app id an audit entry repeats from a client.

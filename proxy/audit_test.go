@@ -7,8 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/gorilla/websocket"
 	"github.com/sensegate/sensegate/session"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 )
 
@@ -63,6 +65,9 @@ func TestAuditEvents(t *testing.T) {
 	}
 	if got := fieldString(open, "app_id"); got != app {
 		t.Errorf("app_open app_id = %q, want %q", got, app)
+	}
+	if got := fieldString(open, "outcome"); got != "opened" {
+		t.Errorf("app_open outcome = %q, want opened", got)
 	}
 	if got := fieldString(open, "request_id"); got != wsRequestID {
 		t.Errorf("app_open request_id = %q, want the upgrade's %q", got, wsRequestID)
@@ -164,4 +169,91 @@ func FuzzParseOpenDoc(f *testing.F) {
 			t.Errorf("parseOpenDoc = %q, false", id)
 		}
 	})
+}
+
+// Issue 16: an OpenDoc that Qlik refused was audited as "app opened". The
+// entry is written when the answer with the request's id comes, with its
+// outcome; the refusal's code and message go with it.
+func TestAuditAppOpenOutcome(t *testing.T) {
+	e := newObservedEnv(t)
+	c, _, err := e.dialEngine(t, "/app/engineData", "bob", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// bob may not see Alice Sandbox: Qlik refuses. Then an app that
+	// does not exist, then one he may open.
+	const (
+		sandbox  = "5a8a1b2c-0004-4c1e-9d3f-000000000004"
+		handbook = "5a8a1b2c-0003-4c1e-9d3f-000000000003"
+	)
+	if ans, _ := call(t, c, 7, "OpenDoc", -1, "", sandbox); ans.Error == nil {
+		t.Fatal("OpenDoc of another user's app answered without an error")
+	}
+	if ans, _ := call(t, c, 8, "OpenDoc", -1, "", "no-such-app"); ans.Error == nil {
+		t.Fatal("OpenDoc of no app answered without an error")
+	}
+	if ans, _ := call(t, c, 9, "OpenDoc", -1, "", handbook); ans.Error != nil {
+		t.Fatalf("OpenDoc: %+v", ans.Error)
+	}
+	type entry struct{ Msg, App, Outcome, QlikError string }
+	var got []entry
+	for _, ent := range e.audit.FilterField(zap.String("event", AuditAppOpen)).All() {
+		got = append(got, entry{ent.Message, fieldString(ent, "app_id"), fieldString(ent, "outcome"), fieldString(ent, "qlik_error")})
+	}
+	want := []entry{
+		{"app open refused", sandbox, "refused", "Access denied"},
+		{"app open refused", "no-such-app", "refused", "App not found"},
+		{"app opened", handbook, "opened", ""},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("app_open entries (-want +got):\n%s", diff)
+	}
+}
+
+func TestRPCAnswer(t *testing.T) {
+	tests := []struct {
+		name, head, id, outcome string
+		code                    int
+	}{
+		{"result", `{"jsonrpc":"2.0","id":9,"result":{"qReturn":{"qHandle":1}}}`, "9", "opened", 0},
+		{"delta result", `{"jsonrpc":"2.0","id":9,"delta":true,"result":[{"op":"add"}]}`, "9", "opened", 0},
+		{"error", `{"jsonrpc":"2.0","id":7,"error":{"code":5,"parameter":"x","message":"Access denied"}}`, "7", "refused", 5},
+		{"error before id", `{"jsonrpc":"2.0","error":{"code":1002,"message":"App not found"},"id":8}`, "8", "refused", 1002},
+		{"cut before the outcome", `{"jsonrpc":"2.0","id":9,"change":[1,2,`, "9", "unknown", 0},
+		{"notification", `{"jsonrpc":"2.0","method":"OnConnected","params":{}}`, "", "", 0},
+		{"string id", `{"jsonrpc":"2.0","id":"9","result":{}}`, "", "", 0},
+		{"not an object", `[1]`, "", "", 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			id, outcome, e := rpcAnswer([]byte(tc.head))
+			code := 0
+			if e != nil {
+				code = e.Code
+			}
+			if id != tc.id || id != "" && (outcome != tc.outcome || code != tc.code) {
+				t.Errorf("rpcAnswer(%s) = %q, %q, %+v; want %q, %q, code %d", tc.head, id, outcome, e, tc.id, tc.outcome, tc.code)
+			}
+		})
+	}
+}
+
+// The OpenDoc requests waiting for an answer are bounded per socket.
+func TestPendingOpensBounded(t *testing.T) {
+	var o pendingOpens
+	for i := range maxPendingOpens {
+		if !o.add(fmt.Sprint(i), "app") {
+			t.Fatalf("add %d refused", i)
+		}
+	}
+	if o.add("x", "app") {
+		t.Errorf("add beyond %d accepted", maxPendingOpens)
+	}
+	if app, ok := o.take("3"); !ok || app != "app" || !o.waiting() {
+		t.Errorf("take(3) = %q, %v", app, ok)
+	}
+	if n := len(o.drain()); n != maxPendingOpens-1 || o.waiting() {
+		t.Errorf("drain = %d, waiting %v; want %d, false", n, o.waiting(), maxPendingOpens-1)
+	}
 }

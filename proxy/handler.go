@@ -122,7 +122,9 @@ type Options struct {
 	// AllowedOrigins (or carry no Origin).
 	PublicURL *url.URL
 	// AllowedOrigins are further origins ("scheme://host[:port]") allowed
-	// to open websockets and send requests that may change state.
+	// to open websockets and send requests that may change state; pages
+	// of them also get CORS answers with credentials on Qlik's paths and
+	// sensegate's own endpoints (cors.go).
 	AllowedOrigins []string
 	// WebsocketReadLimit bounds one websocket message in either direction
 	// (DefaultWebsocketReadMax if 0).
@@ -176,6 +178,7 @@ type Handler struct {
 	prefix       string          // "/{prefix}" or ""
 	qlikHosts    []string        // hostKey of Qlik's URL and of every node's
 	origins      map[string]bool // sensegate's public origin and the allowed ones, normalised
+	corsOrigins  map[string]bool // the allowed ones only (cors.go)
 	idPrefix     string          // random per Handler
 	idSeq        atomic.Uint64   // request counter
 	own          *http.ServeMux  // sensegate's own pages under ReservedPrefix
@@ -240,9 +243,11 @@ func New(opts Options) (*Handler, error) {
 	h := &Handler{opts: opts, log: opts.Logger, idPrefix: randomHex(4), metrics: opts.Metrics, audit: opts.Audit, access: opts.AccessLog}
 	h.trust, _ = opts.Identity.(identity.PeerTruster)
 	h.origins = map[string]bool{qlik.Origin(opts.PublicURL): true}
+	h.corsOrigins = map[string]bool{}
 	for _, a := range opts.AllowedOrigins {
 		if o, ok := qlik.NormalizeOrigin(a); ok {
 			h.origins[o] = true
+			h.corsOrigins[o] = true
 		}
 	}
 	h.qlikHosts = []string{hostKey(opts.Qlik.Scheme, opts.Qlik.Host)}
@@ -360,6 +365,9 @@ func (h *Handler) dispatch(w http.ResponseWriter, r *http.Request, st *reqState)
 	}
 	if strings.HasPrefix(path, ReservedPrefix) {
 		st.route = &h.mSensegate
+		if h.cors(w, r) {
+			return
+		}
 		if h.crossSiteRefused(w, r) {
 			st.refused = refuseOrigin
 			return
@@ -376,6 +384,9 @@ func (h *Handler) dispatch(w http.ResponseWriter, r *http.Request, st *reqState)
 	}
 	if h.opts.Paths.Match(path) {
 		st.route = &h.mQlik
+		if h.cors(w, r) {
+			return
+		}
 		if h.crossSiteRefused(w, r) {
 			st.refused = refuseOrigin
 			return

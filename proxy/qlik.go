@@ -293,6 +293,7 @@ func (q *qlikProxy) modifyResponse(resp *http.Response) error {
 	req := resp.Request
 	// The header marks sensegate's own answers: Qlik's never carry it.
 	delete(resp.Header, headerSensegate)
+	stripCORS(resp.Header)
 	if sc := resp.Header.Values("Set-Cookie"); len(sc) > 0 {
 		keep := sc[:0:0]
 		for _, line := range sc {

@@ -44,6 +44,9 @@ type rpcScanner struct {
 
 	// What was found.
 	id        bool   // a top-level id member
+	idRaw     []byte // its value when a number, at most maxIDRaw bytes (idOver: longer)
+	idOver    bool
+	inID      bool   // the scalar being read is the id
 	matched   int    // top-level method values that match
 	unmatched int    // other top-level method members (not strings, too long, not matching)
 	method    string // the last method that matched
@@ -101,9 +104,33 @@ const (
 	maxDocRaw    = 6 * (maxAppID + 1)
 )
 
+// maxIDRaw bounds the number id an OpenDoc is matched to its answer by.
+const maxIDRaw = 20
+
 // reset prepares s for a new message, keeping its buffers.
 func (s *rpcScanner) reset() {
-	*s = rpcScanner{match: s.match, doc: s.doc, buf: s.buf[:0], docRaw: s.docRaw[:0]}
+	*s = rpcScanner{match: s.match, doc: s.doc, buf: s.buf[:0], docRaw: s.docRaw[:0], idRaw: s.idRaw[:0]}
+}
+
+// idNumber returns the top-level id when it was a number of at most
+// maxIDRaw bytes, as written ("" otherwise).
+func (s *rpcScanner) idNumber() string {
+	if !s.id || s.idOver || len(s.idRaw) == 0 {
+		return ""
+	}
+	return string(s.idRaw)
+}
+
+// scalarByte records c, a byte of the scalar being read, when it is the id.
+func (s *rpcScanner) scalarByte(c byte) {
+	if !s.inID {
+		return
+	}
+	if len(s.idRaw) >= maxIDRaw {
+		s.idOver = true
+		return
+	}
+	s.idRaw = append(s.idRaw, c)
 }
 
 // Write scans p, the next bytes of the message. It never fails.
@@ -158,9 +185,10 @@ func (s *rpcScanner) Write(p []byte) (int, error) {
 			return len(p), nil
 		case scanScalar:
 			if isScalarByte(c) {
+				s.scalarByte(c)
 				continue
 			}
-			s.state = scanAfter
+			s.state, s.inID = scanAfter, false
 			i-- // c ends the scalar: read it after the value
 		default:
 			if !isSpace(c) {
@@ -229,6 +257,12 @@ func (s *rpcScanner) value(c byte) {
 		}
 	} else if role == nameID {
 		s.id = true
+		// The last id counts, as for encoding/json.
+		s.idRaw, s.idOver, s.inID = s.idRaw[:0], false, false
+		if c == '-' || '0' <= c && c <= '9' {
+			s.inID = true
+			s.scalarByte(c)
+		}
 	} else if role == nameParams {
 		s.docRaw, s.docCut = s.docRaw[:0], false // the last params counts
 	}

@@ -178,6 +178,9 @@ func (rl *relay) serve(w http.ResponseWriter, r *http.Request, u identity.User, 
 		return
 	}
 	p := &wsPair{rl: rl, client: client, up: up, user: u, key: key, cookie: e.Cookie, created: e.Created, reqID: requestID(r.Context()), engine: engine}
+	if h.audit != nil && engine {
+		p.opens = &pendingOpens{}
+	}
 	if !rl.register(p) {
 		p.closeBoth(websocket.CloseGoingAway, "sensegate is shutting down")
 		client.Close()
@@ -251,14 +254,6 @@ func wsError(err error) *Error {
 	return upstreamError("could not open the Qlik websocket", err)
 }
 
-// probeID is the JSON-RPC id of sensegate's own first message on a new
-// Qlik socket; clients count their ids from 1 and never get near it.
-const probeID = 1_000_000_007
-
-// probeRequest is that first message: EngineVersion on the Global, which
-// every Engine answers and which changes nothing.
-var probeRequest = []byte(`{"jsonrpc":"2.0","id":1000000007,"method":"EngineVersion","handle":-1,"params":[]}`)
-
 // Errors of connect that the recovery policy acts on. Each says the
 // session is gone (errors.Is finds qlik.ErrSessionGone); errMayLive marks
 // those where Qlik may still hold it, and errTooManySessions the socket
@@ -317,7 +312,7 @@ func (rl *relay) connect(r *http.Request, u identity.User, e *session.Entry, tar
 	}
 	up.SetWriteDeadline(deadline)
 	up.SetReadDeadline(deadline)
-	if err := up.WriteMessage(websocket.TextMessage, probeRequest); err != nil {
+	if err := up.WriteMessage(websocket.TextMessage, qlik.ProbeRequest); err != nil {
 		up.Close()
 		return nil, nil, fmt.Errorf("probe: %w", err)
 	}
@@ -351,7 +346,7 @@ func (rl *relay) connect(r *http.Request, u identity.User, e *session.Entry, tar
 		// only, so a nested method is no method here.
 		notification := msg.ID == nil
 		switch {
-		case msg.ID != nil && *msg.ID == probeID:
+		case msg.ID != nil && *msg.ID == qlik.ProbeID:
 			up.SetReadDeadline(time.Time{})
 			up.SetWriteDeadline(time.Time{})
 			return up, pending, nil
@@ -648,6 +643,9 @@ type wsPair struct {
 	// engine is whether the socket is the Engine's (/app/…), which speaks
 	// JSON-RPC: only its messages are watched.
 	engine bool
+	// opens are the OpenDoc requests sent and not yet answered, for the
+	// audit (nil without one).
+	opens *pendingOpens
 	// access is the socket's access log record (nil without the access
 	// log).
 	access *wsAccess
@@ -740,6 +738,12 @@ func (p *wsPair) run() {
 	clientDrop.Stop()
 	p.client.Close()
 	p.up.Close()
+	if p.opens != nil {
+		// Both pumps have ended: what is pending was never answered.
+		for _, app := range p.opens.drain() {
+			p.rl.h.audit.appOpen(p, app, openNoAnswer, nil)
+		}
+	}
 	p.closeMu.Lock()
 	code, side := p.closeCode, p.closeSide
 	p.closeMu.Unlock()
@@ -833,6 +837,9 @@ func (w *fatalWatcher) start(r io.Reader) (io.Reader, []byte, error) {
 	if (err == io.EOF || err == io.ErrUnexpectedEOF) && w.s.notification() {
 		w.p.sessionEnded(w.s.method)
 	}
+	if o := w.p.opens; o != nil && o.waiting() {
+		w.p.openAnswered(head)
+	}
 	return r, head, err
 }
 
@@ -863,11 +870,17 @@ func (w *openDocWatcher) start(r io.Reader) (io.Reader, []byte, error) {
 	return &w.r, nil, nil
 }
 
-// end audits before the last frame reaches Qlik: the entry is written
-// before the Engine can answer.
+// end registers the OpenDoc before its last frame reaches Qlik, so that
+// its answer finds it: the entry is written with the answer's outcome.
+// An OpenDoc without a number id, or beyond maxPendingOpens, is written
+// at once, its outcome unknown.
 func (w *openDocWatcher) end() {
-	if w.s.matched > 0 {
-		w.p.rl.h.audit.appOpen(w.p, w.s.docName())
+	if w.s.matched == 0 {
+		return
+	}
+	app := w.s.docName()
+	if id := w.s.idNumber(); id == "" || !w.p.opens.add(id, app) {
+		w.p.rl.h.audit.appOpen(w.p, app, openSent, nil)
 	}
 }
 

@@ -176,6 +176,26 @@ const (
 	TopicMaxParallelSessions       = "OnMaxParallelSessionsExceeded"
 )
 
+// AuthenticationInformation is the params of the
+// TopicAuthenticationInformation notification: who the socket runs as,
+// or MustAuthenticate when it has no session.
+type AuthenticationInformation struct {
+	UserDirectory    string `json:"userDirectory"`
+	UserID           string `json:"userId"`
+	LogoutURI        string `json:"logoutUri"`
+	MustAuthenticate bool   `json:"mustAuthenticate"`
+}
+
+// ProbeID is the JSON-RPC id of ProbeRequest; clients count their ids
+// from 1 and never get near it.
+const ProbeID = 1_000_000_007
+
+// ProbeRequest is a first message to send on a new Engine socket to have
+// QPS authenticate it (it does so only at the first message, answering
+// TopicAuthenticationInformation): EngineVersion on the Global, which
+// every Engine answers and which changes nothing. Its answer has ProbeID.
+var ProbeRequest = []byte(`{"jsonrpc":"2.0","id":1000000007,"method":"EngineVersion","handle":-1,"params":[]}`)
+
 // IsSessionEndingTopic reports whether a notification says that Qlik
 // ended the session itself: the socket closes after it, and the session
 // cookie is no good any more.

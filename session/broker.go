@@ -177,7 +177,9 @@ func (b *Broker) flight(ctx context.Context, u identity.User, key string) (Entry
 		if errors.Is(lctx.Err(), context.DeadlineExceeded) {
 			err = fmt.Errorf("%w after %s: %w", ErrLoginTimeout, b.timeout, err)
 		}
-		b.log.Warn("qlik login failed", zap.String("user", u.String()), zap.Error(err))
+		// The caller answers the request and logs the error once, with
+		// the request id; the audit hook has recorded it.
+		b.log.Debug("qlik login failed", zap.String("user", u.String()), zap.Error(err))
 		return Entry{}, err
 	}
 	e := Entry{Cookie: c.Value, Created: b.now(), Node: node}

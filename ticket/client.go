@@ -266,10 +266,14 @@ func (c *Client) redeem(ctx context.Context, ticket, user string) (*http.Cookie,
 	u := c.vpURL(c.cfg.RedeemPath)
 	u.RawQuery = "qlikTicket=" + url.QueryEscape(ticket)
 	r := &request{op: "redeem", user: user, method: http.MethodGet, url: u, secret: ticket}
-	var cookie *http.Cookie
+	var (
+		cookie *http.Cookie
+		stray  []string // values of Qlik session cookies of another name
+	)
 	err := c.do(ctx, r, func(res *response) *Error {
 		var names []string
 		cleared := false
+		stray = stray[:0]
 		for _, k := range res.cookies {
 			if k.Name == c.cfg.SessionCookie && (k.Value == "" || k.MaxAge < 0) {
 				cleared = true
@@ -287,10 +291,21 @@ func (c *Client) redeem(ctx context.Context, ticket, user string) (*http.Cookie,
 				return nil
 			}
 			names = append(names, k.Name)
+			if qlik.IsAnySessionCookie(k.Name, "") && k.Value != "" && k.MaxAge >= 0 {
+				stray = append(stray, k.Value)
+			}
 		}
 		return c.noCookieError(r, res, names, cleared)
 	})
 	if err != nil {
+		// The proxy made a session under a cookie name we do not use:
+		// end it, or it counts toward the user's parallel sessions
+		// until it times out.
+		for _, id := range stray {
+			if _, eerr := c.EndSession(ctx, id); eerr != nil {
+				c.log.Debug("session under another cookie name not ended", zap.String("user", user), zap.Error(eerr))
+			}
+		}
 		return nil, err
 	}
 	return cookie, nil
@@ -780,7 +795,9 @@ func (c *Client) do(ctx context.Context, r *request, check func(*response) *Erro
 				if r.user != "" {
 					fields = append(fields, zap.String("user", r.user))
 				}
-				c.log.Warn("qlik request failed", append(fields, zap.Bool("retry", false), zap.Error(e))...)
+				// The caller logs the error it returns (one line per
+				// failure, with the request's context): here, debug.
+				c.log.Debug("qlik request failed", append(fields, zap.Bool("retry", false), zap.Error(e))...)
 				return e
 			}
 		}
@@ -819,7 +836,9 @@ func (c *Client) do(ctx context.Context, r *request, check func(*response) *Erro
 				retry = false // no time left for another attempt: report the real error
 			}
 		}
-		c.log.Warn("qlik request failed", append(fields, zap.Bool("retry", retry), zap.Error(e))...)
+		// Each attempt at debug: the final error says how many there
+		// were, and the caller logs it once, with the request's context.
+		c.log.Debug("qlik request failed", append(fields, zap.Bool("retry", retry), zap.Error(e))...)
 		if !retry {
 			return e
 		}

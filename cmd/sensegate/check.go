@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"fmt"
@@ -63,6 +64,24 @@ func checkConnect(cmd *cobra.Command, cfg *config.Config) error {
 	return nil
 }
 
+// checkConnectAs is check --connect --as: the preflight of a real login
+// (preflight).
+func checkConnectAs(cmd *cobra.Command, cfg *config.Config, as string) error {
+	u, err := identity.ParseUser(as, cfg.Qlik.UserDirectory)
+	if err != nil {
+		return fmt.Errorf("--as: %w (write DIRECTORY\\id)", err)
+	}
+	ctx, cancel := context.WithTimeout(cmd.Context(), 2*cfg.Qlik.QPS.Timeout+preflightEngineTimeout+10*time.Second)
+	defer cancel()
+	out := cmd.OutOrStdout()
+	fmt.Fprintf(out, "preflight of a login as %s:\n", u)
+	if err := preflight(ctx, out, cfg, u); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "login OK: %s can use Qlik through sensegate\n", u)
+	return nil
+}
+
 func newCheckCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "check",
@@ -73,12 +92,31 @@ files it names. Prints "config OK: FILE", or every problem, one per line, on
 standard error, each naming the key and the fix; the exit status is then 1.
 What is allowed but risky (trusted_proxies broader than a /24 or a /64) is
 printed on standard error as "warning: ..." lines before "config OK"; the
-exit status stays 0.`,
+exit status stays 0.
+
+--connect also calls the QPS API with the client certificate. With
+--as 'DIRECTORY\user' it makes a real login as that user, as serve would,
+and prints each step: a ticket from QPS; its redemption on qlik.url (the
+session cookie name is checked); GET /qps/csrftoken (websocket CSRF token
+supported or not); an Engine websocket to /app/engineData with
+qlik.origin, the session cookie and the token; Qlik's
+OnAuthenticationInformation (as that user, not mustAuthenticate) and
+OnConnected. The session is then ended at QPS, so the check leaves
+nothing behind (it holds one of the user's five parallel sessions while
+it runs). The first step
+that fails is printed with its fix: a wrong qlik.session_cookie, a host
+allow list without qlik.origin's host (403), an untrusted certificate,
+a wrong qlik.prefix, mustAuthenticate. With qlik.nodes every node is
+checked.`,
 		Args: cobra.NoArgs,
 	}
 	configFile := addConfigFlag(cmd)
 	connect := cmd.Flags().Bool("connect", false, "also call the QPS API with the client certificate (proves qlik.qps.*, qlik.ca and qlik.prefix)")
+	as := cmd.Flags().String("as", "", `with --connect: log in as this Qlik user ('DIRECTORY\id') and open an Engine websocket, then end the session`)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if *as != "" && !*connect {
+			return errors.New("--as needs --connect")
+		}
 		file := configFile()
 		cfg, err := config.Load(file)
 		if err == nil {
@@ -86,6 +124,9 @@ exit status stays 0.`,
 				fmt.Fprintln(cmd.ErrOrStderr(), "warning:", w)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "config OK: %s\n", file)
+			if *connect && *as != "" {
+				return checkConnectAs(cmd, cfg, *as)
+			}
 			if *connect {
 				return checkConnect(cmd, cfg)
 			}

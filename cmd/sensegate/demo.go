@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sensegate/sensegate/admin"
 	"github.com/sensegate/sensegate/config"
 	"github.com/sensegate/sensegate/examples/mashup"
 	"github.com/sensegate/sensegate/identity"
@@ -33,6 +34,8 @@ func newDemoCmd() *cobra.Command {
 		dead     string
 		debug    bool
 		oidc     bool
+		origins  []string
+		admin    string
 	)
 	cmd := &cobra.Command{
 		Use:   "demo",
@@ -49,7 +52,7 @@ groups in the ID token.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := newLogger(cmd.ErrOrStderr(), debug)
 			defer log.Sync()
-			return runDemo(cmd.Context(), cmd.OutOrStdout(), demoOptions{listen: listen, dataDir: dataDir, simAdmin: simAdmin, simCSRF: csrf, simDeadSocket: dead, csrfMode: csrfMode, oidc: oidc}, log, nil)
+			return runDemo(cmd.Context(), cmd.OutOrStdout(), demoOptions{listen: listen, dataDir: dataDir, simAdmin: simAdmin, simCSRF: csrf, simDeadSocket: dead, csrfMode: csrfMode, oidc: oidc, allowedOrigins: origins, adminListen: admin}, log, nil)
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "address of sensegate")
@@ -60,6 +63,8 @@ groups in the ID token.`,
 	cmd.Flags().StringVar(&csrfMode, "qlik-websocket-csrf", string(config.DefaultWebsocketCSRF), "sensegate's qlik.websocket_csrf (auto, on, off)")
 	cmd.Flags().BoolVar(&oidc, "oidc", false, `sign in with OpenID Connect at a development identity provider started in process (the simulator's users, password "demo") instead of the development login page`)
 	cmd.Flags().BoolVar(&debug, "debug", false, "log at debug level")
+	cmd.Flags().StringVar(&admin, "admin-listen", config.DefaultAdminListen, "address of sensegate's admin listener: /metrics, /healthz, /readyz (empty: off)")
+	cmd.Flags().StringArrayVar(&origins, "allowed-origin", nil, "an origin added to server.allowed_origins, e.g. a mashup on another port (repeatable)")
 	return cmd
 }
 
@@ -72,6 +77,10 @@ type demoOptions struct {
 	simDeadSocket string
 	csrfMode      string
 	oidc          bool
+	// allowedOrigins are added to server.allowed_origins.
+	allowedOrigins []string
+	// adminListen is admin.listen ("" : no admin listener).
+	adminListen string
 }
 
 // The demo's OpenID Connect setup (--oidc): every seeded user signs in at
@@ -130,7 +139,7 @@ func runDemo(ctx context.Context, out io.Writer, o demoOptions, log *zap.Logger,
 	c := config.Default()
 	c.Server.Listen = ln.Addr().String()
 	c.Server.RawPublicURL = "http://localhost:" + port
-	c.Server.RawAllowedOrigins = []string{"http://127.0.0.1:" + port}
+	c.Server.RawAllowedOrigins = append([]string{"http://127.0.0.1:" + port}, o.allowedOrigins...)
 	c.Qlik.RawURL = sim.ProxyURL()
 	c.Qlik.UserDirectory = "ACME"
 	c.Qlik.CA = sim.Certs().Root
@@ -169,11 +178,29 @@ func runDemo(ctx context.Context, out io.Writer, o demoOptions, log *zap.Logger,
 		}
 		provider = identity.NewDevLogin(users, false)
 	}
-	gw, err := newGateway(c, provider, log.Named("sensegate"))
+	// As serve: metrics on the admin listener, and the audit log
+	// (audit.enabled is on by default) on standard error.
+	c.Admin.Listen = o.adminListen
+	obs, err := newObservability(c, log.Named("sensegate"))
+	if err != nil {
+		return err
+	}
+	gw, err := newObservedGateway(c, provider, log.Named("sensegate"), obs)
 	if err != nil {
 		return err
 	}
 	defer gw.close()
+	cur := func() *gateway { return gw }
+	mon := newQPSMonitor(cur, obs, admin.MonitorOptions{})
+	mctx, stopMon := context.WithCancel(ctx)
+	monDone := make(chan struct{})
+	go func() { defer close(monDone); mon.Run(mctx) }()
+	defer func() { stopMon(); <-monDone }()
+	stopAdmin, err := startAdmin(ctx, c.Admin, obs, readinessChecks(cur), mon, log.Named("sensegate"))
+	if err != nil {
+		return err
+	}
+	defer stopAdmin()
 
 	addrs := make(chan net.Addr, 1)
 	errc := make(chan error, 1)
@@ -190,6 +217,9 @@ func runDemo(ctx context.Context, out io.Writer, o demoOptions, log *zap.Logger,
 			fmt.Fprintf(out, "\nsensegate demo: open %s/ in a browser and pick a user.\n", c.Server.PublicURL())
 		}
 		fmt.Fprintf(out, "  Qlik simulator: proxy %s, QPS %s (certificates in %s)\n", sim.ProxyURL(), sim.QPSURL(), simCfg.CertDir)
+		if c.Admin.Listen != "" {
+			fmt.Fprintf(out, "  Metrics: http://%s/metrics (audit entries are logged with audit: true)\n", c.Admin.Listen)
+		}
 		if u := sim.AdminURL(); u != "" {
 			fmt.Fprintf(out, "  Simulator admin: %s\n", u)
 		}

@@ -388,6 +388,16 @@ func newObservedGateway(cfg *config.Config, provider identity.Provider, log *zap
 	return g, nil
 }
 
+// ticketConfig is the QPS client configuration of node n: serve's, and
+// check --connect's.
+func ticketConfig(q config.QlikConfig, n config.NodeURLs, cert tls.Certificate, mode ticket.Mode) ticket.Config {
+	return ticket.Config{
+		ProxyURL: n.Proxy, QPSURL: n.QPS, Prefix: q.Prefix, SessionCookie: q.SessionCookie,
+		RedeemPath: q.RedeemPath, Mode: mode, RootCAs: q.RootCAs(), ClientCert: cert,
+		Timeout: q.QPS.Timeout, Retries: qpsRetries(q.QPS.Retries), MaxConcurrent: q.QPS.MaxConcurrent, Origin: q.WebsocketOrigin(),
+	}
+}
+
 // newGatewayWith builds a gateway on a given jar, which it does not close:
 // `serve` makes the jar once so that reloads keep the sessions.
 func newGatewayWith(cfg *config.Config, provider identity.Provider, log *zap.Logger, obs *observability, jar session.Store) (*gateway, error) {
@@ -402,11 +412,7 @@ func newGatewayWith(cfg *config.Config, provider identity.Provider, log *zap.Log
 	}
 	var clients []ticket.Node
 	for _, n := range q.NodeURLs() {
-		tc, err := ticket.New(ticket.Config{
-			ProxyURL: n.Proxy, QPSURL: n.QPS, Prefix: q.Prefix, SessionCookie: q.SessionCookie,
-			RedeemPath: q.RedeemPath, Mode: mode, RootCAs: q.RootCAs(), ClientCert: cert,
-			Timeout: q.QPS.Timeout, Retries: qpsRetries(q.QPS.Retries), MaxConcurrent: q.QPS.MaxConcurrent, Origin: q.WebsocketOrigin(),
-		}, log.Named("ticket").With(zap.String("node", n.Proxy.Host)))
+		tc, err := ticket.New(ticketConfig(q, n, cert, mode), log.Named("ticket").With(zap.String("node", n.Proxy.Host)))
 		if err != nil {
 			return nil, fmt.Errorf("qlik: %w", err)
 		}

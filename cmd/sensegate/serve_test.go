@@ -380,6 +380,8 @@ func TestServeOIDCLogin(t *testing.T) {
   mapping:
     user_id_claim: preferred_username
     groups_claim: groups
+    attributes:
+      EmployeeEmail: email
 routes:
   - path: /
     upstream: %q
@@ -402,13 +404,15 @@ routes:
 		Attributes []map[string]string `json:"attributes"`
 	}
 	b.getJSON(t, public+"/.sensegate/me", nil, &me)
-	if me.Directory != "ACME" || me.ID != "alice" || !cmp.Equal(me.Attributes, []map[string]string{{"Group": "Sales"}}) {
-		t.Errorf("/.sensegate/me = %+v, want ACME\\alice with Group Sales", me)
+	// Attribute names keep their case from the file to Qlik (viper
+	// lower-cases map keys: EmployeeEmail reached Qlik as employeeemail).
+	if me.Directory != "ACME" || me.ID != "alice" || !cmp.Equal(me.Attributes, []map[string]string{{"Group": "Sales"}, {"EmployeeEmail": "alice@acme.example"}}) {
+		t.Errorf("/.sensegate/me = %+v, want ACME\\alice with Group Sales and EmployeeEmail", me)
 	}
 	sessions := sim.Sessions()
 	if len(sessions) != 1 || sessions[0].User.String() != `ACME\alice` ||
-		!cmp.Equal(sessions[0].Attributes, []qliksim.Attribute{{Key: "Group", Value: "Sales"}}) {
-		t.Errorf("Qlik sessions = %+v, want one of ACME\\alice with Group Sales", sessions)
+		!cmp.Equal(sessions[0].Attributes, []qliksim.Attribute{{Key: "Group", Value: "Sales"}, {Key: "EmployeeEmail", Value: "alice@acme.example"}}) {
+		t.Errorf("Qlik sessions = %+v, want one of ACME\\alice with Group Sales and EmployeeEmail", sessions)
 	}
 	var apps []struct{ Name string }
 	b.getJSON(t, public+"/qrs/app?xrfkey=0123456789abcdef", http.Header{"X-Qlik-Xrfkey": {"0123456789abcdef"}}, &apps)
