@@ -3,15 +3,16 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"time"
 
-	"fmt"
-	"github.com/sensegate/sensegate/identity"
+	"github.com/spf13/cobra"
 	"go.uber.org/zap"
-	"os"
 
 	"github.com/sensegate/sensegate/config"
-	"github.com/spf13/cobra"
+	"github.com/sensegate/sensegate/identity"
+	"github.com/sensegate/sensegate/ticket"
 )
 
 const (
@@ -48,20 +49,40 @@ func logConfigWarnings(log *zap.Logger, file string, cfg *config.Config) {
 	}
 }
 
-// checkConnect makes one QPS API call as serve would and reports.
+// checkConnect makes one QPS API call to every Qlik node as serve would
+// and reports each: with qlik.nodes, a node that is down fails the check
+// even when another answers.
 func checkConnect(cmd *cobra.Command, cfg *config.Config) error {
-	gw, err := newGateway(cfg, identity.NewStatic(identity.User{}), zap.NewNop())
+	q := cfg.Qlik
+	cert, err := ticket.LoadClientCert(q.QPS.ClientCert, q.QPS.ClientKey)
 	if err != nil {
-		return err
+		return fmt.Errorf("qlik.qps.client_cert/client_key: %w", err)
 	}
-	defer gw.close()
-	ctx, cancel := context.WithTimeout(cmd.Context(), cfg.Qlik.QPS.Timeout+5*time.Second)
-	defer cancel()
-	if err := gw.tickets.Ping(ctx); err != nil {
-		return fmt.Errorf("qlik.qps.url %s: %w", cfg.Qlik.QPS.URL(), err)
+	mode, err := ticket.ParseMode(string(q.Login))
+	if err != nil {
+		return fmt.Errorf("qlik.login: %w", err)
 	}
-	fmt.Fprintf(cmd.OutOrStdout(), "QPS OK: %s (client certificate accepted, prefix %q)\n", cfg.Qlik.QPS.URL(), cfg.Qlik.Prefix)
-	return nil
+	var errs []error
+	for i, n := range q.NodeURLs() {
+		key := "qlik.qps.url"
+		if len(q.Nodes) > 0 {
+			key = fmt.Sprintf("qlik.nodes[%d].qps_url", i)
+		}
+		tc, err := ticket.New(ticketConfig(q, n, cert, mode), zap.NewNop())
+		if err != nil {
+			return fmt.Errorf("qlik: %w", err)
+		}
+		ctx, cancel := context.WithTimeout(cmd.Context(), q.QPS.Timeout+5*time.Second)
+		err = tc.Ping(ctx)
+		cancel()
+		tc.CloseIdleConnections()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s %s: %w", key, n.QPS, err))
+			continue
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "QPS OK: %s (client certificate accepted, prefix %q)\n", n.QPS, q.Prefix)
+	}
+	return errors.Join(errs...)
 }
 
 // checkConnectAs is check --connect --as: the preflight of a real login

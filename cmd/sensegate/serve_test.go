@@ -216,6 +216,26 @@ func TestCheckConnect(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "qlik.qps.url") {
 		t.Errorf("check --connect with QPS failing = %v, want an error naming qlik.qps.url", err)
 	}
+	// With several nodes every one is checked: one down fails the check,
+	// naming it, though the other answers.
+	down := startSim(t)
+	nodes := writeSimConfig(t, sim, "")
+	b, err := os.ReadFile(nodes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	y := strings.NewReplacer(fmt.Sprintf("  url: %q\n", sim.ProxyURL()), "", fmt.Sprintf("    url: %q\n", sim.QPSURL()), "").Replace(string(b))
+	y = strings.Replace(y, "qlik:\n", "qlik:\n  nodes:\n    - {url: "+sim.ProxyURL()+", qps_url: "+sim.QPSURL()+"}\n    - {url: "+down.ProxyURL()+", qps_url: "+down.QPSURL()+"}\n", 1)
+	if err := os.WriteFile(nodes, []byte(y), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sim.SetQPSFault(qliksim.FaultNone)
+	down.SetQPSFault(qliksim.FaultDown)
+	out.Reset()
+	err = run(context.Background(), t, &out, "check", "--connect", "--config", nodes)
+	if err == nil || !strings.Contains(err.Error(), "qlik.nodes[1].qps_url") || !strings.Contains(out.String(), "QPS OK: "+sim.QPSURL()) {
+		t.Errorf("check --connect with the second node down = %v, %q; want node 0 OK and an error naming qlik.nodes[1].qps_url", err, out.String())
+	}
 	// A client certificate the QPS does not trust.
 	other, _ := qliksim.WriteCerts(t.TempDir(), nil)
 	t.Setenv("SENSEGATE_QLIK_QPS_CLIENT_CERT", other.Client)
