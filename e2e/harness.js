@@ -21,8 +21,21 @@ function freePort() {
 }
 
 // startDemo runs the binary named by $SENSEGATE_BIN and resolves when it
-// prints its address. The returned object's stop() ends it.
+// prints its address. The returned object's stop() ends it. The ports are
+// picked free and then handed to the demo, so another process (or the
+// demo's own listeners on port 0) may take one in between: a start that
+// fails for that is tried again, at most three times.
 async function startDemo(extraArgs = []) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startDemoOnce(extraArgs);
+    } catch (e) {
+      if (attempt >= 3 || !/address already in use/.test(e.message)) throw e;
+    }
+  }
+}
+
+async function startDemoOnce(extraArgs) {
   const bin = process.env.SENSEGATE_BIN;
   if (!bin) throw new Error('SENSEGATE_BIN is not set: run the suite with `make e2e` (or set it to a built sensegate binary)');
   const port = await freePort();

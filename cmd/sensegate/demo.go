@@ -209,21 +209,25 @@ func runDemo(ctx context.Context, out io.Writer, o demoOptions, log *zap.Logger,
 	case err := <-errc:
 		return err
 	case a := <-addrs:
+		// One write: readers (the e2e harness) take the first line as
+		// the sign that the demo is up and expect the rest with it.
+		var msg strings.Builder
 		if idp != nil {
-			fmt.Fprintf(out, "\nsensegate demo: open %s/ in a browser and sign in at the development identity provider.\n", c.Server.PublicURL())
-			fmt.Fprintf(out, "  Identity provider (devidp): %s\n", idp.Issuer())
-			fmt.Fprintf(out, "  Users: %s; password %q\n", strings.Join(usernames(demoIDPUsers(c.Qlik.UserDirectory, simCfg.Users)), ", "), demoPassword)
+			fmt.Fprintf(&msg, "\nsensegate demo: open %s/ in a browser and sign in at the development identity provider.\n", c.Server.PublicURL())
+			fmt.Fprintf(&msg, "  Identity provider (devidp): %s\n", idp.Issuer())
+			fmt.Fprintf(&msg, "  Users: %s; password %q\n", strings.Join(usernames(demoIDPUsers(c.Qlik.UserDirectory, simCfg.Users)), ", "), demoPassword)
 		} else {
-			fmt.Fprintf(out, "\nsensegate demo: open %s/ in a browser and pick a user.\n", c.Server.PublicURL())
+			fmt.Fprintf(&msg, "\nsensegate demo: open %s/ in a browser and pick a user.\n", c.Server.PublicURL())
 		}
-		fmt.Fprintf(out, "  Qlik simulator: proxy %s, QPS %s (certificates in %s)\n", sim.ProxyURL(), sim.QPSURL(), simCfg.CertDir)
+		fmt.Fprintf(&msg, "  Qlik simulator: proxy %s, QPS %s (certificates in %s)\n", sim.ProxyURL(), sim.QPSURL(), simCfg.CertDir)
 		if c.Admin.Listen != "" {
-			fmt.Fprintf(out, "  Metrics: http://%s/metrics (audit entries are logged with audit: true)\n", c.Admin.Listen)
+			fmt.Fprintf(&msg, "  Metrics: http://%s/metrics (audit entries are logged with audit: true)\n", c.Admin.Listen)
 		}
 		if u := sim.AdminURL(); u != "" {
-			fmt.Fprintf(out, "  Simulator admin: %s\n", u)
+			fmt.Fprintf(&msg, "  Simulator admin: %s\n", u)
 		}
-		fmt.Fprintf(out, "  Stop with Ctrl-C.\n\n")
+		fmt.Fprintf(&msg, "  Stop with Ctrl-C.\n\n")
+		io.WriteString(out, msg.String())
 		if ready != nil {
 			ready <- a
 		}
