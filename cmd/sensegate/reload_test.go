@@ -40,7 +40,11 @@ func startReloadable(t *testing.T, file string, watch bool) (string, *reloader) 
 		t.Fatal(err)
 	}
 	lv := newLive(gw)
-	rl := &reloader{path: file, log: log, build: build, live: lv, cur: cfg, watchFile: watch}
+	obs, err := newObservability(cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rl := &reloader{path: file, log: log, build: build, live: lv, cur: cfg, watchFile: watch, obs: obs}
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan struct{})
 	rlDone := make(chan error, 1)
@@ -89,6 +93,23 @@ func TestReloadOnFileChange(t *testing.T) {
 	sim := startSim(t)
 	file := writeSimConfig(t, sim, "")
 	addr, rl := startReloadable(t, file, true)
+	obs := rl.obs
+	t.Cleanup(func() {
+		// One refused bad file, one refused restart-only key, then the
+		// good change (counted once it is applied).
+		got := map[string]float64{}
+		mfs, _ := obs.registry.Gather()
+		for _, mf := range mfs {
+			if mf.GetName() == "sensegate_config_reloads_total" {
+				for _, m := range mf.GetMetric() {
+					got[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+				}
+			}
+		}
+		if got["failure"] != 2 || got["success"] < 1 {
+			t.Errorf("sensegate_config_reloads_total = %v, want 2 failures and a success", got)
+		}
+	})
 	if got := hubAs(t, addr, "X-Forwarded-User", "alice"); got != 200 {
 		t.Fatalf("before reload: %d", got)
 	}
