@@ -581,7 +581,7 @@ func (rl *relay) closeUser(key string, code int, text string) int {
 	rl.mu.Lock()
 	var pairs []*wsPair
 	for p := range rl.pairs {
-		if p.user.Key() == key {
+		if p.key == key {
 			pairs = append(pairs, p)
 		}
 	}

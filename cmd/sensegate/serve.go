@@ -520,6 +520,12 @@ func serveOn(ctx context.Context, ln net.Listener, sc config.ServerConfig, h dra
 		ErrorLog:          zap.NewStdLog(log.Named("http")),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
+	if sc.WriteTimeout > 0 {
+		// LimitStalls bounds each HTTP/2 stream; this bounds the
+		// connection under them, whose writes a client that stops reading
+		// at the TCP level would otherwise hold until the idle timeout.
+		srv.HTTP2 = &http.HTTP2Config{WriteByteTimeout: sc.WriteTimeout}
+	}
 	scheme := "http"
 	if sc.TLS() {
 		scheme = "https"
