@@ -62,6 +62,10 @@ type Config struct {
 	ScriptSize int `yaml:"script_size"`
 	// MaxEvents bounds the inspection request log (DefaultMaxEvents if 0).
 	MaxEvents int `yaml:"max_events"`
+	// UserCase is how the simulator compares user directories and ids
+	// (for sessions per user, the user API, logout, seeded users):
+	// UserCaseUnicode (the default, also when empty) or UserCaseASCII.
+	UserCase string `yaml:"user_case"`
 	// StaticResources are further static resources, served to authenticated
 	// sessions like the built-in ones: stand-ins of a given size for the
 	// multi-MB JavaScript bundles a real Qlik Sense serves.
@@ -189,12 +193,25 @@ const (
 	SessionCapSocket = "socket"
 )
 
+// UserCase values. QSEoW compares user directories and ids without regard
+// to case [D4], but how it folds letters beyond ASCII is not documented.
+// The simulator plays both readings: UserCaseUnicode folds with Unicode's
+// simple case mapping (directories upper-cased, ids lower-cased, so
+// "alİce" with U+0130 is alice and the Kelvin sign is k), UserCaseASCII
+// folds ASCII letters only (a .NET ordinal comparison of upper-cased
+// names keeps those apart). A proxy in front must be right under either.
+const (
+	UserCaseUnicode = "unicode"
+	UserCaseASCII   = "ascii"
+)
+
 // variantValues are the allowed values of each variant key, the default
 // first.
 var (
 	unknownCookieValues = []string{UnknownCookie500Text, UnknownCookie500HTML, UnknownCookie302}
 	deadSocketValues    = []string{DeadSocketMustAuthenticate, DeadSocketClose, DeadSocket500, DeadSocket302, DeadSocket401}
 	sessionCapValues    = []string{SessionCapRedeem, SessionCapSocket}
+	userCaseValues      = []string{UserCaseUnicode, UserCaseASCII}
 )
 
 // StaticResource is a configured static resource with deterministic content.
@@ -392,6 +409,9 @@ func (c Config) Validate() error {
 			}
 		}
 	}
+	if c.UserCase != "" && !slices.Contains(userCaseValues, c.UserCase) {
+		bad("user_case: %q must be one of %s", c.UserCase, allowedList(userCaseValues))
+	}
 	users := map[string]bool{}
 	for i, u := range c.Users {
 		key := fmt.Sprintf("users[%d]", i)
@@ -401,7 +421,7 @@ func (c Config) Validate() error {
 		if err := checkUserPart(u.ID); err != nil {
 			bad("%s.id: %v", key, err)
 		}
-		k := userKey(u.Directory, u.ID)
+		k := caseRule(c.UserCase).key(u.Directory, u.ID)
 		if users[k] {
 			bad("%s: user %s\\%s is listed twice", key, u.Directory, u.ID)
 		}
@@ -480,8 +500,26 @@ func splitUser(s string) (dir, id string, ok bool) {
 	return strings.TrimSpace(dir), strings.TrimSpace(id), true
 }
 
-// userKey is the case-insensitive identity of a user: QSEoW upper-cases
-// directories and compares user ids without regard to case.
-func userKey(dir, id string) string {
-	return strings.ToUpper(strings.TrimSpace(dir)) + `\` + strings.ToLower(strings.TrimSpace(id))
+// caseRule is a Config.UserCase.
+type caseRule string
+
+// key is the case-insensitive identity of a user under r: QSEoW
+// upper-cases directories and compares user ids without regard to case.
+func (r caseRule) key(dir, id string) string {
+	dir, id = strings.TrimSpace(dir), strings.TrimSpace(id)
+	if r == UserCaseASCII {
+		return asciiCase(dir, 'a', 'z', -32) + `\` + asciiCase(id, 'A', 'Z', 32)
+	}
+	return strings.ToUpper(dir) + `\` + strings.ToLower(id)
+}
+
+// asciiCase shifts the ASCII letters from lo to hi by d, and nothing else.
+func asciiCase(s string, lo, hi byte, d int) string {
+	b := []byte(s)
+	for i, c := range b {
+		if lo <= c && c <= hi {
+			b[i] = byte(int(c) + d)
+		}
+	}
+	return string(b)
 }

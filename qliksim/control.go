@@ -99,9 +99,9 @@ func (s *Sim) Counts(user string) UserCounts {
 	if !ok {
 		return UserCounts{}
 	}
-	k := userKey(d, id)
+	k := s.st.rule.key(d, id)
 	for name, c := range s.Users() {
-		if dd, ii, _ := splitUser(name); userKey(dd, ii) == k {
+		if dd, ii, _ := splitUser(name); s.st.rule.key(dd, ii) == k {
 			return c
 		}
 	}

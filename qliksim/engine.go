@@ -621,7 +621,7 @@ func (c *engineConn) socketURL() string {
 // greeting: OnAuthenticationInformation, then OnConnected.
 func (c *engineConn) connected() {
 	sess := c.pr.sess
-	k := engineKey{user: sess.user.key(), app: c.app, identity: c.identity}
+	k := engineKey{user: c.s.st.key(sess.user), app: c.app, identity: c.identity}
 	state := "SESSION_CREATED"
 	if c.s.engine.open(k) {
 		state = "SESSION_ATTACHED"
@@ -994,7 +994,7 @@ type (
 // appMeta is the qMeta of a for user u: owners get the owner privileges.
 func (s *Sim) appMeta(u Identity, a App) qMeta {
 	privs := []string{"read", "exportappdata", "offlineaccess"}
-	if d, id, ok := splitUser(a.Owner); ok && userKey(d, id) == u.key() {
+	if d, id, ok := splitUser(a.Owner); ok && s.st.rule.key(d, id) == s.st.key(u) {
 		privs = []string{"read", "update", "delete", "exportappdata", "publish", "duplicate", "offlineaccess", "change_owner"}
 	}
 	m := qMeta{

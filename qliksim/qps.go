@@ -331,7 +331,7 @@ func (s *Sim) postSession(w http.ResponseWriter, r *http.Request, call qpsCall) 
 
 // qpsSessions lists vp's live sessions, optionally only those of u.
 func (s *Sim) qpsSessions(vp *vproxy, u *Identity) []sessionJSON {
-	infos := s.st.list(func(x *session) bool { return x.vp == vp && (u == nil || x.user.key() == u.key()) })
+	infos := s.st.list(func(x *session) bool { return x.vp == vp && (u == nil || s.st.key(x.user) == s.st.key(*u)) })
 	out := make([]sessionJSON, 0, len(infos))
 	for _, i := range infos {
 		out = append(out, toSessionJSON(i))
@@ -393,7 +393,7 @@ func (s *Sim) userAPI(w http.ResponseWriter, r *http.Request, call qpsCall) Iden
 	}
 	var infos []SessionInfo
 	if r.Method == http.MethodGet {
-		infos = s.st.list(func(x *session) bool { return x.vp == call.vp && x.user.key() == u.key() })
+		infos = s.st.list(func(x *session) bool { return x.vp == call.vp && s.st.key(x.user) == s.st.key(u) })
 	} else {
 		infos = s.st.endUser(call.vp, u, endLogout)
 		s.log.Info("user logged out", zap.String("user", u.String()), zap.Int("sessions", len(infos)))

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 	"testing"
@@ -376,4 +377,38 @@ func TestParallelSessionCap(t *testing.T) {
 		t.Errorf("counts = %+v, want %d live and 2 refused", c, MaxParallelSessions)
 	}
 	login(t, sim, "", `ACME\bob`) // other users are not affected
+}
+
+// How QSEoW folds user names beyond ASCII is not documented: under
+// user_case unicode "alİce" (U+0130) is alice's user, under ascii it is a
+// user of its own; ASCII case is folded either way.
+func TestUserCase(t *testing.T) {
+	for _, tt := range []struct {
+		rule string
+		same bool // alİce is alice
+	}{{"", true}, {UserCaseUnicode, true}, {UserCaseASCII, false}} {
+		t.Run("user_case="+tt.rule, func(t *testing.T) {
+			sim, _ := newTestSim(t, func(c *Config) { c.UserCase = tt.rule })
+			alice := login(t, sim, "", `ACME\alice`)
+			login(t, sim, "", "ACME\\al\u0130ce")
+			st, b := qpsDo(t, qpsClient(t, sim), "DELETE", qpsPath(sim, "", "user/acme/"+url.PathEscape("al\u0130ce")), nil)
+			if st != http.StatusOK {
+				t.Fatalf("DELETE user = %d %s", st, b)
+			}
+			resp, _ := proxyGet(t, sim, vpURL(sim, "", "/hub/"), alice)
+			if ended := resp.StatusCode != http.StatusOK; ended != tt.same {
+				t.Errorf("alice's session after alİce's logout: %d, want it ended = %v", resp.StatusCode, tt.same)
+			}
+			bob := login(t, sim, "", `acme\BOB`)
+			if st, _ := qpsDo(t, qpsClient(t, sim), "DELETE", qpsPath(sim, "", "user/ACME/bob"), nil); st != http.StatusOK {
+				t.Fatalf("DELETE user bob = %d", st)
+			}
+			if resp, _ := proxyGet(t, sim, vpURL(sim, "", "/hub/"), bob); resp.StatusCode == http.StatusOK {
+				t.Error("ASCII case made another user")
+			}
+		})
+	}
+	if _, err := New(Config{UserCase: "turkish"}, Options{}); err == nil || !strings.Contains(err.Error(), "user_case") {
+		t.Errorf("user_case turkish = %v, want an error naming user_case", err)
+	}
 }

@@ -126,10 +126,10 @@ func New(cfg Config, opts Options) (*Sim, error) {
 		max = DefaultMaxEvents
 	}
 	s.events = newEventLog(max)
-	s.st = newState(s.clock)
+	s.st = newState(s.clock, caseRule(cfg.UserCase))
 	s.engine = newEngineState()
 	for _, u := range cfg.Users {
-		s.users[userKey(u.Directory, u.ID)] = u
+		s.users[s.st.rule.key(u.Directory, u.ID)] = u
 	}
 	for _, c := range cfg.VirtualProxies {
 		vp := &vproxy{VirtualProxy: c, cookieName: c.SessionCookie, timeout: c.SessionTimeout, csrf: c.WebsocketCSRF || cfg.WebsocketCSRF, allow: map[string]bool{}}
@@ -362,7 +362,7 @@ func (vp *vproxy) allowsHost(host string) bool {
 
 // user returns the seeded user for u, if any.
 func (s *Sim) user(u Identity) (User, bool) {
-	usr, ok := s.users[u.key()]
+	usr, ok := s.users[s.st.key(u)]
 	return usr, ok
 }
 
@@ -395,12 +395,12 @@ func (s *Sim) canSee(u Identity, attrs []Attribute, a App) bool {
 	if a.Everyone {
 		return true
 	}
-	k := u.key()
-	if d, id, ok := splitUser(a.Owner); ok && userKey(d, id) == k {
+	k := s.st.key(u)
+	if d, id, ok := splitUser(a.Owner); ok && s.st.rule.key(d, id) == k {
 		return true
 	}
 	for _, x := range a.Users {
-		if d, id, ok := splitUser(x); ok && userKey(d, id) == k {
+		if d, id, ok := splitUser(x); ok && s.st.rule.key(d, id) == k {
 			return true
 		}
 	}

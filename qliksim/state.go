@@ -31,8 +31,6 @@ type Identity struct {
 // String returns "DIRECTORY\id", the form tests and logs compare.
 func (u Identity) String() string { return u.Directory + `\` + u.ID }
 
-func (u Identity) key() string { return userKey(u.Directory, u.ID) }
-
 // normalized trims u and upper-cases its directory, as QPS echoes it.
 func (u Identity) normalized() Identity {
 	return Identity{Directory: strings.ToUpper(strings.TrimSpace(u.Directory)), ID: strings.TrimSpace(u.ID)}
@@ -154,6 +152,7 @@ var errTooManySessions = errors.New("You cannot access Qlik Sense because you ha
 // are safe for concurrent use.
 type state struct {
 	clock Clock
+	rule  caseRule // how users compare
 
 	mu       sync.Mutex
 	tickets  map[string]*ticketRec
@@ -165,9 +164,10 @@ type state struct {
 	seq      uint64                 // last session.seq given
 }
 
-func newState(clock Clock) *state {
+func newState(clock Clock, rule caseRule) *state {
 	return &state{
 		clock:    clock,
+		rule:     rule,
 		tickets:  map[string]*ticketRec{},
 		sessions: map[string]*session{},
 		ended:    map[string]endReason{},
@@ -196,7 +196,7 @@ type UserCounts struct {
 }
 
 func (st *state) countsLocked(u Identity) *UserCounts {
-	k := u.key()
+	k := st.key(u)
 	c := st.counts[k]
 	if c == nil {
 		c = &UserCounts{}
@@ -283,10 +283,10 @@ func (st *state) createSession(vp *vproxy, u Identity, attrs []Attribute, id str
 
 func (st *state) liveCountLocked(u Identity) int {
 	n := 0
-	k := u.key()
+	k := st.key(u)
 	now := st.clock.Now()
 	for _, s := range st.sessions {
-		if s.user.key() == k && !s.idleLocked(now) {
+		if st.key(s.user) == k && !s.idleLocked(now) {
 			n++
 		}
 	}
@@ -342,7 +342,7 @@ func (st *state) refuseOverCap(id string) bool {
 	now := st.clock.Now()
 	older := 0
 	for _, o := range st.sessions {
-		if o.seq < s.seq && o.user.key() == s.user.key() && !o.idleLocked(now) {
+		if o.seq < s.seq && st.key(o.user) == st.key(s.user) && !o.idleLocked(now) {
 			older++
 		}
 	}
@@ -457,9 +457,9 @@ func (st *state) endUser(vp *vproxy, u Identity, r endReason) []SessionInfo {
 	st.mu.Lock()
 	var infos []SessionInfo
 	var socks []sessionSocket
-	k := u.key()
+	k := st.key(u)
 	for _, s := range st.sessions {
-		if s.user.key() == k && (vp == nil || s.vp == vp) {
+		if st.key(s.user) == k && (vp == nil || s.vp == vp) {
 			infos = append(infos, s.infoLocked())
 			socks = append(socks, st.endLocked(s, r)...)
 		}
@@ -475,9 +475,9 @@ func (st *state) userSockets(u Identity) []sessionSocket {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	var socks []sessionSocket
-	k := u.key()
+	k := st.key(u)
 	for _, s := range st.sessions {
-		if s.user.key() == k {
+		if st.key(s.user) == k {
 			for sock := range s.sockets {
 				socks = append(socks, sock)
 			}
@@ -606,3 +606,6 @@ func newGUID() string {
 	b[8] = b[8]&0x3f | 0x80
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
+
+// key is u's case-insensitive identity under the simulator's UserCase.
+func (st *state) key(u Identity) string { return st.rule.key(u.Directory, u.ID) }
