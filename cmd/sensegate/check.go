@@ -12,7 +12,6 @@ import (
 
 	"github.com/sensegate/sensegate/config"
 	"github.com/sensegate/sensegate/identity"
-	"github.com/sensegate/sensegate/ticket"
 )
 
 const (
@@ -54,33 +53,25 @@ func logConfigWarnings(log *zap.Logger, file string, cfg *config.Config) {
 // even when another answers.
 func checkConnect(cmd *cobra.Command, cfg *config.Config) error {
 	q := cfg.Qlik
-	cert, err := ticket.LoadClientCert(q.QPS.ClientCert, q.QPS.ClientKey)
+	nodes, _, err := newQPSClients(q, zap.NewNop())
 	if err != nil {
-		return fmt.Errorf("qlik.qps.client_cert/client_key: %w", err)
-	}
-	mode, err := ticket.ParseMode(string(q.Login))
-	if err != nil {
-		return fmt.Errorf("qlik.login: %w", err)
+		return err
 	}
 	var errs []error
-	for i, n := range q.NodeURLs() {
+	for i, n := range nodes {
 		key := "qlik.qps.url"
 		if len(q.Nodes) > 0 {
 			key = fmt.Sprintf("qlik.nodes[%d].qps_url", i)
 		}
-		tc, err := ticket.New(ticketConfig(q, n, cert, mode), zap.NewNop())
-		if err != nil {
-			return fmt.Errorf("qlik: %w", err)
-		}
 		ctx, cancel := context.WithTimeout(cmd.Context(), q.QPS.Timeout+5*time.Second)
-		err = tc.Ping(ctx)
+		err := n.client.Ping(ctx)
 		cancel()
-		tc.CloseIdleConnections()
+		n.client.CloseIdleConnections()
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s %s: %w", key, n.QPS, err))
+			errs = append(errs, fmt.Errorf("%s %s: %w", key, n.urls.QPS, err))
 			continue
 		}
-		fmt.Fprintf(cmd.OutOrStdout(), "QPS OK: %s (client certificate accepted, prefix %q)\n", n.QPS, q.Prefix)
+		fmt.Fprintf(cmd.OutOrStdout(), "QPS OK: %s (client certificate accepted, prefix %q)\n", n.urls.QPS, q.Prefix)
 	}
 	return errors.Join(errs...)
 }

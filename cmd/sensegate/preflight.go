@@ -47,24 +47,16 @@ var _ preflightClient = (*ticket.Client)(nil)
 // the fix.
 func preflight(ctx context.Context, out io.Writer, cfg *config.Config, u identity.User) error {
 	q := cfg.Qlik
-	cert, err := ticket.LoadClientCert(q.QPS.ClientCert, q.QPS.ClientKey)
+	nodes, mode, err := newQPSClients(q, zap.NewNop())
 	if err != nil {
-		return fmt.Errorf("qlik.qps.client_cert/client_key: %w", err)
+		return err
 	}
-	mode, err := ticket.ParseMode(string(q.Login))
-	if err != nil {
-		return fmt.Errorf("qlik.login: %w", err)
-	}
-	for _, n := range q.NodeURLs() {
-		tc, err := ticket.New(ticketConfig(q, n, cert, mode), zap.NewNop())
+	for _, n := range nodes {
+		p := &preflightRun{out: out, q: q, node: n.urls, mode: mode, tc: n.client, user: u}
+		err := p.run(ctx)
+		n.client.CloseIdleConnections()
 		if err != nil {
-			return fmt.Errorf("qlik: %w", err)
-		}
-		p := &preflightRun{out: out, q: q, node: n, mode: mode, tc: tc, user: u}
-		err = p.run(ctx)
-		tc.CloseIdleConnections()
-		if err != nil {
-			return fmt.Errorf("preflight as %s on %s: %w", u, n.Proxy.Host, err)
+			return fmt.Errorf("preflight as %s on %s: %w", u, n.urls.Proxy.Host, err)
 		}
 	}
 	return nil

@@ -398,25 +398,47 @@ func ticketConfig(q config.QlikConfig, n config.NodeURLs, cert tls.Certificate, 
 	}
 }
 
+// qpsNode is one Qlik node's URLs and the QPS client serve talks to it
+// with.
+type qpsNode struct {
+	urls   config.NodeURLs
+	client *ticket.Client
+}
+
+// newQPSClients builds the QPS client of every node of q, as serve, check
+// --connect and the preflight use them, logging to log (named per node),
+// and returns the login mode they use.
+func newQPSClients(q config.QlikConfig, log *zap.Logger) ([]qpsNode, ticket.Mode, error) {
+	cert, err := ticket.LoadClientCert(q.QPS.ClientCert, q.QPS.ClientKey)
+	if err != nil {
+		return nil, 0, fmt.Errorf("qlik.qps.client_cert/client_key: %w", err)
+	}
+	mode, err := ticket.ParseMode(string(q.Login))
+	if err != nil {
+		return nil, 0, fmt.Errorf("qlik.login: %w", err)
+	}
+	var out []qpsNode
+	for _, n := range q.NodeURLs() {
+		tc, err := ticket.New(ticketConfig(q, n, cert, mode), log.With(zap.String("node", n.Proxy.Host)))
+		if err != nil {
+			return nil, 0, fmt.Errorf("qlik: %w", err)
+		}
+		out = append(out, qpsNode{urls: n, client: tc})
+	}
+	return out, mode, nil
+}
+
 // newGatewayWith builds a gateway on a given jar, which it does not close:
 // `serve` makes the jar once so that reloads keep the sessions.
 func newGatewayWith(cfg *config.Config, provider identity.Provider, log *zap.Logger, obs *observability, jar session.Store) (*gateway, error) {
 	q := cfg.Qlik
-	cert, err := ticket.LoadClientCert(q.QPS.ClientCert, q.QPS.ClientKey)
+	qn, _, err := newQPSClients(q, log.Named("ticket"))
 	if err != nil {
-		return nil, fmt.Errorf("qlik.qps.client_cert/client_key: %w", err)
-	}
-	mode, err := ticket.ParseMode(string(q.Login))
-	if err != nil {
-		return nil, fmt.Errorf("qlik.login: %w", err)
+		return nil, err
 	}
 	var clients []ticket.Node
-	for _, n := range q.NodeURLs() {
-		tc, err := ticket.New(ticketConfig(q, n, cert, mode), log.Named("ticket").With(zap.String("node", n.Proxy.Host)))
-		if err != nil {
-			return nil, fmt.Errorf("qlik: %w", err)
-		}
-		clients = append(clients, ticket.Node{ID: n.Proxy.Host, Client: tc})
+	for _, n := range qn {
+		clients = append(clients, ticket.Node{ID: n.urls.Proxy.Host, Client: n.client})
 	}
 	if len(clients) == 0 {
 		return nil, errors.New("qlik: no node configured (validate the configuration first)")
