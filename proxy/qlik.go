@@ -185,13 +185,16 @@ func setQlikURL(dst, qlik *url.URL, prefix string, in *url.URL) {
 // stripTicketParams removes qlikTicket parameters in any spelling, so a
 // client cannot log in to Qlik as someone else through sensegate. The
 // rest of the query reaches Qlik byte for byte (see removeParams).
-func stripTicketParams(u *url.URL) {
-	// Names may be percent-encoded (qlik%54icket): only a query with
-	// neither the name nor any escape can skip the decoding.
-	if !strings.Contains(strings.ToLower(u.RawQuery), "qlikticket") && !strings.Contains(u.RawQuery, "%") {
-		return
+func stripTicketParams(u *url.URL) { stripParam(u, qlik.TicketParam) }
+
+// stripParam removes the parameters named name (lower case) in any
+// spelling, leaving the rest of the query as it was (removeParams). Names
+// may be percent-encoded (qlik%54icket): only a query with neither the
+// name nor any escape can skip the decoding.
+func stripParam(u *url.URL, name string) {
+	if strings.Contains(strings.ToLower(u.RawQuery), name) || strings.Contains(u.RawQuery, "%") {
+		u.RawQuery = removeParams(u.RawQuery, name)
 	}
-	u.RawQuery = removeParams(u.RawQuery, "qlikticket")
 }
 
 // removeParams returns the raw query q without the parameters whose

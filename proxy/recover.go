@@ -144,8 +144,8 @@ func (h *Handler) sessionGone(req *http.Request, resp *http.Response) bool {
 	switch {
 	case resp.StatusCode == http.StatusUnauthorized:
 		return true
-	case qlik.IsLoginRedirect(resp.StatusCode, resp.Header.Get("Location"), h.opts.AuthModuleURL):
-		return true
+	case resp.StatusCode >= 300 && resp.StatusCode <= 399:
+		return qlik.IsLoginRedirect(resp.StatusCode, resp.Header.Get("Location"), h.opts.AuthModuleURL)
 	case resp.StatusCode == http.StatusInternalServerError:
 		// Plain text when observed, an HTML error page by another report:
 		// the text is looked for in either, compressed or not.

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -216,7 +215,7 @@ func (rl *relay) target(r *http.Request, e session.Entry) *url.URL {
 	target := &url.URL{}
 	setQlikURL(target, base, h.prefix, r.URL)
 	stripTicketParams(target)
-	stripParam(target, "qlik-csrf-token")
+	stripParam(target, qlik.CSRFTokenParam)
 	target.Scheme = "ws"
 	if base.Scheme == "https" {
 		target.Scheme = "wss"
@@ -375,7 +374,7 @@ func (rl *relay) dial(r *http.Request, cookie, token string, target *url.URL) (*
 	t := *target
 	if token != "" {
 		// Appended: the client's query goes on as it was sent.
-		p := "qlik-csrf-token=" + url.QueryEscape(token)
+		p := qlik.CSRFTokenParam + "=" + url.QueryEscape(token)
 		if t.RawQuery != "" {
 			p = t.RawQuery + "&" + p
 		}
@@ -499,14 +498,6 @@ func (rl *relay) abandon(u identity.User, e session.Entry) {
 // the ticket package's ErrSessionRefused (a dead cookie met while
 // fetching a CSRF token) all wrap.
 func isRefused(err error) bool { return errors.Is(err, qlik.ErrSessionGone) }
-
-// stripParam removes a query parameter, leaving the rest of the query as
-// it was (removeParams).
-func stripParam(u *url.URL, name string) {
-	if strings.Contains(strings.ToLower(u.RawQuery), name) || strings.Contains(u.RawQuery, "%") {
-		u.RawQuery = removeParams(u.RawQuery, name)
-	}
-}
 
 // originAllowed reports whether a request's Origin may open a websocket
 // or change state: none (a non-browser client), sensegate's public origin,

@@ -152,7 +152,7 @@ func (b *Broker) flight(ctx context.Context, u identity.User, key string) (Entry
 		return e, nil
 	}
 	if b.limiter != nil {
-		if wait, ok := b.limiter.allow(limitKey(u), b.now()); !ok {
+		if wait, ok := b.limiter.allow(u.QlikUserKey(), b.now()); !ok { // per Qlik user, whatever its attributes
 			b.log.Warn("qlik login refused: the user's login rate is used up", zap.String("user", u.String()), zap.Duration("retry_after", wait))
 			b.metrics.rateLimited()
 			return Entry{}, &RateLimitError{User: u.String(), RetryAfter: wait}

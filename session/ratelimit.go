@@ -6,7 +6,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sensegate/sensegate/identity"
 	"golang.org/x/time/rate"
 )
 
@@ -73,10 +72,6 @@ func newLoginLimiter(r LoginRate) *loginLimiter {
 		sweepAt: minSweep,
 	}
 }
-
-// limitKey is the bucket of u: the Qlik user, whatever its attributes,
-// in the case-insensitive way Qlik compares users.
-func limitKey(u identity.User) string { return u.QlikUserKey() }
 
 // allow takes a login from the bucket of user at now, or returns how long
 // until the bucket has one.
