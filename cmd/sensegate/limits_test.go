@@ -433,15 +433,7 @@ func TestServeLoginRateOnByDefault(t *testing.T) {
 	limited, start := 0, time.Now()
 	for range 30 {
 		sim.ExpireUser(`ACME\alice`)
-		req, _ := http.NewRequest("GET", "http://"+addr+"/hub/", nil)
-		req.Header.Set("X-Forwarded-User", "alice")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode == http.StatusTooManyRequests {
+		if hubAs(t, addr, "X-Forwarded-User", "alice") == http.StatusTooManyRequests {
 			limited++
 		}
 	}
