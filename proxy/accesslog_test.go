@@ -217,3 +217,19 @@ func TestSessionNotificationMetrics(t *testing.T) {
 		`sensegate_websocket_closes_total{code="1000",side="qlik"}`:             1,
 	})
 }
+
+// The refusals of a request without an identity and of Qlik's websocket
+// CSRF 403 (passed on) are counted by their reasons.
+func TestRefusalMetricsNotSignedInAndCSRF(t *testing.T) {
+	e := newObservedEnv(t, func(c *qliksim.Config, o *Options) { c.WebsocketCSRF = true; o.WebsocketCSRF = CSRFOff })
+	if resp, _ := e.do(t, "GET", "/hub/", ""); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("GET /hub/ without identity = %d, want 401", resp.StatusCode)
+	}
+	if _, resp, err := e.dialEngine(t, "/app/engineData", "alice", nil); err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("websocket without the CSRF token = %v, %v; want Qlik's 403", resp, err)
+	}
+	e.want(t, map[string]float64{
+		`sensegate_requests_refused_total{reason="not_signed_in"}`: 1,
+		`sensegate_requests_refused_total{reason="csrf"}`:          1,
+	})
+}
