@@ -4,7 +4,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
@@ -185,27 +184,12 @@ func (v *validator) keyPair(certKey, keyKey, certFile, keyFile, certFix, keyFix 
 	if certPEM == nil || keyPEM == nil {
 		return
 	}
-	if isEncryptedPEM(keyPEM) {
+	if qlik.IsEncryptedPEM(keyPEM) {
 		v.errorf(keyKey, "export the certificates from the QMC without a password", "%s is encrypted", keyFile)
 		return
 	}
 	if _, err := tls.X509KeyPair(certPEM, keyPEM); err != nil {
 		v.err(certKey, err, certKey+" and "+keyKey+" must be a matching PEM certificate and private key")
-	}
-}
-
-// isEncryptedPEM reports whether b holds a password-protected private key
-// (PKCS #8 "ENCRYPTED PRIVATE KEY", or a legacy key with a Proc-Type
-// header), which tls.X509KeyPair only calls unparsable.
-func isEncryptedPEM(b []byte) bool {
-	for rest := b; ; {
-		var block *pem.Block
-		if block, rest = pem.Decode(rest); block == nil {
-			return false
-		}
-		if block.Type == "ENCRYPTED PRIVATE KEY" || block.Headers["Proc-Type"] != "" {
-			return true
-		}
 	}
 }
 

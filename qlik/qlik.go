@@ -12,6 +12,7 @@
 package qlik
 
 import (
+	"encoding/pem"
 	"errors"
 	"net"
 	"net/url"
@@ -269,4 +270,26 @@ func NormalizeOrigin(o string) (string, bool) {
 		return Origin(u), true
 	}
 	return "", false
+}
+
+// IsEncryptedPEM reports whether b holds a password-protected private key
+// (PKCS #8 "ENCRYPTED PRIVATE KEY", or a legacy key with a Proc-Type
+// header): what the QMC's certificate export writes when given a
+// password, which neither sensegate nor Go's TLS can use.
+func IsEncryptedPEM(b []byte) bool {
+	for rest := b; ; {
+		var block *pem.Block
+		if block, rest = pem.Decode(rest); block == nil {
+			return false
+		}
+		if IsEncryptedBlock(block) {
+			return true
+		}
+	}
+}
+
+// IsEncryptedBlock reports whether a PEM block is a password-protected
+// private key (see IsEncryptedPEM).
+func IsEncryptedBlock(b *pem.Block) bool {
+	return b.Type == "ENCRYPTED PRIVATE KEY" || b.Headers["Proc-Type"] != ""
 }

@@ -147,3 +147,19 @@ func TestNormalizeOrigin(t *testing.T) {
 		t.Errorf("Origin(%v) = %q", u, got)
 	}
 }
+
+func TestIsEncryptedPEM(t *testing.T) {
+	for _, tt := range []struct {
+		pem  string
+		want bool
+	}{
+		{"-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n", true},
+		{"-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-256-CBC,00\n\nAAAA\n-----END RSA PRIVATE KEY-----\n", true},
+		{"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", false},
+		{"not PEM", false},
+	} {
+		if got := IsEncryptedPEM([]byte(tt.pem)); got != tt.want {
+			t.Errorf("IsEncryptedPEM(%.40q) = %v, want %v", tt.pem, got, tt.want)
+		}
+	}
+}

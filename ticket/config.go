@@ -292,7 +292,7 @@ func readPEMFile(what, file, wantType string) ([]byte, error) {
 		if block == nil {
 			break
 		}
-		if block.Type == "ENCRYPTED PRIVATE KEY" || block.Headers["Proc-Type"] != "" {
+		if qlik.IsEncryptedBlock(block) {
 			return nil, fmt.Errorf("ticket: %s file %s is encrypted (export the certificates without a password)", what, file)
 		}
 		if strings.HasSuffix(block.Type, wantType) {
