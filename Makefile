@@ -53,8 +53,8 @@ fuzz:
 	$(GO) test -run XXX -fuzz '^FuzzRPCScanner$$' -fuzztime $(FUZZTIME) ./proxy/
 	$(GO) test -run XXX -fuzz '^FuzzIsLoginRedirect$$' -fuzztime $(FUZZTIME) ./qlik/
 	$(GO) test -run XXX -fuzz '^FuzzTicketResponse$$' -fuzztime $(FUZZTIME) ./ticket/
-	$(GO) test -run XXX -fuzz '^FuzzXrfkey$$' -fuzztime $(FUZZTIME) ./qliksim/
-	$(GO) test -run XXX -fuzz '^FuzzAttributeJSON$$' -fuzztime $(FUZZTIME) ./qliksim/
+	$(GO) test -run XXX -fuzz '^FuzzXrfkey$$' -fuzztime $(FUZZTIME) ./tooling/qliksim/
+	$(GO) test -run XXX -fuzz '^FuzzAttributeJSON$$' -fuzztime $(FUZZTIME) ./tooling/qliksim/
 
 ## bench: the load harness on loopback (installs wrk and nginx from Debian when
 ## missing): direct, bare ReverseProxy, nginx and sensegate in front of the

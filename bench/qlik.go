@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sensegate/sensegate/qliksim"
+	"github.com/sensegate/sensegate/tooling/qliksim"
 )
 
 // xrfkey is the fixed Xrfkey pair of the harness's QPS calls.

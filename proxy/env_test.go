@@ -15,8 +15,8 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/sensegate/sensegate/identity"
-	"github.com/sensegate/sensegate/qliksim"
-	"github.com/sensegate/sensegate/qliksim/qliksimtest"
+	"github.com/sensegate/sensegate/tooling/qliksim"
+	"github.com/sensegate/sensegate/tooling/qliksim/qliksimtest"
 	"github.com/sensegate/sensegate/session"
 	"github.com/sensegate/sensegate/ticket"
 	"go.uber.org/zap/zapcore"

@@ -21,10 +21,10 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/sensegate/sensegate/identity"
-	"github.com/sensegate/sensegate/qliksim"
-	"github.com/sensegate/sensegate/qliksim/qliksimtest"
+	"github.com/sensegate/sensegate/tooling/qliksim"
+	"github.com/sensegate/sensegate/tooling/qliksim/qliksimtest"
 	"github.com/sensegate/sensegate/session"
-	"github.com/sensegate/sensegate/session/redistest"
+	"github.com/sensegate/sensegate/tooling/redistest"
 	"github.com/sensegate/sensegate/ticket"
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
@@ -601,7 +601,7 @@ func TestFaultRedisDownAndBack(t *testing.T) {
 		}
 	}
 	// The restarted redis-server's process is the test's, not a leak.
-	fe.noLeaks(t, goleak.IgnoreAnyFunction("github.com/sensegate/sensegate/session/redistest.startOn.func1"),
+	fe.noLeaks(t, goleak.IgnoreAnyFunction("github.com/sensegate/sensegate/tooling/redistest.startOn.func1"),
 		goleak.IgnoreAnyFunction("os/exec.(*Cmd).writerDescriptor.func1"), snapshot)
 }
 

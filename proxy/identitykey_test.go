@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/sensegate/sensegate/identity"
-	"github.com/sensegate/sensegate/qliksim"
+	"github.com/sensegate/sensegate/tooling/qliksim"
 )
 
 // Issue 14: identities that Unicode case mapping, or the old key's

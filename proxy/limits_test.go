@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/sensegate/sensegate/identity"
-	"github.com/sensegate/sensegate/qliksim"
+	"github.com/sensegate/sensegate/tooling/qliksim"
 	"github.com/sensegate/sensegate/session"
 	"github.com/sensegate/sensegate/ticket"
 )

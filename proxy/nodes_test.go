@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/sensegate/sensegate/identity"
-	"github.com/sensegate/sensegate/qliksim"
-	"github.com/sensegate/sensegate/qliksim/qliksimtest"
+	"github.com/sensegate/sensegate/tooling/qliksim"
+	"github.com/sensegate/sensegate/tooling/qliksim/qliksimtest"
 	"github.com/sensegate/sensegate/session"
 	"github.com/sensegate/sensegate/ticket"
 	"go.uber.org/zap/zaptest"

@@ -14,7 +14,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/sensegate/sensegate/identity"
-	"github.com/sensegate/sensegate/qliksim"
+	"github.com/sensegate/sensegate/tooling/qliksim"
 	"github.com/sensegate/sensegate/session"
 )
 

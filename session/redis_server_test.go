@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/sensegate/sensegate/session/redistest"
+	"github.com/sensegate/sensegate/tooling/redistest"
 )
 
 // redisServer is the test's own redis-server (see package redistest).

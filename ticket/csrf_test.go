@@ -15,7 +15,7 @@ import (
 
 	"github.com/sensegate/sensegate/identity"
 	"github.com/sensegate/sensegate/qlik"
-	"github.com/sensegate/sensegate/qliksim"
+	"github.com/sensegate/sensegate/tooling/qliksim"
 )
 
 // dialEngine opens the Engine websocket of the simulator's default

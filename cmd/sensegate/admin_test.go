@@ -15,7 +15,7 @@ import (
 	"github.com/sensegate/sensegate/config"
 	"github.com/sensegate/sensegate/identity"
 	"github.com/sensegate/sensegate/proxy"
-	"github.com/sensegate/sensegate/qliksim"
+	"github.com/sensegate/sensegate/tooling/qliksim"
 	"github.com/sensegate/sensegate/session"
 	"go.uber.org/goleak"
 	"go.uber.org/zap"

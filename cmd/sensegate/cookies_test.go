@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/sensegate/sensegate/config"
-	"github.com/sensegate/sensegate/identity/devidp"
+	"github.com/sensegate/sensegate/tooling/devidp"
 	"go.uber.org/zap/zaptest"
 )
 

@@ -18,8 +18,8 @@ import (
 	"github.com/sensegate/sensegate/config"
 	"github.com/sensegate/sensegate/examples/mashup"
 	"github.com/sensegate/sensegate/identity"
-	"github.com/sensegate/sensegate/identity/devidp"
-	"github.com/sensegate/sensegate/qliksim"
+	"github.com/sensegate/sensegate/tooling/devidp"
+	"github.com/sensegate/sensegate/tooling/qliksim"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 )

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sensegate/sensegate/qliksim"
+	"github.com/sensegate/sensegate/tooling/qliksim"
 )
 
 // nonroot is the user and group of gcr.io/distroless/static:nonroot.

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/sensegate/sensegate/config"
-	"github.com/sensegate/sensegate/qliksim"
+	"github.com/sensegate/sensegate/tooling/qliksim"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/sensegate/sensegate/config"
-	"github.com/sensegate/sensegate/qliksim"
+	"github.com/sensegate/sensegate/tooling/qliksim"
 	"go.uber.org/zap"
 )
 

@@ -4,8 +4,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sensegate/sensegate/qliksim"
-	"github.com/sensegate/sensegate/qliksim/qliksimtest"
+	"github.com/sensegate/sensegate/tooling/qliksim"
+	"github.com/sensegate/sensegate/tooling/qliksim/qliksimtest"
 )
 
 // check --connect --as against the simulator: a login that works prints

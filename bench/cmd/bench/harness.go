@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/sensegate/sensegate/bench"
-	"github.com/sensegate/sensegate/qliksim"
+	"github.com/sensegate/sensegate/tooling/qliksim"
 )
 
 // What the simulator serves for the workloads.

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/sensegate/sensegate/bench"
-	"github.com/sensegate/sensegate/qliksim"
+	"github.com/sensegate/sensegate/tooling/qliksim"
 )
 
 const mib = 1 << 20

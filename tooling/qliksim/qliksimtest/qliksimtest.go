@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sensegate/sensegate/qliksim"
+	"github.com/sensegate/sensegate/tooling/qliksim"
 )
 
 // Start starts a simulator from the default seed changed by mutate (which

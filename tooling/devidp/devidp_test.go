@@ -19,7 +19,7 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/google/go-cmp/cmp"
-	"github.com/sensegate/sensegate/identity/devidp"
+	"github.com/sensegate/sensegate/tooling/devidp"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
