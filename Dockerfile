@@ -2,6 +2,9 @@
 #   docker build --build-arg VERSION=$(git describe --tags --always) \
 #     --build-arg COMMIT=$(git rev-parse --short HEAD) -t sensegate .
 # The build flags live in scripts/build.sh (shared with `make build`).
+# The QSEoW simulator, a development tool that the sensegate image does not
+# carry, has an image of its own (deploy/compose.yaml's demo profile):
+#   docker build --target qliksim -t sensegate-qliksim .
 
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
@@ -11,6 +14,17 @@ COPY . .
 ARG VERSION=dev
 ARG COMMIT=unknown
 RUN VERSION="$VERSION" COMMIT="$COMMIT" ./scripts/build.sh /out/sensegate
+
+FROM build AS qliksim-build
+RUN VERSION="$VERSION" COMMIT="$COMMIT" ./scripts/build.sh /out/qliksim ./cmd/qliksim
+
+# The simulator's image (--target qliksim); the last stage, sensegate's,
+# is the default.
+FROM gcr.io/distroless/static-debian12:nonroot AS qliksim
+COPY --from=qliksim-build /out/qliksim /qliksim
+USER 65532:65532
+EXPOSE 8443 4243
+ENTRYPOINT ["/qliksim"]
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/sensegate /sensegate

@@ -37,7 +37,7 @@ demo:
 
 ## qliksim: the QSEoW simulator alone, on its default loopback ports
 qliksim:
-	$(GO) run ./cmd/sensegate qliksim --cert-dir .demo/certs
+	$(GO) run ./cmd/qliksim --cert-dir .demo/certs
 
 ## fuzz: each fuzz target for FUZZTIME (their seeds run as tests in `make unit`)
 FUZZTIME ?= 30s

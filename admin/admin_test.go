@@ -16,10 +16,10 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/sensegate/sensegate/tooling/qliksim"
-	"github.com/sensegate/sensegate/tooling/qliksim/qliksimtest"
 	"github.com/sensegate/sensegate/session"
 	"github.com/sensegate/sensegate/ticket"
+	"github.com/sensegate/sensegate/tooling/qliksim"
+	"github.com/sensegate/sensegate/tooling/qliksim/qliksimtest"
 	"go.uber.org/goleak"
 	"go.uber.org/zap/zaptest"
 )

@@ -15,10 +15,10 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/sensegate/sensegate/identity"
-	"github.com/sensegate/sensegate/tooling/qliksim"
-	"github.com/sensegate/sensegate/tooling/qliksim/qliksimtest"
 	"github.com/sensegate/sensegate/session"
 	"github.com/sensegate/sensegate/ticket"
+	"github.com/sensegate/sensegate/tooling/qliksim"
+	"github.com/sensegate/sensegate/tooling/qliksim/qliksimtest"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
 )

@@ -21,11 +21,11 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/sensegate/sensegate/identity"
+	"github.com/sensegate/sensegate/session"
+	"github.com/sensegate/sensegate/ticket"
 	"github.com/sensegate/sensegate/tooling/qliksim"
 	"github.com/sensegate/sensegate/tooling/qliksim/qliksimtest"
-	"github.com/sensegate/sensegate/session"
 	"github.com/sensegate/sensegate/tooling/redistest"
-	"github.com/sensegate/sensegate/ticket"
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"

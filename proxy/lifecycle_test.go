@@ -16,8 +16,8 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/sensegate/sensegate/identity"
-	"github.com/sensegate/sensegate/tooling/qliksim"
 	"github.com/sensegate/sensegate/session"
+	"github.com/sensegate/sensegate/tooling/qliksim"
 )
 
 // simClock is a settable clock for the simulator.

@@ -19,9 +19,9 @@ import (
 	"time"
 
 	"github.com/sensegate/sensegate/identity"
-	"github.com/sensegate/sensegate/tooling/qliksim"
 	"github.com/sensegate/sensegate/session"
 	"github.com/sensegate/sensegate/ticket"
+	"github.com/sensegate/sensegate/tooling/qliksim"
 )
 
 // writeStall is the bound of the write limit tests.

@@ -14,8 +14,8 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/sensegate/sensegate/identity"
-	"github.com/sensegate/sensegate/tooling/qliksim"
 	"github.com/sensegate/sensegate/session"
+	"github.com/sensegate/sensegate/tooling/qliksim"
 )
 
 func TestOneTicketForConcurrentFirstRequests(t *testing.T) {

@@ -13,11 +13,11 @@ import (
 	"time"
 
 	"github.com/sensegate/sensegate/identity"
+	"github.com/sensegate/sensegate/session"
+	"github.com/sensegate/sensegate/ticket"
 	"github.com/sensegate/sensegate/tooling/qliksim"
 	"github.com/sensegate/sensegate/tooling/qliksim/qliksimtest"
-	"github.com/sensegate/sensegate/session"
 	"github.com/sensegate/sensegate/tooling/redistest"
-	"github.com/sensegate/sensegate/ticket"
 	"go.uber.org/zap/zaptest"
 )
 

@@ -19,6 +19,7 @@ import (
 	"github.com/sensegate/sensegate/examples/mashup"
 	"github.com/sensegate/sensegate/identity"
 	"github.com/sensegate/sensegate/tooling/devidp"
+	"github.com/sensegate/sensegate/tooling/devlog"
 	"github.com/sensegate/sensegate/tooling/qliksim"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
@@ -50,7 +51,7 @@ simulator's users (alice, bob, carol, dev; password "demo") and sends their
 groups in the ID token.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log := newLogger(cmd.ErrOrStderr(), debug)
+			log := devlog.New(cmd.ErrOrStderr(), debug)
 			defer log.Sync()
 			return runDemo(cmd.Context(), cmd.OutOrStdout(), demoOptions{listen: listen, dataDir: dataDir, simAdmin: simAdmin, simCSRF: csrf, simDeadSocket: dead, csrfMode: csrfMode, oidc: oidc, allowedOrigins: origins, adminListen: admin}, log, nil)
 		},
@@ -82,6 +83,10 @@ type demoOptions struct {
 	// adminListen is admin.listen ("" : no admin listener).
 	adminListen string
 }
+
+// shutdownGrace bounds how long the simulator and the development OpenID
+// provider wait for open requests when the demo stops.
+const shutdownGrace = 10 * time.Second
 
 // The demo's OpenID Connect setup (--oidc): every seeded user signs in at
 // devidp with demoPassword, as sensegate's client demoClientID.

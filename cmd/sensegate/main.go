@@ -35,7 +35,7 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newVersionCmd(), newServeCmd(), newCheckCmd(), newDemoCmd(), newQliksimCmd(), newHealthcheckCmd())
+	root.AddCommand(newVersionCmd(), newServeCmd(), newCheckCmd(), newDemoCmd(), newHealthcheckCmd())
 	return root
 }
 

@@ -405,7 +405,7 @@ func (h *harness) describe() {
 	o := h.o
 	d := o.duration.String()
 	h.report.Setup = []string{
-		"Upstream of every target: the QSEoW simulator (`sensegate qliksim`, plain HTTP), serving two " +
+		"Upstream of every target: the QSEoW simulator (`cmd/qliksim`, plain HTTP), serving two " +
 			"static resources of 1 KiB and 1 MiB to authenticated sessions, and the Engine API.",
 		"Targets: **direct** to the simulator; **bare**, `bench/cmd/bareproxy`: `httputil.ReverseProxy` " +
 			"(Rewrite with SetURL, 512 idle connections per host, a 32 KiB BufferPool, 101 handling for websockets); " +

@@ -1,19 +1,34 @@
+// Command qliksim runs the QSEoW simulator: a development and test tool,
+// not part of the sensegate binary.
 package main
 
 import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
+	"github.com/sensegate/sensegate/tooling/devlog"
 	"github.com/sensegate/sensegate/tooling/qliksim"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 )
 
 // shutdownGrace bounds how long the simulator waits for open requests.
 const shutdownGrace = 10 * time.Second
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newQliksimCmd().ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "qliksim:", err)
+		os.Exit(1)
+	}
+}
 
 func newQliksimCmd() *cobra.Command {
 	var (
@@ -22,8 +37,10 @@ func newQliksimCmd() *cobra.Command {
 		debug      bool
 	)
 	cmd := &cobra.Command{
-		Use:   "qliksim",
-		Short: "Run the Qlik Sense Enterprise on Windows simulator (QPS, Engine, QRS) on loopback",
+		Use:           "qliksim",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Short:         "Run the Qlik Sense Enterprise on Windows simulator (QPS, Engine, QRS) on loopback",
 		Long: `Run a simulator of Qlik Sense Enterprise on Windows: the proxy side (virtual proxies,
 ticket redemption, session cookies, Engine websockets, QRS), the QPS API over mutual TLS,
 and an optional admin listener with inspection and fault controls.
@@ -59,7 +76,7 @@ is created in --cert-dir on first start and reused afterwards.`,
 			if fl.Changed("cert-dir") || cfg.CertDir == "" {
 				cfg.CertDir = flags.CertDir
 			}
-			return runQliksim(cmd.Context(), cmd.OutOrStdout(), cfg, newLogger(cmd.ErrOrStderr(), debug))
+			return runQliksim(cmd.Context(), cmd.OutOrStdout(), cfg, devlog.New(cmd.ErrOrStderr(), debug))
 		},
 	}
 	f := cmd.Flags()
@@ -131,15 +148,4 @@ func newQliksimCertsCmd() *cobra.Command {
 	cmd.Flags().StringSliceVar(&hosts, "host", nil, "host names and IPs of the server certificate (default localhost, 127.0.0.1, ::1)")
 	cmd.Flags().BoolVar(&force, "force", false, "overwrite an existing export")
 	return cmd
-}
-
-// newLogger builds the human-readable logger of the command-line tools.
-func newLogger(w io.Writer, debug bool) *zap.Logger {
-	level := zapcore.InfoLevel
-	if debug {
-		level = zapcore.DebugLevel
-	}
-	enc := zap.NewDevelopmentEncoderConfig()
-	core := zapcore.NewCore(zapcore.NewConsoleEncoder(enc), zapcore.AddSync(w), level)
-	return zap.New(core)
 }
