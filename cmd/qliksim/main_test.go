@@ -118,4 +118,3 @@ func TestQliksimStartsAndPrintsAddresses(t *testing.T) {
 		t.Fatal("qliksim did not stop after its context ended")
 	}
 }
-
