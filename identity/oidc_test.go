@@ -601,7 +601,7 @@ func TestOIDCCookies(t *testing.T) {
 	if !ok || err != nil {
 		t.Fatalf("no session id: %v", err)
 	}
-	other, _ := newCookieCipher([][]byte{randomKey()})
+	other := testRing(t, randomKey())
 
 	withCookie := func(v string) *http.Request {
 		r := httptest.NewRequest("GET", "/sense/app/1?sheet=a%20b", nil)
@@ -611,7 +611,7 @@ func TestOIDCCookies(t *testing.T) {
 	raw, _ := base64.RawURLEncoding.DecodeString(c.Value)
 	raw[len(raw)/2] ^= 1
 	tampered := base64.RawURLEncoding.EncodeToString(raw)
-	forLogin := rp.o.cipher.seal(testLoginCookie, []byte(id))
+	forLogin := sealString(rp.o.ring, testLoginCookie, []byte(id))
 
 	tests := []struct {
 		name string
@@ -619,9 +619,9 @@ func TestOIDCCookies(t *testing.T) {
 	}{
 		{"no cookie", httptest.NewRequest("GET", "/sense/app/1", nil)},
 		{"tampered", withCookie(tampered)},
-		{"other key", withCookie(other.seal(testSessionCookie, []byte(id)))},
+		{"other key", withCookie(sealString(other, testSessionCookie, []byte(id)))},
 		{"sealed for the login cookie", withCookie(forLogin)},
-		{"unknown session id", withCookie(rp.o.cipher.seal(testSessionCookie, []byte(randomToken())))},
+		{"unknown session id", withCookie(sealString(rp.o.ring, testSessionCookie, []byte(randomToken())))},
 		{"garbage", withCookie("not a cookie")},
 	}
 	for _, tt := range tests {
@@ -642,7 +642,7 @@ func TestOIDCCookies(t *testing.T) {
 	// valid session cookies is refused rather than served as either.
 	t.Run("two valid cookies of different sessions", func(t *testing.T) {
 		r := httptest.NewRequest("GET", "/", nil)
-		r.AddCookie(&http.Cookie{Name: testSessionCookie, Value: rp.o.cipher.seal(testSessionCookie, []byte(randomToken()))})
+		r.AddCookie(&http.Cookie{Name: testSessionCookie, Value: sealString(rp.o.ring, testSessionCookie, []byte(randomToken()))})
 		r.AddCookie(c)
 		u, err := rp.o.Identify(r)
 		var ie *Error
@@ -675,8 +675,7 @@ func TestOIDCCookies(t *testing.T) {
 		if u, err := rotated.Identify(r); err != nil || u.ID != wantUser.ID {
 			t.Errorf("Identify with the old key second = %v, %v; want %v", u, err, wantUser)
 		}
-		newOnly, _ := newCookieCipher([][]byte{newKey})
-		if _, err := newOnly.open("x", rotated.cipher.seal("x", []byte("v"))); err != nil {
+		if _, err := openString(testRing(t, newKey), "x", sealString(rotated.ring, "x", []byte("v"))); err != nil {
 			t.Errorf("after rotation the new key does not seal: %v", err)
 		}
 		dropped, _ := NewOIDC(context.Background(), OIDCConfig{
@@ -1053,13 +1052,13 @@ func TestOIDCLogsNoSecrets(t *testing.T) {
 		}
 		secrets[fmt.Sprintf("cookie %d %s", i, c.Name)] = c.Value
 		if c.Name == testLoginCookie {
-			plain, _ := rp.o.cipher.open(c.Name, c.Value)
+			plain, _ := openString(rp.o.ring, c.Name, c.Value)
 			var ls loginState
 			json.Unmarshal(plain, &ls)
 			secrets["pkce verifier"] = ls.Verifier
 		}
 		if c.Name == testSessionCookie {
-			id, _ := rp.o.cipher.open(c.Name, c.Value)
+			id, _ := openString(rp.o.ring, c.Name, c.Value)
 			secrets["session id"] = string(id)
 		}
 	}
