@@ -24,6 +24,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/sensegate/sensegate/tooling/devidp"
+	"github.com/sensegate/sensegate/tooling/fakeclock"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
@@ -55,25 +56,6 @@ var opUsers = []devidp.User{{
 var wantUser = User{Directory: "ZITADEL", ID: "test-user", Attributes: []Attribute{
 	{Key: "Group", Value: "analysts"}, {Key: "Group", Value: "sales"}, {Key: "email", Value: "test-user@zitadel.ch"},
 }}
-
-// fakeClock is the real time moved forward by Advance: the OP keeps the
-// real time, so tokens it issues stay valid unless a test moves past them.
-type fakeClock struct {
-	mu  sync.Mutex
-	off time.Duration
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return time.Now().Add(c.off)
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.off += d
-}
 
 // testOP is a devidp OpenID Provider with the RP side's view of its token
 // endpoint: it is the http.RoundTripper of the RPs' clients.
@@ -241,7 +223,7 @@ type testRP struct {
 	srv     *httptest.Server
 	o       *OIDC
 	store   *MemorySessions
-	clock   *fakeClock
+	clock   *fakeclock.Clock
 	logs    *observer.ObservedLogs
 	browser *browser
 	keys    [][]byte
@@ -262,7 +244,10 @@ func newTestRP(t *testing.T, o *testOP, clientID string, mod func(*OIDCConfig)) 
 	mux := http.NewServeMux()
 	srv := httptest.NewTLSServer(mux)
 	t.Cleanup(srv.Close)
-	clock := &fakeClock{}
+	// The OP signs with the real time: the RP's clock starts there, so
+	// that the tokens the OP issues stay valid unless a test moves past
+	// them.
+	clock := fakeclock.At(time.Now())
 	core, logs := observer.New(zapcore.DebugLevel)
 	store := NewMemorySessions(clock.Now)
 	rp := &testRP{op: o, srv: srv, store: store, clock: clock, logs: logs, keys: [][]byte{randomKey()}}

@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/redis/go-redis/v9"
 	"github.com/sensegate/sensegate/seal"
+	"github.com/sensegate/sensegate/tooling/fakeclock"
 )
 
 var (
@@ -55,7 +56,7 @@ func TestRedisStore(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			runStoreTests(t, func(t *testing.T, idle time.Duration) (Store, func(time.Duration)) {
-				clock := &testClock{now: time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)}
+				clock := fakeclock.New()
 				// localTTL is in the suite's time, like idle.
 				s := newRedisStore(t, srv, c, RedisOptions{Idle: redisIdle, LocalTTL: localTTL, Now: clock.Now})
 				advance := func(d time.Duration) {
@@ -214,8 +215,8 @@ func TestRedisDeleteAcrossReplicas(t *testing.T) {
 	ctx := context.Background()
 	prefix := srv.prefix()
 	const localTTL = time.Second
-	clockA := &testClock{now: time.Now()}
-	clockB := &testClock{now: time.Now()}
+	clockA := fakeclock.At(time.Now())
+	clockB := fakeclock.At(time.Now())
 	a := newRedisStore(t, srv, srv.client(t), RedisOptions{Prefix: prefix, Idle: time.Hour, LocalTTL: localTTL, Now: clockA.Now})
 	b := newRedisStore(t, srv, srv.client(t), RedisOptions{Prefix: prefix, Idle: time.Hour, LocalTTL: localTTL, Now: clockB.Now})
 	fresh := func() *Redis {
