@@ -18,23 +18,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sensegate/sensegate/session"
 	"github.com/sensegate/sensegate/ticket"
+	"github.com/sensegate/sensegate/tooling/fakeclock"
 	"github.com/sensegate/sensegate/tooling/qliksim"
 	"github.com/sensegate/sensegate/tooling/qliksim/qliksimtest"
 	"go.uber.org/goleak"
 	"go.uber.org/zap/zaptest"
 )
-
-// fakeClock is a clock the test moves.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
-
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-
-func (c *fakeClock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
 // get answers one request of the admin handler.
 func get(t *testing.T, h http.Handler, path string) *httptest.ResponseRecorder {
@@ -86,7 +75,7 @@ func TestReadinessFollowsQPS(t *testing.T) {
 	sim := qliksimtest.Start(t, nil, qliksim.Options{})
 	tc := qpsClient(t, sim)
 	broker := session.NewBroker(session.NewMemory(time.Minute, nil), tc, session.BrokerOptions{})
-	clock := newFakeClock()
+	clock := fakeclock.New()
 	const ttl = 5 * time.Second
 	var pings atomic.Int64
 	qps := Check{Name: "qps", Probe: func(ctx context.Context) error { pings.Add(1); return tc.Ping(ctx) }}

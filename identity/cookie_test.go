@@ -2,97 +2,89 @@ package identity
 
 import (
 	"bytes"
+	"errors"
 	"strings"
 	"testing"
+
+	"github.com/sensegate/sensegate/seal"
 )
 
-func testKey(b byte) []byte { return bytes.Repeat([]byte{b}, cookieKeySize) }
+func testKey(b byte) []byte { return bytes.Repeat([]byte{b}, seal.KeySize) }
 
-func TestCookieCipher(t *testing.T) {
-	c, err := newCookieCipher([][]byte{testKey(1)})
+func testRing(t testing.TB, keys ...[]byte) *seal.Ring {
+	t.Helper()
+	r, err := seal.New(keys)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sealed := c.seal("sensegate_session", []byte("session-id"))
+	return r
+}
+
+// TestSealString covers the cookie form; package seal tests the sealing
+// itself (rotation, tampering, keys).
+func TestSealString(t *testing.T) {
+	r := testRing(t, testKey(1))
+	sealed := sealString(r, "sensegate_session", []byte("session-id"))
 	if strings.ContainsAny(sealed, "+/=;, ") {
-		t.Fatalf("seal = %q, want unpadded base64url", sealed)
+		t.Fatalf("sealString = %q, want unpadded base64url", sealed)
 	}
-	if again := c.seal("sensegate_session", []byte("session-id")); again == sealed {
-		t.Errorf("two seals of one value are equal (%q): the nonce is not random", sealed)
-	}
-	flipped := []byte(sealed)
-	flipped[len(flipped)/2] ^= 1
-	other, _ := newCookieCipher([][]byte{testKey(2)})
-	rotated, _ := newCookieCipher([][]byte{testKey(2), testKey(1)})
 
 	tests := []struct {
 		name   string
-		c      *cookieCipher
 		cookie string
 		value  string
 		want   string // "" for refused
 	}{
-		{"round trip", c, "sensegate_session", sealed, "session-id"},
-		{"tampered", c, "sensegate_session", string(flipped), ""},
-		{"other cookie name", c, "sensegate_session_login", sealed, ""},
-		{"other key", other, "sensegate_session", sealed, ""},
-		{"old key second", rotated, "sensegate_session", sealed, "session-id"},
-		{"not base64url", c, "sensegate_session", "a+b/c==", ""},
-		{"empty", c, "sensegate_session", "", ""},
-		{"too short", c, "sensegate_session", "AAAA", ""},
-		{"truncated", c, "sensegate_session", sealed[:len(sealed)-4], ""},
+		{"round trip", "sensegate_session", sealed, "session-id"},
+		{"other cookie name", "sensegate_session_login", sealed, ""},
+		{"not base64url", "sensegate_session", "a+b/c==", ""},
+		{"padded", "sensegate_session", sealed + "=", ""},
+		{"empty", "sensegate_session", "", ""},
+		{"too short", "sensegate_session", "AAAA", ""},
+		{"truncated", "sensegate_session", sealed[:len(sealed)-4], ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := tt.c.open(tt.cookie, tt.value)
+			got, err := openString(r, tt.cookie, tt.value)
 			switch {
-			case tt.want == "" && err == nil:
-				t.Errorf("open = %q, want refused", got)
+			case tt.want == "" && !errors.Is(err, seal.ErrInvalid):
+				t.Errorf("openString = %q, %v; want seal.ErrInvalid", got, err)
 			case tt.want != "" && (err != nil || string(got) != tt.want):
-				t.Errorf("open = %q, %v; want %q", got, err, tt.want)
-			}
-		})
-	}
-
-	// After rotation the new key seals: the old cipher alone cannot open.
-	if _, err := c.open("sensegate_session", rotated.seal("sensegate_session", []byte("x"))); err == nil {
-		t.Error("a value sealed after rotation opens with the old key alone")
-	}
-}
-
-func TestNewCookieCipherKeys(t *testing.T) {
-	tests := []struct {
-		name string
-		keys [][]byte
-		want string
-	}{
-		{"none", nil, "at least one key"},
-		{"short", [][]byte{testKey(1), make([]byte, 16)}, "key 1 is 16 bytes, want 32"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if _, err := newCookieCipher(tt.keys); err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("newCookieCipher = %v, want an error containing %q", err, tt.want)
+				t.Errorf("openString = %q, %v; want %q", got, err, tt.want)
 			}
 		})
 	}
 }
 
-// FuzzCookieCipherOpen: a cookie value from a client never panics and
-// never opens unless it is a value we sealed.
-func FuzzCookieCipherOpen(f *testing.F) {
-	c, err := newCookieCipher([][]byte{testKey(1), testKey(2)})
-	if err != nil {
-		f.Fatal(err)
+// TestOpenStringSealedBeforeSeal: cookies and stored sessions sealed
+// before package seal (by identity's own cookieCipher, key testKey(1))
+// still open, also with that key second after a rotation.
+func TestOpenStringSealedBeforeSeal(t *testing.T) {
+	tests := []struct{ name, value, want string }{
+		{"sensegate_session", "ZVXFpnEjs0KAVbDkDwAvs6yU6tGhCmEZzn1oIik1gjKpA1JTPAU", "session-id"},
+		{"session abc", "mrse3B1KpbiCM21qRE30AfO_Sf4P8kIkAXnW9ef9ToK0iGVGCmK4", `{"iss":"x"}`},
 	}
-	f.Add(c.seal("n", []byte("secret")))
+	for _, r := range []*seal.Ring{testRing(t, testKey(1)), testRing(t, testKey(2), testKey(1))} {
+		for _, tt := range tests {
+			if got, err := openString(r, tt.name, tt.value); err != nil || string(got) != tt.want {
+				t.Errorf("openString(%q, %q) = %q, %v; want %q", tt.name, tt.value, got, err, tt.want)
+			}
+		}
+	}
+}
+
+// FuzzOpenString: a cookie value from a client never panics and never
+// opens unless it is a value we sealed.
+func FuzzOpenString(f *testing.F) {
+	r := testRing(f, testKey(1), testKey(2))
+	f.Add(sealString(r, "n", []byte("secret")))
 	f.Add("")
 	f.Add("AAAA")
 	f.Add(strings.Repeat("A", 60))
 	f.Add("%%%")
 	f.Fuzz(func(t *testing.T, v string) {
-		if got, err := c.open("n", v); err == nil && string(got) != "secret" {
-			t.Errorf("open(%q) = %q: a forged value opened", v, got)
+		if got, err := openString(r, "n", v); err == nil && string(got) != "secret" {
+			t.Errorf("openString(%q) = %q: a forged value opened", v, got)
 		}
 	})
 }

@@ -31,6 +31,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/go-cmp/cmp"
+	"github.com/sensegate/sensegate/tooling/fakeclock"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
@@ -64,24 +65,6 @@ var jwtTestKeys = sync.OnceValue(func() jwtKeys {
 	}
 	return jwtKeys{rsa1: genRSA(), rsa2: genRSA(), rsaStranger: genRSA(), ec1: ec}
 })
-
-// jwtClock is a fake clock that only moves when told to.
-type jwtClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *jwtClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *jwtClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // jwksServer serves a JWKS that the test can replace, and counts fetches.
 type jwksServer struct {
@@ -260,7 +243,7 @@ func identifyBearer(j *JWT, token string) (User, error) {
 
 func TestJWTIdentify(t *testing.T) {
 	keys := jwtTestKeys()
-	clock := &jwtClock{now: jwtTestStart}
+	clock := fakeclock.At(jwtTestStart)
 	now := clock.Now()
 	srv := newJWKSServer(t, jwk("rsa1", jose.RS256, &keys.rsa1.PublicKey), jwk("ec1", jose.ES256, &keys.ec1.PublicKey))
 	logs, observed := observer.New(zapcore.DebugLevel)
@@ -420,7 +403,7 @@ func TestJWTIdentify(t *testing.T) {
 
 func TestJWTKeyRotation(t *testing.T) {
 	keys := jwtTestKeys()
-	clock := &jwtClock{now: jwtTestStart}
+	clock := fakeclock.At(jwtTestStart)
 	srv := newJWKSServer(t, jwk("rsa1", jose.RS256, &keys.rsa1.PublicKey))
 	client := srv.Client()
 	j := newTestJWT(t, JWTConfig{
@@ -492,7 +475,7 @@ func identifyExpectingFetch(j *JWT, srv *jwksServer, token string, wantFetches i
 
 func TestJWTJWKSUnavailable(t *testing.T) {
 	keys := jwtTestKeys()
-	clock := &jwtClock{now: jwtTestStart}
+	clock := fakeclock.At(jwtTestStart)
 	srv := newJWKSServer(t, jwk("rsa1", jose.RS256, &keys.rsa1.PublicKey))
 	srv.fail(http.StatusBadGateway)
 	j := newTestJWT(t, JWTConfig{
@@ -604,7 +587,7 @@ func TestJWTLoadPublicKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clock := &jwtClock{now: jwtTestStart}
+	clock := fakeclock.At(jwtTestStart)
 	j := newTestJWT(t, JWTConfig{
 		Issuer: jwtTestIssuer, Audiences: []string{jwtTestAudience},
 		PublicKeys: loaded, Mapping: jwtTestMapping(t), Now: clock.Now,
@@ -695,7 +678,7 @@ func TestJWTStripHeaders(t *testing.T) {
 // seeds was signed for.
 func FuzzJWTIdentify(f *testing.F) {
 	keys := jwtTestKeys()
-	clock := &jwtClock{now: jwtTestStart}
+	clock := fakeclock.At(jwtTestStart)
 	now := clock.Now()
 	j := newTestJWT(f, JWTConfig{
 		Issuer: jwtTestIssuer, Audiences: []string{jwtTestAudience},

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/sensegate/sensegate/tooling/fakeclock"
 )
 
 // runSessionStoreTests is the SessionStore conformance suite; every
@@ -46,7 +48,7 @@ func runSessionStoreTests(t *testing.T, newStore func(t *testing.T, now func() t
 		}
 	})
 	t.Run("ttl", func(t *testing.T) {
-		clock := &fakeClock{}
+		clock := fakeclock.New()
 		s := newStore(t, clock.Now)
 		s.Put(ctx, "short", []byte("x"), time.Minute)
 		s.Put(ctx, "long", []byte("y"), time.Hour)
@@ -77,7 +79,7 @@ func TestMemorySessions(t *testing.T) {
 
 func TestMemorySessionsSweep(t *testing.T) {
 	ctx := context.Background()
-	clock := &fakeClock{}
+	clock := fakeclock.New()
 	m := NewMemorySessions(clock.Now)
 	for i := range 100 {
 		m.Put(ctx, fmt.Sprint(i), []byte("x"), time.Minute)

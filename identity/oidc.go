@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/sensegate/sensegate/seal"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"golang.org/x/oauth2"
@@ -78,10 +79,10 @@ type OIDCConfig struct {
 	// __Host- prefix turned into __Secure- (a __Host- cookie must have
 	// path /).
 	CookieName string
-	// CookieKeys are AES-256-GCM keys of 32 bytes sealing the cookies and
-	// the stored sessions: the first seals, all open, so a key is rotated
-	// by putting the new one first and dropping the old one after
-	// SessionLifetime. Required.
+	// CookieKeys are AES-256-GCM keys of seal.KeySize (32) bytes sealing
+	// the cookies and the stored sessions: the first seals, all open, so a
+	// key is rotated by putting the new one first and dropping the old one
+	// after SessionLifetime. Required.
 	CookieKeys [][]byte
 	// Secure marks the cookies Secure (for HTTPS).
 	Secure bool
@@ -118,7 +119,7 @@ type OIDC struct {
 	redirectPath string
 	mapping      *Mapping
 	store        SessionStore
-	cipher       *cookieCipher
+	ring         *seal.Ring
 	cookieName   string
 	loginCookie  string
 	secure       bool
@@ -167,7 +168,7 @@ func NewOIDC(ctx context.Context, cfg OIDCConfig) (*OIDC, error) {
 	if cfg.Sessions == nil {
 		bad("Sessions is required (NewMemorySessions for a single replica)")
 	}
-	ciph, err := newCookieCipher(cfg.CookieKeys)
+	ring, err := seal.New(cfg.CookieKeys)
 	if err != nil {
 		bad("CookieKeys: %w", err)
 	}
@@ -246,7 +247,7 @@ func NewOIDC(ctx context.Context, cfg OIDCConfig) (*OIDC, error) {
 		redirectPath: redirectPath,
 		mapping:      cfg.Mapping,
 		store:        cfg.Sessions,
-		cipher:       ciph,
+		ring:         ring,
 		cookieName:   cfg.CookieName,
 		loginCookie:  loginCookieName(cfg.CookieName),
 		secure:       cfg.Secure,
@@ -362,7 +363,7 @@ func (o *OIDC) notSignedIn(r *http.Request) error {
 func (o *OIDC) sessionID(r *http.Request) (string, bool, error) {
 	var id string
 	for _, c := range r.CookiesNamed(o.cookieName) {
-		v, err := o.cipher.open(o.cookieName, c.Value)
+		v, err := openString(o.ring, o.cookieName, c.Value)
 		if err != nil {
 			continue
 		}
@@ -409,7 +410,7 @@ func (o *OIDC) load(ctx context.Context, id string) (*oidcSession, error) {
 	// The session is sealed with the keys that opened its cookie, so one
 	// that does not open or decode was altered in the store (or written
 	// by something else): it ends.
-	plain, err := o.cipher.open("session "+id, string(data))
+	plain, err := openString(o.ring, "session "+id, string(data))
 	if err != nil {
 		o.log.Warn("stored session does not open")
 		o.store.Delete(ctx, id)
@@ -440,7 +441,7 @@ func (o *OIDC) save(ctx context.Context, id string, s *oidcSession) error {
 	if err != nil {
 		return fmt.Errorf("identity: oidc: encode session: %w", err)
 	}
-	if err := o.store.Put(ctx, id, []byte(o.cipher.seal("session "+id, data)), ttl); err != nil {
+	if err := o.store.Put(ctx, id, []byte(sealString(o.ring, "session "+id, data)), ttl); err != nil {
 		return fmt.Errorf("identity: oidc: session store: %w", err)
 	}
 	return nil
@@ -588,7 +589,7 @@ func (o *OIDC) serveLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.SetCookie(w, &http.Cookie{
-		Name: o.loginCookie, Value: o.cipher.seal(o.loginCookie, data), Path: o.prefix,
+		Name: o.loginCookie, Value: sealString(o.ring, o.loginCookie, data), Path: o.prefix,
 		MaxAge: int(loginCookieLifetime / time.Second), HttpOnly: true, Secure: o.secure, SameSite: http.SameSiteLaxMode,
 	})
 	w.Header().Set("Cache-Control", "no-store")
@@ -698,7 +699,7 @@ func (o *OIDC) serveCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.SetCookie(w, &http.Cookie{
-		Name: o.cookieName, Value: o.cipher.seal(o.cookieName, []byte(id)), Path: "/",
+		Name: o.cookieName, Value: sealString(o.ring, o.cookieName, []byte(id)), Path: "/",
 		MaxAge: int(o.lifetime / time.Second), HttpOnly: true, Secure: o.secure, SameSite: http.SameSiteLaxMode,
 	})
 	o.log.Info("signed in", zap.String("user", u.String()), zap.String("sub", idt.Subject), zap.Bool("refresh_token", tok.RefreshToken != ""))
@@ -709,7 +710,7 @@ func (o *OIDC) serveCallback(w http.ResponseWriter, r *http.Request) {
 // loginState returns the request's unexpired sign-in in progress.
 func (o *OIDC) loginState(r *http.Request) (loginState, bool) {
 	for _, c := range r.CookiesNamed(o.loginCookie) {
-		plain, err := o.cipher.open(o.loginCookie, c.Value)
+		plain, err := openString(o.ring, o.loginCookie, c.Value)
 		if err != nil {
 			continue
 		}

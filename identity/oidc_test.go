@@ -24,6 +24,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/sensegate/sensegate/tooling/devidp"
+	"github.com/sensegate/sensegate/tooling/fakeclock"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
@@ -55,25 +56,6 @@ var opUsers = []devidp.User{{
 var wantUser = User{Directory: "ZITADEL", ID: "test-user", Attributes: []Attribute{
 	{Key: "Group", Value: "analysts"}, {Key: "Group", Value: "sales"}, {Key: "email", Value: "test-user@zitadel.ch"},
 }}
-
-// fakeClock is the real time moved forward by Advance: the OP keeps the
-// real time, so tokens it issues stay valid unless a test moves past them.
-type fakeClock struct {
-	mu  sync.Mutex
-	off time.Duration
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return time.Now().Add(c.off)
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.off += d
-}
 
 // testOP is a devidp OpenID Provider with the RP side's view of its token
 // endpoint: it is the http.RoundTripper of the RPs' clients.
@@ -241,7 +223,7 @@ type testRP struct {
 	srv     *httptest.Server
 	o       *OIDC
 	store   *MemorySessions
-	clock   *fakeClock
+	clock   *fakeclock.Clock
 	logs    *observer.ObservedLogs
 	browser *browser
 	keys    [][]byte
@@ -262,7 +244,10 @@ func newTestRP(t *testing.T, o *testOP, clientID string, mod func(*OIDCConfig)) 
 	mux := http.NewServeMux()
 	srv := httptest.NewTLSServer(mux)
 	t.Cleanup(srv.Close)
-	clock := &fakeClock{}
+	// The OP signs with the real time: the RP's clock starts there, so
+	// that the tokens the OP issues stay valid unless a test moves past
+	// them.
+	clock := fakeclock.At(time.Now())
 	core, logs := observer.New(zapcore.DebugLevel)
 	store := NewMemorySessions(clock.Now)
 	rp := &testRP{op: o, srv: srv, store: store, clock: clock, logs: logs, keys: [][]byte{randomKey()}}
@@ -601,7 +586,7 @@ func TestOIDCCookies(t *testing.T) {
 	if !ok || err != nil {
 		t.Fatalf("no session id: %v", err)
 	}
-	other, _ := newCookieCipher([][]byte{randomKey()})
+	other := testRing(t, randomKey())
 
 	withCookie := func(v string) *http.Request {
 		r := httptest.NewRequest("GET", "/sense/app/1?sheet=a%20b", nil)
@@ -611,7 +596,7 @@ func TestOIDCCookies(t *testing.T) {
 	raw, _ := base64.RawURLEncoding.DecodeString(c.Value)
 	raw[len(raw)/2] ^= 1
 	tampered := base64.RawURLEncoding.EncodeToString(raw)
-	forLogin := rp.o.cipher.seal(testLoginCookie, []byte(id))
+	forLogin := sealString(rp.o.ring, testLoginCookie, []byte(id))
 
 	tests := []struct {
 		name string
@@ -619,9 +604,9 @@ func TestOIDCCookies(t *testing.T) {
 	}{
 		{"no cookie", httptest.NewRequest("GET", "/sense/app/1", nil)},
 		{"tampered", withCookie(tampered)},
-		{"other key", withCookie(other.seal(testSessionCookie, []byte(id)))},
+		{"other key", withCookie(sealString(other, testSessionCookie, []byte(id)))},
 		{"sealed for the login cookie", withCookie(forLogin)},
-		{"unknown session id", withCookie(rp.o.cipher.seal(testSessionCookie, []byte(randomToken())))},
+		{"unknown session id", withCookie(sealString(rp.o.ring, testSessionCookie, []byte(randomToken())))},
 		{"garbage", withCookie("not a cookie")},
 	}
 	for _, tt := range tests {
@@ -642,7 +627,7 @@ func TestOIDCCookies(t *testing.T) {
 	// valid session cookies is refused rather than served as either.
 	t.Run("two valid cookies of different sessions", func(t *testing.T) {
 		r := httptest.NewRequest("GET", "/", nil)
-		r.AddCookie(&http.Cookie{Name: testSessionCookie, Value: rp.o.cipher.seal(testSessionCookie, []byte(randomToken()))})
+		r.AddCookie(&http.Cookie{Name: testSessionCookie, Value: sealString(rp.o.ring, testSessionCookie, []byte(randomToken()))})
 		r.AddCookie(c)
 		u, err := rp.o.Identify(r)
 		var ie *Error
@@ -675,8 +660,7 @@ func TestOIDCCookies(t *testing.T) {
 		if u, err := rotated.Identify(r); err != nil || u.ID != wantUser.ID {
 			t.Errorf("Identify with the old key second = %v, %v; want %v", u, err, wantUser)
 		}
-		newOnly, _ := newCookieCipher([][]byte{newKey})
-		if _, err := newOnly.open("x", rotated.cipher.seal("x", []byte("v"))); err != nil {
+		if _, err := openString(testRing(t, newKey), "x", sealString(rotated.ring, "x", []byte("v"))); err != nil {
 			t.Errorf("after rotation the new key does not seal: %v", err)
 		}
 		dropped, _ := NewOIDC(context.Background(), OIDCConfig{
@@ -1053,13 +1037,13 @@ func TestOIDCLogsNoSecrets(t *testing.T) {
 		}
 		secrets[fmt.Sprintf("cookie %d %s", i, c.Name)] = c.Value
 		if c.Name == testLoginCookie {
-			plain, _ := rp.o.cipher.open(c.Name, c.Value)
+			plain, _ := openString(rp.o.ring, c.Name, c.Value)
 			var ls loginState
 			json.Unmarshal(plain, &ls)
 			secrets["pkce verifier"] = ls.Verifier
 		}
 		if c.Name == testSessionCookie {
-			id, _ := rp.o.cipher.open(c.Name, c.Value)
+			id, _ := openString(rp.o.ring, c.Name, c.Value)
 			secrets["session id"] = string(id)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sensegate/sensegate/identity"
+	"github.com/sensegate/sensegate/tooling/fakeclock"
 )
 
 // A user over the login rate gets a *RateLimitError saying when to come
@@ -15,7 +16,7 @@ import (
 // refills at the configured rate; attributes and case do not make another
 // user.
 func TestBrokerLoginRate(t *testing.T) {
-	clock := &testClock{now: time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)}
+	clock := fakeclock.New()
 	login := newFakeLogin()
 	jar := NewMemory(time.Hour, clock.Now)
 	b := NewBroker(jar, login, BrokerOptions{Now: clock.Now, LoginRate: LoginRate{PerMinute: 2, Burst: 2}})

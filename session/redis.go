@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
+	"github.com/sensegate/sensegate/seal"
 	"go.uber.org/zap"
 )
 
@@ -108,7 +109,7 @@ type Redis struct {
 	prefix     string // of entries
 	lockPrefix string
 	idle       time.Duration
-	seal       *sealer
+	ring       *seal.Ring
 	local      *localCache // nil: none
 	log        *zap.Logger
 }
@@ -119,9 +120,9 @@ type RedisOptions struct {
 	// (DefaultRedisPrefix if ""): entries are Prefix+"jar:"+user key,
 	// login locks Prefix+"lock:"+user key.
 	Prefix string
-	// Keys are the AES-256 keys, KeySize bytes each. The first encrypts,
-	// all decrypt: to rotate, put a new key first and keep the old one
-	// second for an idle timeout. Required.
+	// Keys are the AES-256 keys, seal.KeySize bytes each. The first
+	// encrypts, all decrypt: to rotate, put a new key first and keep the
+	// old one second for an idle timeout. Required.
 	Keys [][]byte
 	// Idle is the idle timeout, Qlik's session inactivity timeout: an
 	// entry not read for this long expires. 0 means entries never expire.
@@ -144,9 +145,9 @@ type RedisOptions struct {
 // NewRedis returns a Store over c, which the caller keeps and closes. It
 // fails only on bad Keys.
 func NewRedis(c redis.UniversalClient, opts RedisOptions) (*Redis, error) {
-	s, err := newSealer(opts.Keys)
+	ring, err := seal.New(opts.Keys)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("session: encryption keys: %w", err)
 	}
 	prefix := opts.Prefix
 	if prefix == "" {
@@ -154,7 +155,7 @@ func NewRedis(c redis.UniversalClient, opts RedisOptions) (*Redis, error) {
 	}
 	r := &Redis{
 		c: c, prefix: prefix + redisJarNS, lockPrefix: prefix + redisLockNS,
-		idle: max(opts.Idle, 0), seal: s, log: opts.Logger,
+		idle: max(opts.Idle, 0), ring: ring, log: opts.Logger,
 	}
 	if r.log == nil {
 		r.log = zap.NewNop()
@@ -206,14 +207,14 @@ func (r *Redis) encode(rk string, e Entry) ([]byte, error) {
 	v := make([]byte, 0, redisDigestEnd+len(plain)+64)
 	v = append(v, redisFormat)
 	v = append(v, d[:]...)
-	return r.seal.seal(v, plain, []byte(rk)), nil
+	return r.ring.Seal(v, plain, []byte(rk)), nil
 }
 
 func (r *Redis) decode(rk string, v []byte) (Entry, error) {
 	if len(v) < redisDigestEnd || v[0] != redisFormat {
 		return Entry{}, errors.New("session: not a jar value")
 	}
-	plain, err := r.seal.open(v[redisDigestEnd:], []byte(rk))
+	plain, err := r.ring.Open(v[redisDigestEnd:], []byte(rk))
 	if err != nil {
 		return Entry{}, err
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/sensegate/sensegate/identity"
+	"github.com/sensegate/sensegate/seal"
 )
 
 // RedisSessions is an identity.SessionStore in Redis, so that replicas
@@ -18,7 +19,7 @@ import (
 type RedisSessions struct {
 	c      redis.UniversalClient
 	prefix string
-	seal   *sealer
+	ring   *seal.Ring
 }
 
 // RedisSessionsOptions configure RedisSessions.
@@ -33,15 +34,15 @@ type RedisSessionsOptions struct {
 // NewRedisSessions returns a SessionStore over c, which the caller keeps
 // and closes. It fails only on bad Keys.
 func NewRedisSessions(c redis.UniversalClient, opts RedisSessionsOptions) (*RedisSessions, error) {
-	s, err := newSealer(opts.Keys)
+	ring, err := seal.New(opts.Keys)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("session: encryption keys: %w", err)
 	}
 	prefix := opts.Prefix
 	if prefix == "" {
 		prefix = DefaultRedisPrefix
 	}
-	return &RedisSessions{c: c, prefix: prefix + redisLoginNS, seal: s}, nil
+	return &RedisSessions{c: c, prefix: prefix + redisLoginNS, ring: ring}, nil
 }
 
 // Get implements identity.SessionStore. A value that does not decrypt is
@@ -55,7 +56,7 @@ func (s *RedisSessions) Get(ctx context.Context, id string) ([]byte, bool, error
 	if err != nil {
 		return nil, false, fmt.Errorf("session: redis get: %w", err)
 	}
-	data, err := s.seal.open(v, []byte(k))
+	data, err := s.ring.Open(v, []byte(k))
 	if err != nil {
 		return nil, false, nil
 	}
@@ -69,7 +70,7 @@ func (s *RedisSessions) Put(ctx context.Context, id string, data []byte, ttl tim
 		return s.Delete(ctx, id)
 	}
 	k := s.prefix + id
-	if err := s.c.Set(ctx, k, s.seal.seal(nil, data, []byte(k)), ttl).Err(); err != nil {
+	if err := s.c.Set(ctx, k, s.ring.Seal(nil, data, []byte(k)), ttl).Err(); err != nil {
 		return fmt.Errorf("session: redis set: %w", err)
 	}
 	return nil

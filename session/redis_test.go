@@ -3,18 +3,22 @@ package session
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
 	"net"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/redis/go-redis/v9"
+	"github.com/sensegate/sensegate/seal"
+	"github.com/sensegate/sensegate/tooling/fakeclock"
 )
 
 var (
-	keyOld = bytes.Repeat([]byte{0x01}, KeySize)
-	keyNew = bytes.Repeat([]byte{0x02}, KeySize)
+	keyOld = bytes.Repeat([]byte{0x01}, seal.KeySize)
+	keyNew = bytes.Repeat([]byte{0x02}, seal.KeySize)
 )
 
 // newRedisStore returns a Redis store on srv under a prefix of its own;
@@ -52,7 +56,7 @@ func TestRedisStore(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			runStoreTests(t, func(t *testing.T, idle time.Duration) (Store, func(time.Duration)) {
-				clock := &testClock{now: time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)}
+				clock := fakeclock.New()
 				// localTTL is in the suite's time, like idle.
 				s := newRedisStore(t, srv, c, RedisOptions{Idle: redisIdle, LocalTTL: localTTL, Now: clock.Now})
 				advance := func(d time.Duration) {
@@ -145,22 +149,62 @@ func TestRedisKeyRotation(t *testing.T) {
 }
 
 func TestNewRedisRejectsBadKeys(t *testing.T) {
-	for _, keys := range [][][]byte{nil, {make([]byte, 16)}, {keyNew, make([]byte, 31)}} {
-		if _, err := NewRedis(nil, RedisOptions{Keys: keys}); err == nil {
-			t.Errorf("NewRedis with %d keys of sizes %v = nil error", len(keys), keySizes(keys))
+	tests := []struct {
+		keys [][]byte
+		want string
+	}{
+		{nil, "session: encryption keys: at least one key is required"},
+		{[][]byte{make([]byte, 16)}, "session: encryption keys: key 0 is 16 bytes, want 32"},
+		{[][]byte{keyNew, make([]byte, 31)}, "session: encryption keys: key 1 is 31 bytes, want 32"},
+	}
+	for _, tt := range tests {
+		if _, err := NewRedis(nil, RedisOptions{Keys: tt.keys}); err == nil || err.Error() != tt.want {
+			t.Errorf("NewRedis = %v, want %q", err, tt.want)
 		}
-		if _, err := NewRedisSessions(nil, RedisSessionsOptions{Keys: keys}); err == nil {
-			t.Errorf("NewRedisSessions with %d keys of sizes %v = nil error", len(keys), keySizes(keys))
+		if _, err := NewRedisSessions(nil, RedisSessionsOptions{Keys: tt.keys}); err == nil || err.Error() != tt.want {
+			t.Errorf("NewRedisSessions = %v, want %q", err, tt.want)
 		}
 	}
 }
 
-func keySizes(keys [][]byte) []int {
-	var n []int
-	for _, k := range keys {
-		n = append(n, len(k))
+// TestRedisValuesSealedBeforeSeal: values the Redis stores wrote before
+// package seal (with session's own sealer, keyOld, the default prefix)
+// still read, also with keyOld second after a rotation.
+func TestRedisValuesSealedBeforeSeal(t *testing.T) {
+	const (
+		jarKey   = `sensegate:jar:ACME\alice`
+		jarValue = "014a2cb336c4fce6d93b7069c0ba78bef92b1eb0857f6b3fde09a5ad3ff541f0e2" +
+			"09ae60d27faac8dedfb29f8016faab4a916f35caf3a48442f32eec663942ce0a6d5fc9b4f06892486aff32d8a59a56f4a6" +
+			"d2646e54471f20ba4b8a8d67144b6ba372d2ce9f940281ac32f9dc2823d56f7a3961b2a8de9e03352c9b1fa66213e5"
+		loginKey   = "sensegate:login:abc"
+		loginValue = "9db9d044ec2b3a274131052e26aec445a37bbb6574e58f39f0aa354ed563bd11d27ca3a80e348343c4"
+	)
+	srv := startRedis(t)
+	c := srv.client(t)
+	ctx := context.Background()
+	for k, v := range map[string]string{jarKey: jarValue, loginKey: loginValue} {
+		raw, err := hex.DecodeString(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Set(ctx, k, raw, time.Hour).Err(); err != nil {
+			t.Fatal(err)
+		}
 	}
-	return n
+	want := Entry{Cookie: "alice-cookie", CSRFToken: "csrf", Created: time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC), Node: "n1"}
+	for _, keys := range [][][]byte{{keyOld}, {keyNew, keyOld}} {
+		jar := newRedisStore(t, srv, c, RedisOptions{Prefix: DefaultRedisPrefix, Keys: keys})
+		if e, ok, err := jar.Get(ctx, `ACME\alice`); !ok || err != nil || !cmp.Equal(e, want) {
+			t.Errorf("with %d keys: jar Get = %+v, %v, %v; want %+v", len(keys), e, ok, err, want)
+		}
+		logins, err := NewRedisSessions(c, RedisSessionsOptions{Keys: keys})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if data, ok, err := logins.Get(ctx, "abc"); !ok || err != nil || string(data) != "login-session" {
+			t.Errorf("with %d keys: login Get = %q, %v, %v; want login-session", len(keys), data, ok, err)
+		}
+	}
 }
 
 // Two replicas: A invalidates the cookie Qlik refused while B already
@@ -171,8 +215,8 @@ func TestRedisDeleteAcrossReplicas(t *testing.T) {
 	ctx := context.Background()
 	prefix := srv.prefix()
 	const localTTL = time.Second
-	clockA := &testClock{now: time.Now()}
-	clockB := &testClock{now: time.Now()}
+	clockA := fakeclock.At(time.Now())
+	clockB := fakeclock.At(time.Now())
 	a := newRedisStore(t, srv, srv.client(t), RedisOptions{Prefix: prefix, Idle: time.Hour, LocalTTL: localTTL, Now: clockA.Now})
 	b := newRedisStore(t, srv, srv.client(t), RedisOptions{Prefix: prefix, Idle: time.Hour, LocalTTL: localTTL, Now: clockB.Now})
 	fresh := func() *Redis {

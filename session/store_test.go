@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sensegate/sensegate/tooling/fakeclock"
 )
 
 // storeFactory makes an empty store with the given idle timeout whose clock
@@ -97,23 +99,15 @@ func runStoreTests(t *testing.T, newStore storeFactory) {
 	})
 }
 
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *testClock) Now() time.Time          { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *testClock) Advance(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
-
 func TestMemoryStore(t *testing.T) {
 	runStoreTests(t, func(t *testing.T, idle time.Duration) (Store, func(time.Duration)) {
-		c := &testClock{now: time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)}
+		c := fakeclock.New()
 		return NewMemory(idle, c.Now), c.Advance
 	})
 }
 
 func TestMemorySweepsOnPut(t *testing.T) {
-	c := &testClock{now: time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)}
+	c := fakeclock.New()
 	m := NewMemory(time.Minute, c.Now)
 	ctx := context.Background()
 	for i := 0; i < 1000; i++ {

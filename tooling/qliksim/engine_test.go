@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/gorilla/websocket"
+	"github.com/sensegate/sensegate/tooling/fakeclock"
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
@@ -597,13 +598,13 @@ func TestEngineCSRF(t *testing.T) {
 func TestEngineSessionEnd(t *testing.T) {
 	tests := []struct {
 		name      string
-		end       func(t *testing.T, sim *Sim, clock *fakeClock, c *http.Cookie, bob *websocket.Conn)
+		end       func(t *testing.T, sim *Sim, clock *fakeclock.Clock, c *http.Cookie, bob *websocket.Conn)
 		wantTopic string
 		wantText  string
 	}{
 		{
 			name: "ExpireUser",
-			end: func(t *testing.T, sim *Sim, _ *fakeClock, _ *http.Cookie, _ *websocket.Conn) {
+			end: func(t *testing.T, sim *Sim, _ *fakeclock.Clock, _ *http.Cookie, _ *websocket.Conn) {
 				if n := sim.ExpireUser(`ACME\alice`); n != 1 {
 					t.Errorf("ExpireUser = %d, want 1", n)
 				}
@@ -612,7 +613,7 @@ func TestEngineSessionEnd(t *testing.T) {
 		},
 		{
 			name: "idle timeout",
-			end: func(t *testing.T, sim *Sim, clock *fakeClock, _ *http.Cookie, bob *websocket.Conn) {
+			end: func(t *testing.T, sim *Sim, clock *fakeclock.Clock, _ *http.Cookie, bob *websocket.Conn) {
 				clock.Advance(DefaultSessionTimeout - 10*time.Minute)
 				engCall(t, bob, 2, "EngineVersion", -1) // keeps bob's session alive
 				clock.Advance(11 * time.Minute)
@@ -624,7 +625,7 @@ func TestEngineSessionEnd(t *testing.T) {
 		},
 		{
 			name: "logout",
-			end: func(t *testing.T, sim *Sim, _ *fakeClock, c *http.Cookie, _ *websocket.Conn) {
+			end: func(t *testing.T, sim *Sim, _ *fakeclock.Clock, c *http.Cookie, _ *websocket.Conn) {
 				if r, _ := proxyDo(t, sim, "DELETE", vpURL(sim, "", "/qps/user"), c); r.StatusCode != http.StatusOK {
 					t.Errorf("logout: %d", r.StatusCode)
 				}
@@ -820,7 +821,7 @@ func TestEngineShutdownClosesSockets(t *testing.T) {
 func engNewLoggedSim(t *testing.T, mutate func(*Config)) (*Sim, *observer.ObservedLogs) {
 	t.Helper()
 	core, logs := observer.New(zap.DebugLevel)
-	return startTestSim(t, mutate, Options{Clock: newFakeClock(), SweepInterval: -1, Logger: zap.New(core)}), logs
+	return startTestSim(t, mutate, Options{Clock: fakeclock.New(), SweepInterval: -1, Logger: zap.New(core)}), logs
 }
 
 func TestEngineCSRFLog(t *testing.T) {

@@ -7,30 +7,17 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/sensegate/sensegate/tooling/fakeclock"
 )
-
-// fakeClock is a Clock that moves only when told to.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{now: time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-
-func (c *fakeClock) Advance(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
 
 // newTestSim starts a simulator on loopback ports with a fake clock and no
 // background sweeper; mutate may change the default config first.
-func newTestSim(t *testing.T, mutate func(*Config)) (*Sim, *fakeClock) {
+func newTestSim(t *testing.T, mutate func(*Config)) (*Sim, *fakeclock.Clock) {
 	t.Helper()
-	clock := newFakeClock()
+	clock := fakeclock.New()
 	return startTestSim(t, mutate, Options{Clock: clock, SweepInterval: -1}), clock
 }
 

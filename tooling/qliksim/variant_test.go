@@ -15,6 +15,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/sensegate/sensegate/qlik"
+	"github.com/sensegate/sensegate/tooling/fakeclock"
 )
 
 // The tests of this file play each "session gone" variant of the protocol
@@ -26,18 +27,18 @@ import (
 type varKill struct {
 	name    string
 	unknown bool // the cookie is unknown to QPS afterwards
-	kill    func(t *testing.T, sim *Sim, clock *fakeClock, prefix string)
+	kill    func(t *testing.T, sim *Sim, clock *fakeclock.Clock, prefix string)
 }
 
 var varKills = []varKill{
-	{"restart", true, func(t *testing.T, sim *Sim, _ *fakeClock, _ string) { sim.ExpireAll() }},
-	{"idle timeout", false, func(t *testing.T, sim *Sim, clock *fakeClock, _ string) {
+	{"restart", true, func(t *testing.T, sim *Sim, _ *fakeclock.Clock, _ string) { sim.ExpireAll() }},
+	{"idle timeout", false, func(t *testing.T, sim *Sim, clock *fakeclock.Clock, _ string) {
 		clock.Advance(DefaultSessionTimeout + time.Second)
 		if n := sim.Sweep(); n == 0 {
 			t.Fatal("Sweep() ended no session")
 		}
 	}},
-	{"logout elsewhere", false, func(t *testing.T, sim *Sim, _ *fakeClock, prefix string) {
+	{"logout elsewhere", false, func(t *testing.T, sim *Sim, _ *fakeclock.Clock, prefix string) {
 		if st, b := qpsDo(t, qpsClient(t, sim), "DELETE", qpsPath(sim, prefix, "user/ACME/alice"), nil); st != http.StatusOK {
 			t.Fatalf("DELETE user: %d %s", st, b)
 		}
