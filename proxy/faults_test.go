@@ -3,15 +3,10 @@ package proxy
 import (
 	"context"
 	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
-	"net/netip"
-	"net/url"
 	"runtime"
 	"strings"
 	"sync"
@@ -20,11 +15,10 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/sensegate/sensegate/identity"
 	"github.com/sensegate/sensegate/session"
 	"github.com/sensegate/sensegate/ticket"
+	"github.com/sensegate/sensegate/tooling/fakeclock"
 	"github.com/sensegate/sensegate/tooling/qliksim"
-	"github.com/sensegate/sensegate/tooling/qliksim/qliksimtest"
 	"github.com/sensegate/sensegate/tooling/redistest"
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
@@ -43,96 +37,32 @@ const (
 	faultBackoff    = 5 * time.Millisecond
 )
 
-// faultEnv is sensegate in front of a simulator, built like serve builds
-// it, with the QPS client's timeout, retries and backoff short.
+// faultEnv is env with the QPS client's timeout, retries and backoff
+// short, sensegate's logs observed, and users on a client of their own.
 type faultEnv struct {
-	sim     *qliksim.Sim
-	h       *Handler
-	front   *httptest.Server
-	tickets *ticket.Client
-	qlikTr  *http.Transport
-	client  *http.Client // the users' client: its own transport, so its idle connections can be closed
-	logs    *observer.ObservedLogs
+	*env
+	client *http.Client // the users' client: its own transport, so its idle connections can be closed
+	logs   *observer.ObservedLogs
 }
 
-type faultOptions struct {
-	sim func(*qliksim.Config)
-	// jar is the session store (nil: memory).
-	jar session.Store
-	// roots is what sensegate trusts for Qlik (nil: the simulator's root).
-	roots *x509.CertPool
-	// client is the QPS client certificate (nil: the simulator's).
-	client *qliksim.CertFiles
-	// quiet logs nothing, for loops whose logs would fill memory.
-	quiet bool
-	// qpsTimeout bounds a QPS call (faultQPSTimeout if 0): tests that do
-	// not time QPS out give concurrent logins more room.
-	qpsTimeout time.Duration
-}
-
-func newFaultEnv(t *testing.T, o faultOptions) *faultEnv {
+// newFaultEnv is newEnvWith(ec, opts) with the QPS client's retries and
+// backoff short and its timeout faultQPSTimeout unless ec sets one (tests
+// that do not time QPS out give concurrent logins more room). Sensegate's
+// logs go to the test and are observed, unless ec brings a logger of its
+// own (zap.NewNop() for loops whose logs would fill memory).
+func newFaultEnv(t *testing.T, ec envConfig, opts ...envOption) *faultEnv {
 	t.Helper()
-	sim := qliksimtest.Start(t, o.sim, qliksim.Options{})
-	pool := o.roots
-	if pool == nil {
-		var err error
-		if pool, err = sim.Certs().RootPool(); err != nil {
-			t.Fatal(err)
-		}
+	if ec.tickets.Timeout == 0 {
+		ec.tickets.Timeout = faultQPSTimeout
 	}
-	certs := sim.Certs()
-	if o.client != nil {
-		certs = *o.client
-	}
-	cert, err := ticket.LoadClientCert(certs.Client, certs.ClientKey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ec.tickets.Retries, ec.tickets.Backoff = faultRetries, faultBackoff
 	core, logs := observer.New(zapcore.DebugLevel)
-	log := zap.NewNop()
-	if !o.quiet {
-		log = zaptest.NewLogger(t, zaptest.WrapOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return zapcore.NewTee(c, core) })))
+	if ec.log == nil {
+		ec.log = zaptest.NewLogger(t, zaptest.WrapOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return zapcore.NewTee(c, core) })))
 	}
-	proxyURL, _ := url.Parse(sim.ProxyURL())
-	qpsURL, _ := url.Parse(sim.QPSURL())
-	timeout := o.qpsTimeout
-	if timeout == 0 {
-		timeout = faultQPSTimeout
-	}
-	tc, err := ticket.New(ticket.Config{
-		ProxyURL: proxyURL, QPSURL: qpsURL, SessionCookie: qliksim.DefaultCookieName, RootCAs: pool, ClientCert: cert,
-		Timeout: timeout, Retries: faultRetries, Backoff: faultBackoff,
-	}, log.Named("ticket"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	jar := o.jar
-	if jar == nil {
-		jar = session.NewMemory(30*time.Minute, nil)
-	}
-	fe := &faultEnv{sim: sim, tickets: tc, logs: logs}
-	fe.qlikTr = NewTransport(&tls.Config{RootCAs: pool}, 10*time.Second)
-	fe.front = httptest.NewUnstartedServer(nil)
-	pub, _ := url.Parse("http://" + fe.front.Listener.Addr().String())
-	fe.h, err = New(Options{
-		Qlik: proxyURL, CookieName: qliksim.DefaultCookieName, WebsocketCSRF: CSRFOff,
-		Identity:  identity.NewHeader(identity.HeaderOptions{Name: "X-Forwarded-User", Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, DefaultDirectory: "ACME"}),
-		Sessions:  session.NewBroker(jar, tc, session.BrokerOptions{Logger: log.Named("session")}),
-		Transport: fe.qlikTr, PublicURL: pub, Logger: log.Named("proxy"),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fe.front.Config.Handler = fe.h
-	fe.front.Start()
+	fe := &faultEnv{env: newEnvWith(t, ec, opts...), logs: logs}
 	fe.client = &http.Client{Transport: &http.Transport{}, Timeout: 20 * time.Second}
-	t.Cleanup(func() {
-		fe.front.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		fe.h.Shutdown(ctx)
-		fe.closeIdle()
-	})
+	t.Cleanup(fe.client.CloseIdleConnections)
 	return fe
 }
 
@@ -274,7 +204,7 @@ func (fe *faultEnv) startLeakCheck() goleak.Option {
 // most 1+retries ticket requests; once the fault clears, the next request
 // logs in, with no restart.
 func TestFaultQPSTransient(t *testing.T) {
-	fe := newFaultEnv(t, faultOptions{})
+	fe := newFaultEnv(t, envConfig{})
 	fe.wantHub(t, "warm", "before the faults")
 	tests := []struct {
 		name string
@@ -335,7 +265,7 @@ func TestFaultQPSTransient(t *testing.T) {
 // an HTML page with the request id, and a refused handshake with the
 // status and Retry-After.
 func TestFaultQPSTransientBrowserAndWebsocket(t *testing.T) {
-	fe := newFaultEnv(t, faultOptions{})
+	fe := newFaultEnv(t, envConfig{})
 	fe.sim.SetQPSFault(qliksim.Fault5xx)
 	resp, body := fe.get(t, "alice", "/hub/", "Accept", "text/html,application/xhtml+xml")
 	id := resp.Header.Get(HeaderRequestID)
@@ -366,7 +296,7 @@ func TestFaultWrongServerCertificate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fe := newFaultEnv(t, faultOptions{roots: roots})
+	fe := newFaultEnv(t, envConfig{tickets: ticket.Config{RootCAs: roots}})
 	snapshot := fe.startLeakCheck()
 	seq := lastEvent(fe.sim)
 	resp, body := fe.get(t, "alice", "/hub/")
@@ -395,7 +325,11 @@ func TestFaultClientCertificateRejected(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		fe := newFaultEnv(t, faultOptions{client: &other})
+		cert, err := ticket.LoadClientCert(other.Client, other.ClientKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fe := newFaultEnv(t, envConfig{tickets: ticket.Config{ClientCert: cert}})
 		snapshot := fe.startLeakCheck()
 		resp, body := fe.get(t, "alice", "/hub/")
 		wantError(t, "GET /hub/ with a client certificate QPS does not trust", resp, body, http.StatusBadGateway)
@@ -405,7 +339,7 @@ func TestFaultClientCertificateRejected(t *testing.T) {
 		fe.noLeaks(t, snapshot)
 	})
 	t.Run("no longer trusted", func(t *testing.T) {
-		fe := newFaultEnv(t, faultOptions{})
+		fe := newFaultEnv(t, envConfig{})
 		fe.wantHub(t, "warm", "before the fault")
 		snapshot := fe.startLeakCheck()
 		fe.sim.SetQPSFault(qliksim.FaultCertRejected)
@@ -432,7 +366,7 @@ func TestFaultClientCertificateRejected(t *testing.T) {
 // one, so that no request can meet two restarts (its replay would then
 // get 502: a request is replayed once).
 func TestFaultQlikRestartsUnderLoad(t *testing.T) {
-	fe := newFaultEnv(t, faultOptions{qpsTimeout: 10 * time.Second})
+	fe := newFaultEnv(t, envConfig{tickets: ticket.Config{Timeout: 10 * time.Second}})
 	const users, restarts = 12, 3
 	snapshot := fe.startLeakCheck()
 	var (
@@ -554,13 +488,13 @@ func TestFaultRedisDownAndBack(t *testing.T) {
 	t.Cleanup(func() { rc.Close() })
 	key := make([]byte, 32)
 	rand.Read(key)
-	clock := &simClock{now: time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)}
+	clock := fakeclock.New()
 	const localTTL = time.Second
 	jar, err := session.NewRedis(rc, session.RedisOptions{Prefix: rdb.Prefix(), Keys: [][]byte{key}, Idle: 30 * time.Minute, LocalTTL: localTTL, Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	fe := newFaultEnv(t, faultOptions{jar: jar, qpsTimeout: 10 * time.Second})
+	fe := newFaultEnv(t, envConfig{jars: []session.Store{jar}, tickets: ticket.Config{Timeout: 10 * time.Second}})
 	fe.wantHub(t, "alice", "before the outage")
 	fe.wantHub(t, "alice", "before the outage, again") // read from Redis: now in the local cache
 	snapshot := fe.startLeakCheck()
@@ -609,7 +543,8 @@ func TestFaultRedisDownAndBack(t *testing.T) {
 // per failed login. The bound is generous (GC and pools vary), but a
 // connection, buffer or goroutine kept per failed request exceeds it.
 func TestFaultsKeepNoMemory(t *testing.T) {
-	fe := newFaultEnv(t, faultOptions{quiet: true, qpsTimeout: 10 * time.Second, sim: func(c *qliksim.Config) { c.MaxEvents = 64 }})
+	fe := newFaultEnv(t, envConfig{log: zap.NewNop(), tickets: ticket.Config{Timeout: 10 * time.Second}},
+		func(c *qliksim.Config, _ *Options) { c.MaxEvents = 64 })
 	faults := []qliksim.QPSFault{qliksim.Fault5xx, qliksim.FaultClose, qliksim.FaultBadJSON, qliksim.FaultDown}
 	round := func() {
 		for i, f := range faults {

@@ -17,8 +17,11 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/sensegate/sensegate/qlik"
+	"github.com/sensegate/sensegate/ticket"
 	"github.com/sensegate/sensegate/tooling/qliksim"
 	"go.uber.org/goleak"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest"
 )
 
 // loadShape sizes TestIsolationUnderLoad. The run is bounded by
@@ -267,7 +270,10 @@ func (l *loadRun) await(m *milestone, what string) {
 // over it gets, are tested on their own), and logs stop at info level.
 func newLoadEnv(t *testing.T, users int, mutate func(*qliksim.Config)) *env {
 	t.Helper()
-	return newEnvWith(t, envConfig{qpsMax: users, qpsTimeout: 30 * time.Second, infoLogs: true},
+	return newEnvWith(t, envConfig{
+		tickets: ticket.Config{MaxConcurrent: users, Timeout: 30 * time.Second},
+		log:     zaptest.NewLogger(t, zaptest.Level(zapcore.InfoLevel)),
+	},
 		func(cfg *qliksim.Config, _ *Options) { mutate(cfg) })
 }
 

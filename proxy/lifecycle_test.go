@@ -17,21 +17,13 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/sensegate/sensegate/identity"
 	"github.com/sensegate/sensegate/session"
+	"github.com/sensegate/sensegate/tooling/fakeclock"
 	"github.com/sensegate/sensegate/tooling/qliksim"
 )
 
-// simClock is a settable clock for the simulator.
-type simClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *simClock) Now() time.Time          { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *simClock) Advance(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
-
 func TestIdleTimeoutRecoveredWithoutRedirect(t *testing.T) {
-	clock := &simClock{now: time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)}
-	e := newEnvClock(t, clock)
+	clock := fakeclock.New()
+	e := newEnvWith(t, envConfig{clock: clock})
 	if resp, _ := e.do(t, "GET", "/hub/", "alice"); resp.StatusCode != 200 {
 		t.Fatal(resp.Status)
 	}

@@ -34,10 +34,6 @@ type observedEnv struct {
 	cookies []string // every Qlik session cookie the broker got
 }
 
-// brokerRef lets a test build the broker after newEnv made the ticket
-// client it needs; the handler sees the broker's methods through it.
-type brokerRef struct{ *session.Broker }
-
 func newObservedEnv(t *testing.T, opts ...envOption) *observedEnv {
 	t.Helper()
 	reg := admin.NewRegistry()
@@ -51,12 +47,9 @@ func newObservedEnv(t *testing.T, opts ...envOption) *observedEnv {
 	}
 	core, logs := observer.New(zapcore.InfoLevel)
 	audit := NewAudit(zap.New(core).Named("audit"))
-	ref := &brokerRef{}
-	opts = append(opts, func(_ *qliksim.Config, o *Options) {
-		o.Metrics, o.Audit, o.Sessions = pm, audit, ref
-	})
-	oe := &observedEnv{env: newEnv(t, opts...), audit: logs}
-	ref.Broker = session.NewBroker(session.NewMemory(30*time.Minute, nil), oe.tickets, session.BrokerOptions{
+	opts = append(opts, func(_ *qliksim.Config, o *Options) { o.Metrics, o.Audit = pm, audit })
+	oe := &observedEnv{audit: logs, admin: admin.NewServer(admin.Options{Gatherer: reg})}
+	oe.env = newEnvWith(t, envConfig{broker: session.BrokerOptions{
 		Metrics: sm,
 		OnLogin: func(ctx context.Context, u identity.User, e session.Entry, err error) {
 			oe.mu.Lock()
@@ -64,9 +57,7 @@ func newObservedEnv(t *testing.T, opts ...envOption) *observedEnv {
 			oe.mu.Unlock()
 			audit.Login(ctx, u, e, err)
 		},
-	})
-	oe.broker = ref.Broker
-	oe.admin = admin.NewServer(admin.Options{Gatherer: reg})
+	}}, opts...)
 	return oe
 }
 

@@ -81,21 +81,11 @@ func (s *slowLogin) Login(ctx context.Context, u identity.User) (*http.Cookie, e
 }
 
 func TestSlowLoginDoesNotDelayOthers(t *testing.T) {
-	var sl *slowLogin
-	e := newEnv(t)
-	sl = &slowLogin{next: e.tickets, slow: `ACME\slow`, release: make(chan struct{})}
-	broker := session.NewBroker(session.NewMemory(time.Hour, nil), sl, session.BrokerOptions{})
-	opts := e.h.opts
-	opts.Sessions = broker
-	h, err := New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	front := httptest.NewServer(h)
-	defer front.Close()
+	sl := &slowLogin{slow: `ACME\slow`, release: make(chan struct{})}
+	e := newEnvWith(t, envConfig{login: func(l session.Loginer) session.Loginer { sl.next = l; return sl }})
 	slowDone := make(chan int, 1)
 	go func() {
-		req, _ := http.NewRequest("GET", front.URL+"/hub/", nil)
+		req, _ := http.NewRequest("GET", e.front.URL+"/hub/", nil)
 		req.Header.Set("X-Forwarded-User", "slow")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -106,7 +96,7 @@ func TestSlowLoginDoesNotDelayOthers(t *testing.T) {
 		slowDone <- resp.StatusCode
 	}()
 	for i := range 10 {
-		req, _ := http.NewRequest("GET", front.URL+"/hub/", nil)
+		req, _ := http.NewRequest("GET", e.front.URL+"/hub/", nil)
 		req.Header.Set("X-Forwarded-User", fmt.Sprint("fast", i))
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil || resp.StatusCode != 200 {
