@@ -30,9 +30,11 @@ import (
 // The fault matrix: for each failure of Qlik or the session store, what a
 // user gets, how often QPS is called, and that sensegate recovers by
 // itself and leaves no goroutine or memory behind. QPS timeouts are short
-// so that the suite stays fast.
+// so that the suite stays fast, but long enough for a mutual-TLS handshake
+// on a loaded 2-core CI machine under the race detector (400 ms was not:
+// a 5xx attempt timed out before it reached the simulator).
 const (
-	faultQPSTimeout = 400 * time.Millisecond
+	faultQPSTimeout = 1500 * time.Millisecond
 	faultRetries    = 1 // so a login makes at most 2 ticket requests
 	faultBackoff    = 5 * time.Millisecond
 )
