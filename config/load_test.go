@@ -325,6 +325,14 @@ func TestLoadDefaults(t *testing.T) {
 		"admin.listen":            {got.Admin.Listen, "127.0.0.1:9090"},
 		"audit.enabled":           {got.Audit.Enabled, true},
 		"qlik.websocket_per_user": {got.Qlik.WebsocketPerUser, 50},
+		"qlik.replay_limit":       {got.Qlik.ReplayLimit, int64(1048576)},
+		// The defaults the runtime packages own.
+		"identity.oidc.scopes":           {got.Identity.OIDC.Scopes, []string{"openid", "profile", "email"}},
+		"identity.oidc.session_lifetime": {got.Identity.OIDC.SessionLifetime, 12 * time.Hour},
+		"identity.jwt.algorithms":        {got.Identity.JWT.Algorithms, []string{"RS256", "ES256"}},
+		"identity.jwt.clock_skew":        {got.Identity.JWT.ClockSkew, 60 * time.Second},
+		"identity.mapping.user_id_claim": {got.Identity.Mapping.UserIDClaim, "preferred_username"},
+		"identity.mapping.groups_claim":  {got.Identity.Mapping.GroupsClaim, "groups"},
 	} {
 		if !reflect.DeepEqual(tc.got, tc.want) {
 			t.Errorf("%s = %v, want %v", name, tc.got, tc.want)

@@ -18,7 +18,11 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/sensegate/sensegate/identity"
+	"github.com/sensegate/sensegate/proxy"
 	"github.com/sensegate/sensegate/qlik"
+	"github.com/sensegate/sensegate/session"
+	"github.com/sensegate/sensegate/ticket"
 )
 
 // Validate checks c and fills in the parsed forms its accessors return.
@@ -389,9 +393,9 @@ func (q *QlikConfig) validate(v *validator) {
 	validatePrefix(v, q.Prefix)
 
 	if q.SessionCookie == "" {
-		v.required("qlik.session_cookie", "the virtual proxy's session cookie header name, e.g. "+DefaultSessionCookie)
+		v.required("qlik.session_cookie", "the virtual proxy's session cookie header name, e.g. "+qlik.DefaultSessionCookie)
 	} else if !isToken(q.SessionCookie) {
-		v.errorf("qlik.session_cookie", "use the virtual proxy's session cookie header name, e.g. "+DefaultSessionCookie, "%q is not a valid cookie name", q.SessionCookie)
+		v.errorf("qlik.session_cookie", "use the virtual proxy's session cookie header name, e.g. "+qlik.DefaultSessionCookie, "%q is not a valid cookie name", q.SessionCookie)
 	}
 
 	switch {
@@ -409,9 +413,9 @@ func (q *QlikConfig) validate(v *validator) {
 
 	switch {
 	case q.RedeemPath == "":
-		v.required("qlik.redeem_path", "a static resource below the virtual proxy, e.g. "+DefaultRedeemPath)
+		v.required("qlik.redeem_path", "a static resource below the virtual proxy, e.g. "+ticket.DefaultRedeemPath)
 	case !strings.HasPrefix(q.RedeemPath, "/"):
-		v.errorf("qlik.redeem_path", "write a path below the virtual proxy, e.g. "+DefaultRedeemPath, "%q does not start with /", q.RedeemPath)
+		v.errorf("qlik.redeem_path", "write a path below the virtual proxy, e.g. "+ticket.DefaultRedeemPath, "%q does not start with /", q.RedeemPath)
 	case strings.ContainsAny(q.RedeemPath, "?#"):
 		v.errorf("qlik.redeem_path", "write the path alone: sensegate adds the ticket", "%q has a query or fragment", q.RedeemPath)
 	}
@@ -445,7 +449,7 @@ func (q *QlikConfig) validate(v *validator) {
 	q.validatePaths(v)
 
 	v.positive("qlik.session_timeout", q.SessionTimeout, "30m, the virtual proxy's session inactivity timeout")
-	v.positive("qlik.timeout", q.Timeout, "30s")
+	v.positive("qlik.timeout", q.Timeout, proxy.DefaultUpstreamTimeout.String())
 
 	switch q.WebsocketCSRF {
 	case CSRFAuto, CSRFOn, CSRFOff:
@@ -538,12 +542,12 @@ func (q *QPSConfig) validate(v *validator, nodes bool) {
 	}
 	v.keyPair("qlik.qps.client_cert", "qlik.qps.client_key", q.ClientCert, q.ClientKey,
 		"the client.pem exported from the QMC", "the client_key.pem exported from the QMC")
-	v.positive("qlik.qps.timeout", q.Timeout, "10s")
+	v.positive("qlik.qps.timeout", q.Timeout, ticket.DefaultTimeout.String())
 	if q.Retries < 0 || q.Retries > MaxQPSRetries {
 		v.errorf("qlik.qps.retries", fmt.Sprintf("use 0 to %d", MaxQPSRetries), "%d is out of range", q.Retries)
 	}
 	if q.MaxConcurrent < 1 {
-		v.errorf("qlik.qps.max_concurrent", fmt.Sprintf("use a number of calls of 1 or more, e.g. %d: an unbounded number of calls would pile onto a slow QPS", DefaultQPSMaxConcurrent), "%d is not positive", q.MaxConcurrent)
+		v.errorf("qlik.qps.max_concurrent", fmt.Sprintf("use a number of calls of 1 or more, e.g. %d: an unbounded number of calls would pile onto a slow QPS", ticket.DefaultMaxConcurrent), "%d is not positive", q.MaxConcurrent)
 	}
 }
 
@@ -600,7 +604,7 @@ func (o *OIDCConfig) validate(v *validator, public *url.URL) {
 	case o.CookieName == "":
 		// __Host-sensegate_session over https, sensegate_session otherwise.
 	case !isToken(o.CookieName):
-		v.errorf("identity.oidc.cookie_name", "use a plain name such as "+DefaultOIDCCookie+", or leave it empty", "%q is not a valid cookie name", o.CookieName)
+		v.errorf("identity.oidc.cookie_name", "use a plain name such as "+identity.DefaultOIDCCookie+", or leave it empty", "%q is not a valid cookie name", o.CookieName)
 	case (strings.HasPrefix(o.CookieName, "__Host-") || strings.HasPrefix(o.CookieName, "__Secure-")) && public != nil && public.Scheme != "https":
 		v.errorf("identity.oidc.cookie_name", "leave it empty, or make server.public_url https", "%q: browsers keep __Host- and __Secure- cookies only over https, and server.public_url is %s", o.CookieName, public.Scheme)
 	}
@@ -685,7 +689,7 @@ func (j *JWTConfig) validate(v *validator) {
 
 func (m *MappingConfig) validate(v *validator) {
 	if m.UserIDClaim == "" {
-		v.required("identity.mapping.user_id_claim", "the claim with the user id, e.g. "+DefaultUserIDClaim)
+		v.required("identity.mapping.user_id_claim", "the claim with the user id, e.g. "+identity.DefaultUserIDClaim)
 	}
 	if m.UserIDPattern != "" {
 		if _, err := regexp.Compile(m.UserIDPattern); err != nil {
@@ -781,7 +785,7 @@ func (s *StoreConfig) validate(v *validator, id *IdentityConfig) {
 		v.errorf("store.redis.db", "use 0, Redis's default database, or another database number", "%d is negative", r.DB)
 	}
 	if r.KeyPrefix == "" {
-		v.required("store.redis.key_prefix", "a prefix for the names of sensegate's keys, e.g. "+DefaultRedisKeyPrefix)
+		v.required("store.redis.key_prefix", "a prefix for the names of sensegate's keys, e.g. "+session.DefaultRedisPrefix)
 	}
 
 	const keyFix = "generate one with: openssl rand -base64 32, and give every replica the same keys"

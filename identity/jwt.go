@@ -41,9 +41,9 @@ const (
 	DefaultJWKSTimeout = 10 * time.Second
 )
 
-// DefaultJWTAlgorithms are the signature algorithms accepted when
+// DefaultJWTAlgorithms returns the signature algorithms accepted when
 // JWTConfig.Algorithms is empty.
-var DefaultJWTAlgorithms = []string{"RS256", "ES256"}
+func DefaultJWTAlgorithms() []string { return []string{"RS256", "ES256"} }
 
 const (
 	// maxTokenLen caps the token parsed per request. Access tokens with
@@ -369,7 +369,7 @@ func claimsMsg(claims jwt.MapClaims, err error) string {
 // parseAlgorithms checks names (DefaultJWTAlgorithms if empty).
 func parseAlgorithms(names []string) ([]jose.SignatureAlgorithm, []error) {
 	if len(names) == 0 {
-		names = DefaultJWTAlgorithms
+		names = DefaultJWTAlgorithms()
 	}
 	var algs []jose.SignatureAlgorithm
 	var errs []error

@@ -24,12 +24,24 @@ import (
 	"golang.org/x/sync/singleflight"
 )
 
-// Defaults and fixed bounds of the OIDC provider.
+// Defaults of OIDCConfig fields, and of the identity.oidc keys of
+// sensegate's configuration, which takes them from here.
 const (
-	defaultOIDCCookie      = "sensegate_session"
+	// DefaultOIDCCookie is the session cookie's name when
+	// OIDCConfig.CookieName is empty, after "__Host-" when Secure.
+	DefaultOIDCCookie = "sensegate_session"
+	// DefaultOIDCSessionLifetime is the OIDCConfig.SessionLifetime of 0.
+	DefaultOIDCSessionLifetime = 12 * time.Hour
+)
+
+// DefaultOIDCScopes returns the scopes requested when OIDCConfig.Scopes
+// is nil.
+func DefaultOIDCScopes() []string { return []string{oidc.ScopeOpenID, "profile", "email"} }
+
+// Fixed values of the OIDC provider.
+const (
 	hostCookiePrefix       = "__Host-"
 	secureCookiePrefix     = "__Secure-"
-	defaultSessionLifetime = 12 * time.Hour
 	defaultOIDCHTTPTimeout = 30 * time.Second
 	defaultMountPrefix     = "/.sensegate/"
 
@@ -60,7 +72,7 @@ type OIDCConfig struct {
 	// provider. Its path must be {prefix}callback, where prefix is what
 	// Mount receives (by default "/.sensegate/").
 	RedirectURL string
-	// Scopes requested; nil means openid, profile and email. openid is
+	// Scopes requested; nil means DefaultOIDCScopes. openid is
 	// always added. Add offline_access where the provider issues refresh
 	// tokens only for it (Azure AD, Zitadel): without a refresh token a
 	// login lasts SessionLifetime regardless of the ID token's expiry.
@@ -71,9 +83,9 @@ type OIDCConfig struct {
 	// a single replica, a shared store for several.
 	Sessions SessionStore
 	// CookieName is the session cookie. Empty means
-	// "__Host-sensegate_session" when Secure (a __Host- cookie is
+	// "__Host-" + DefaultOIDCCookie when Secure (a __Host- cookie is
 	// host-only, on path /, and only ever set over HTTPS, so a site on a
-	// sibling or parent domain cannot plant one) and "sensegate_session"
+	// sibling or parent domain cannot plant one) and DefaultOIDCCookie
 	// otherwise. A __Host- or __Secure- name needs Secure. The sign-in in
 	// progress uses CookieName + "_login" on the mount path, with a
 	// __Host- prefix turned into __Secure- (a __Host- cookie must have
@@ -88,7 +100,7 @@ type OIDCConfig struct {
 	Secure bool
 	// SessionLifetime is the absolute bound on a login, refreshes
 	// included: the session cookie's Max-Age and the stored session's TTL
-	// (12h if zero).
+	// (DefaultOIDCSessionLifetime if zero).
 	SessionLifetime time.Duration
 	// PostLogoutRedirectURL is sent as post_logout_redirect_uri in
 	// RP-initiated logout; empty means none (the provider decides).
@@ -173,9 +185,9 @@ func NewOIDC(ctx context.Context, cfg OIDCConfig) (*OIDC, error) {
 		bad("CookieKeys: %w", err)
 	}
 	if cfg.CookieName == "" {
-		cfg.CookieName = defaultOIDCCookie
+		cfg.CookieName = DefaultOIDCCookie
 		if cfg.Secure {
-			cfg.CookieName = hostCookiePrefix + defaultOIDCCookie
+			cfg.CookieName = hostCookiePrefix + DefaultOIDCCookie
 		}
 	}
 	if err := (&http.Cookie{Name: cfg.CookieName, Value: "x"}).Valid(); err != nil {
@@ -186,7 +198,7 @@ func NewOIDC(ctx context.Context, cfg OIDCConfig) (*OIDC, error) {
 	}
 	switch {
 	case cfg.SessionLifetime == 0:
-		cfg.SessionLifetime = defaultSessionLifetime
+		cfg.SessionLifetime = DefaultOIDCSessionLifetime
 	case cfg.SessionLifetime < 0:
 		bad("SessionLifetime %v is negative", cfg.SessionLifetime)
 	}
@@ -224,7 +236,7 @@ func NewOIDC(ctx context.Context, cfg OIDCConfig) (*OIDC, error) {
 
 	scopes := []string{oidc.ScopeOpenID}
 	if cfg.Scopes == nil {
-		cfg.Scopes = []string{"profile", "email"}
+		cfg.Scopes = DefaultOIDCScopes()
 	}
 	for _, s := range cfg.Scopes {
 		if s != "" && !slices.Contains(scopes, s) {

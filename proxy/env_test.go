@@ -72,7 +72,8 @@ type envConfig struct {
 	// tickets is the ticket clients' configuration, less what the builder
 	// sets: the simulator's URLs, the options' prefix and cookie name, and,
 	// when unset, RootCAs (which the transport to Qlik trusts too) and
-	// ClientCert from the simulator's export.
+	// ClientCert from the simulator's export, and Retries (0 here:
+	// ticket.DefaultRetries, serve's default; no test needs none).
 	tickets ticket.Config
 	// broker is the brokers' options (a nil Logger: log's "session").
 	broker session.BrokerOptions
@@ -128,6 +129,9 @@ func newEnvWith(t *testing.T, ec envConfig, opts ...envOption) *env {
 		ec.tickets.ClientCert = cert
 	}
 	ec.tickets.Prefix, ec.tickets.SessionCookie = o.Prefix, o.CookieName
+	if ec.tickets.Retries == 0 {
+		ec.tickets.Retries = ticket.DefaultRetries // as serve's default
+	}
 	if o.Identity == nil {
 		o.Identity = identity.NewHeader(identity.HeaderOptions{Name: "X-Forwarded-User", Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}, DefaultDirectory: "ACME"})
 	}

@@ -80,9 +80,16 @@ type CSRFTokener interface {
 	CSRFToken(ctx context.Context, sessionCookie string) (token string, supported bool, err error)
 }
 
-// Defaults of Options.
+// Defaults of Options, and of the qlik keys of sensegate's
+// configuration, which takes them from here.
 const (
-	DefaultReplayLimit      = 1 << 20
+	// DefaultReplayLimit is the usual Options.ReplayLimit and the default
+	// of qlik.replay_limit, in bytes. A zero ReplayLimit buffers no body,
+	// so callers set it.
+	DefaultReplayLimit = 1 << 20
+	// DefaultUpstreamTimeout bounds the wait for an upstream's response
+	// headers on the transports the Handler makes itself (Transport nil,
+	// Routes), and is the default of qlik.timeout.
 	DefaultUpstreamTimeout  = 30 * time.Second
 	DefaultWebsocketReadMax = 256 << 20
 	DefaultWriteWait        = 30 * time.Second
@@ -140,9 +147,11 @@ type Options struct {
 	// (CSRFAuto if empty); CSRF fetches the tokens.
 	WebsocketCSRF CSRFMode
 	CSRF          CSRFTokener
-	// ReplayLimit is the largest request body buffered for a replay after
-	// Qlik refused the session (DefaultReplayLimit if 0; negative: only
-	// requests without a body are replayed).
+	// ReplayLimit is the largest request body, in bytes, buffered for a
+	// replay after Qlik refused the session; larger bodies stream through
+	// unreplayable. 0 buffers none: only requests without a body are
+	// replayed. DefaultReplayLimit is the usual value. It must not be
+	// negative.
 	ReplayLimit int64
 	// AuthModuleURL is the virtual proxy's authentication module redirect
 	// URI, if any (redirects there mean the session is gone).
@@ -213,6 +222,9 @@ func New(opts Options) (*Handler, error) {
 	if opts.WebsocketsPerUser < 0 {
 		errs = append(errs, errors.New("proxy: websockets per user is negative (0 sets no bound)"))
 	}
+	if opts.ReplayLimit < 0 {
+		errs = append(errs, errors.New("proxy: replay limit is negative (0 replays only requests without a body)"))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -227,9 +239,6 @@ func New(opts Options) (*Handler, error) {
 	}
 	if opts.WebsocketReadLimit <= 0 {
 		opts.WebsocketReadLimit = DefaultWebsocketReadMax
-	}
-	if opts.ReplayLimit == 0 {
-		opts.ReplayLimit = DefaultReplayLimit
 	}
 	if opts.WebsocketCSRF == "" {
 		opts.WebsocketCSRF = CSRFAuto

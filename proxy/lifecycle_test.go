@@ -351,7 +351,7 @@ func TestReplayedPostReachesQlikWithBody(t *testing.T) {
 	defer qlik.Close()
 	qu, _ := url.Parse(qlik.URL)
 	pub, _ := url.Parse("http://sensegate.example")
-	h, err := New(Options{Qlik: qu, CookieName: "X-Qlik-Session", Identity: identity.NewStatic(identity.User{Directory: "ACME", ID: "alice"}), Sessions: &countingSessions{}, PublicURL: pub})
+	h, err := New(Options{Qlik: qu, CookieName: "X-Qlik-Session", Identity: identity.NewStatic(identity.User{Directory: "ACME", ID: "alice"}), Sessions: &countingSessions{}, PublicURL: pub, ReplayLimit: DefaultReplayLimit})
 	if err != nil {
 		t.Fatal(err)
 	}

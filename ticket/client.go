@@ -1,7 +1,6 @@
 package ticket
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -9,36 +8,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	mrand "math/rand/v2"
-	"net"
 	"net/http"
-	"net/http/httptrace"
 	"net/url"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/sensegate/sensegate/identity"
 	"github.com/sensegate/sensegate/qlik"
-)
-
-const (
-	// maxBody bounds the bytes read from any answer.
-	maxBody = 1 << 20
-	// maxErrorPage bounds what is kept of a proxy-side error page.
-	maxErrorPage = 4 << 10
-	// maxBackoff caps the doubling backoff.
-	maxBackoff = 30 * time.Second
-	// maxIdlePerHost keeps connections to QPS for bursts of logins (the
-	// net/http default is 2).
-	maxIdlePerHost = 16
-	// xrfkeyLen and xrfkeyChars are Qlik's Xrfkey rules: 16 characters
-	// of [0-9a-zA-Z].
-	xrfkeyLen   = 16
-	xrfkeyChars = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 )
 
 // Ping's probe user: a user no directory has, so that QPS only lists
@@ -53,9 +31,9 @@ const (
 type Client struct {
 	cfg   Config
 	log   *zap.Logger
-	slots chan struct{} // one per QPS API call in flight (see acquire)
-	qps   *http.Client  // QPS API: presents the client certificate
-	proxy *http.Client  // redemption: no client certificate, no redirects, no keep-alive; nil without ProxyURL
+	rt    *retrier     // makes the attempts of every call (retry.go)
+	qps   *http.Client // QPS API: presents the client certificate
+	proxy *http.Client // redemption: no client certificate, no redirects, no keep-alive; nil without ProxyURL
 }
 
 // New validates cfg (naming every bad field at once), fills in defaults and
@@ -69,10 +47,14 @@ func New(cfg Config, log *zap.Logger) (*Client, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	c := &Client{
-		cfg:   cfg,
-		log:   log.With(zap.String("prefix", cfg.Prefix)),
-		slots: make(chan struct{}, cfg.MaxConcurrent),
+	c := &Client{cfg: cfg, log: log.With(zap.String("prefix", cfg.Prefix))}
+	c.rt = &retrier{
+		retries: cfg.Retries,
+		backoff: cfg.Backoff,
+		timeout: cfg.Timeout,
+		slots:   make(chan struct{}, cfg.MaxConcurrent),
+		log:     c.log,
+		send:    c.attempt,
 	}
 	noRedirect := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	qtr := newTransport(&tls.Config{
@@ -90,28 +72,6 @@ func New(cfg Config, log *zap.Logger) (*Client, error) {
 		c.proxy = &http.Client{Transport: ptr, CheckRedirect: noRedirect}
 	}
 	return c, nil
-}
-
-// newTransport clones http.DefaultTransport (proxy from environment, dial
-// and TLS handshake timeouts) with tlsCfg.
-func newTransport(tlsCfg *tls.Config) *http.Transport {
-	var tr *http.Transport
-	if dt, ok := http.DefaultTransport.(*http.Transport); ok {
-		tr = dt.Clone()
-	} else {
-		tr = &http.Transport{
-			Proxy:                 http.ProxyFromEnvironment,
-			DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			ForceAttemptHTTP2:     true,
-			MaxIdleConns:          100,
-			IdleConnTimeout:       90 * time.Second,
-			TLSHandshakeTimeout:   10 * time.Second,
-			ExpectContinueTimeout: time.Second,
-		}
-	}
-	tr.TLSClientConfig = tlsCfg
-	tr.MaxIdleConnsPerHost = maxIdlePerHost
-	return tr
 }
 
 // CloseIdleConnections closes the idle connections to QPS and the proxy,
@@ -208,9 +168,9 @@ func (c *Client) Ticket(ctx context.Context, u identity.User) (string, error) {
 	if err != nil {
 		return "", &Error{Op: "ticket", User: u.String(), Kind: ErrRejected, Msg: "encoding the request", Cause: err}
 	}
-	r := &request{op: "ticket", user: u.String(), method: http.MethodPost, url: c.qpsURL("ticket"), body: body, qps: true, replayable: true}
+	r := &request{op: "ticket", user: u.String(), method: http.MethodPost, url: c.qpsURL("ticket"), body: body, qps: true, retry: retryReplay}
 	var t string
-	err = c.do(ctx, r, func(res *response) *Error {
+	err = c.rt.do(ctx, r, func(res *response) *Error {
 		if res.status != http.StatusOK && res.status != http.StatusCreated {
 			return c.statusError(r, res.status, res.body)
 		}
@@ -265,12 +225,12 @@ func (c *Client) redeem(ctx context.Context, ticket, user string) (*http.Cookie,
 	}
 	u := c.vpURL(c.cfg.RedeemPath)
 	u.RawQuery = "qlikTicket=" + url.QueryEscape(ticket)
-	r := &request{op: "redeem", user: user, method: http.MethodGet, url: u, secret: ticket}
+	r := &request{op: "redeem", user: user, method: http.MethodGet, url: u, secret: ticket, retry: retryUnsent}
 	var (
 		cookie *http.Cookie
 		stray  []string // values of Qlik session cookies of another name
 	)
-	err := c.do(ctx, r, func(res *response) *Error {
+	err := c.rt.do(ctx, r, func(res *response) *Error {
 		var names []string
 		cleared := false
 		stray = stray[:0]
@@ -384,8 +344,8 @@ func (c *Client) CreateSession(ctx context.Context, u identity.User, id string) 
 	if err != nil {
 		return &Error{Op: "session", User: u.String(), Kind: ErrRejected, Msg: "encoding the request", Cause: err}
 	}
-	r := &request{op: "session", user: u.String(), method: http.MethodPost, url: c.qpsURL("session"), body: body, qps: true, replayable: true, secret: id}
-	err = c.do(ctx, r, func(res *response) *Error {
+	r := &request{op: "session", user: u.String(), method: http.MethodPost, url: c.qpsURL("session"), body: body, qps: true, retry: retryReplay, secret: id}
+	err = c.rt.do(ctx, r, func(res *response) *Error {
 		switch {
 		case res.status == http.StatusOK || res.status == http.StatusCreated:
 			return nil
@@ -405,9 +365,9 @@ func (c *Client) Logout(ctx context.Context, u identity.User) (int, error) {
 	if e := c.checkUser("logout", u); e != nil {
 		return 0, e
 	}
-	r := &request{op: "logout", user: u.String(), method: http.MethodDelete, url: c.qpsURL("user", u.Directory, u.ID), qps: true, replayable: true}
+	r := &request{op: "logout", user: u.String(), method: http.MethodDelete, url: c.qpsURL("user", u.Directory, u.ID), qps: true, retry: retryReplay}
 	var n int
-	err := c.do(ctx, r, func(res *response) *Error {
+	err := c.rt.do(ctx, r, func(res *response) *Error {
 		if res.status < 200 || res.status > 299 {
 			return c.statusError(r, res.status, res.body)
 		}
@@ -430,8 +390,8 @@ func (c *Client) Logout(ctx context.Context, u identity.User) (int, error) {
 // makes one attempt (readiness probes repeat anyway) and does not touch
 // the proxy side.
 func (c *Client) Ping(ctx context.Context) error {
-	r := &request{op: "ping", method: http.MethodGet, url: c.qpsURL("user", pingDirectory, pingUserID), qps: true, noRetry: true, uncapped: true}
-	err := c.do(ctx, r, func(res *response) *Error {
+	r := &request{op: "ping", method: http.MethodGet, url: c.qpsURL("user", pingDirectory, pingUserID), qps: true, retry: attemptOnce, uncapped: true}
+	err := c.rt.do(ctx, r, func(res *response) *Error {
 		if res.status < 200 || res.status > 299 {
 			return c.statusError(r, res.status, res.body)
 		}
@@ -475,13 +435,13 @@ func (c *Client) CSRFToken(ctx context.Context, sessionCookie string) (token str
 	}
 	r := &request{
 		op: op, method: http.MethodGet, url: c.vpURL("/qps/csrftoken"),
-		replayable: true, secret: sessionCookie,
+		retry: retryReplay, secret: sessionCookie,
 		header: http.Header{
 			"Cookie": {c.cfg.SessionCookie + "=" + sessionCookie},
 			"Origin": {c.cfg.Origin},
 		},
 	}
-	err = c.do(ctx, r, func(res *response) *Error {
+	err = c.rt.do(ctx, r, func(res *response) *Error {
 		switch res.status {
 		case http.StatusOK, http.StatusNoContent:
 			if t := res.header.Get(qlik.CSRFTokenHeader); t != "" {
@@ -586,9 +546,9 @@ func (c *Client) EndSession(ctx context.Context, id string) (bool, error) {
 	if strings.TrimSpace(id) == "" {
 		return false, &Error{Op: op, Kind: ErrRejected, Msg: "empty session id"}
 	}
-	r := &request{op: op, method: http.MethodDelete, url: c.qpsURL("session", id), qps: true, replayable: true, secret: id}
+	r := &request{op: op, method: http.MethodDelete, url: c.qpsURL("session", id), qps: true, retry: retryReplay, secret: id}
 	var ended bool
-	err := c.do(ctx, r, func(res *response) *Error {
+	err := c.rt.do(ctx, r, func(res *response) *Error {
 		switch {
 		case res.status >= 200 && res.status <= 299:
 			ended = true
@@ -648,222 +608,9 @@ func joinPath(base *url.URL, segs ...string) *url.URL {
 	return &u
 }
 
-// newXrfkey returns a fresh Xrfkey: 16 characters of [0-9a-zA-Z] from
-// crypto/rand, by rejection sampling so that every character is equally
-// likely.
-func newXrfkey() string {
-	const limit = 256 - 256%len(xrfkeyChars)
-	out := make([]byte, 0, xrfkeyLen)
-	buf := make([]byte, 2*xrfkeyLen)
-	for len(out) < xrfkeyLen {
-		rand.Read(buf) // never fails (crypto/rand)
-		for _, b := range buf {
-			if int(b) < limit && len(out) < xrfkeyLen {
-				out = append(out, xrfkeyChars[int(b)%len(xrfkeyChars)])
-			}
-		}
-	}
-	return string(out)
-}
-
 // newSessionID returns 128 random bits in hex.
 func newSessionID() string {
 	b := make([]byte, 16)
 	rand.Read(b) // never fails (crypto/rand)
 	return hex.EncodeToString(b)
-}
-
-// request is one logical call, made in one or more attempts.
-type request struct {
-	op     string
-	user   string // "DIRECTORY\id", for logs and errors
-	method string
-	url    *url.URL // without the xrfkey
-	body   []byte
-	qps    bool // a QPS API call: Xrfkey, client certificate, JSON body read
-	// replayable allows a retry after the request may have reached the
-	// server (network error after sending, 5xx).
-	replayable bool
-	noRetry    bool
-	// uncapped exempts a QPS call from Config.MaxConcurrent (Ping).
-	uncapped bool
-	// secret is a value to scrub from errors (ticket, session id).
-	secret string
-	// header holds extra request headers (proxy side: Cookie, Origin).
-	header http.Header
-}
-
-// where names the server of r for messages.
-func (r *request) where() string {
-	if r.qps {
-		return "QPS at " + r.url.Host
-	}
-	return "the Qlik proxy at " + r.url.Host
-}
-
-// response is what an attempt read from an answer.
-type response struct {
-	status  int
-	header  http.Header
-	body    []byte // QPS calls, or the start of a proxy-side error page
-	cookies []*http.Cookie
-	attempt int
-}
-
-// errTooLarge marks an answer body over maxBody.
-var errTooLarge = fmt.Errorf("answer body larger than %d bytes", maxBody)
-
-// attempt makes one attempt of r. wrote reports whether the request may
-// have reached the server.
-func (c *Client) attempt(ctx context.Context, r *request) (res *response, wrote bool, err error) {
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
-	defer cancel()
-	var sent atomic.Bool
-	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
-		WroteHeaders: func() { sent.Store(true) },
-		WroteRequest: func(httptrace.WroteRequestInfo) { sent.Store(true) },
-	})
-	u := *r.url
-	var key string
-	if r.qps {
-		key = newXrfkey()
-		u.RawQuery = "xrfkey=" + key
-	}
-	var body io.Reader
-	if r.body != nil {
-		body = bytes.NewReader(r.body)
-	}
-	req, err := http.NewRequestWithContext(ctx, r.method, u.String(), body)
-	if err != nil {
-		return nil, false, err
-	}
-	for k, v := range r.header {
-		req.Header[k] = v
-	}
-	client := c.proxy
-	if r.qps {
-		client = c.qps
-		req.Header.Set("X-Qlik-Xrfkey", key)
-		req.Header.Set("Accept", "application/json")
-		if r.body != nil {
-			req.Header.Set("Content-Type", "application/json")
-		}
-	}
-	req.Header.Set("User-Agent", "sensegate")
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, sent.Load(), err
-	}
-	defer resp.Body.Close()
-	res = &response{status: resp.StatusCode, header: resp.Header, cookies: resp.Cookies()}
-	if r.qps {
-		b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
-		if err != nil {
-			return nil, true, err
-		}
-		if len(b) > maxBody {
-			return nil, true, errTooLarge
-		}
-		res.body = b
-	} else {
-		// Keep the start of an error page (it may explain a refusal), drain
-		// the rest (bounded) so the answer completes. The cookie came with
-		// the headers, so a failure here does not matter.
-		if resp.StatusCode >= 400 {
-			res.body, _ = io.ReadAll(io.LimitReader(resp.Body, maxErrorPage))
-		}
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxBody))
-	}
-	return res, true, nil
-}
-
-// do runs r until check accepts an answer, an error is final, the retries
-// are used up or ctx ends. check returns nil to accept.
-func (c *Client) do(ctx context.Context, r *request, check func(*response) *Error) error {
-	maxAttempts := 1 + c.cfg.Retries
-	if r.noRetry {
-		maxAttempts = 1
-	}
-	for n := 1; ; n++ {
-		start := time.Now()
-		if r.capped() {
-			// A call that found no slot is not retried: the wait was
-			// its share of time already.
-			if e := c.acquire(ctx, r); e != nil {
-				e.Attempts = n
-				fields := []zap.Field{zap.String("op", r.op), zap.Int("attempt", n), zap.Duration("duration", time.Since(start))}
-				if r.user != "" {
-					fields = append(fields, zap.String("user", r.user))
-				}
-				// The caller logs the error it returns (one line per
-				// failure, with the request's context): here, debug.
-				c.log.Debug("qlik request failed", append(fields, zap.Bool("retry", false), zap.Error(e))...)
-				return e
-			}
-		}
-		res, wrote, err := c.attempt(ctx, r)
-		if r.capped() {
-			c.release()
-		}
-		var e *Error
-		switch {
-		case err == errTooLarge:
-			e = &Error{Op: r.op, User: r.user, Kind: ErrRejected, Msg: "QPS answered with an oversized body", Cause: err}
-		case err != nil:
-			e = c.transportError(ctx, r, err)
-		default:
-			res.attempt = n
-			e = check(res)
-		}
-		fields := []zap.Field{zap.String("op", r.op), zap.Int("attempt", n), zap.Duration("duration", time.Since(start))}
-		if r.user != "" {
-			fields = append(fields, zap.String("user", r.user))
-		}
-		if res != nil {
-			fields = append(fields, zap.Int("status", res.status))
-		}
-		if e == nil {
-			c.log.Debug("qlik request", fields...)
-			return nil
-		}
-		e.Attempts = n
-		// A redemption may be retried only if the ticket never left.
-		retry := e.Temporary && n < maxAttempts && ctx.Err() == nil && (r.replayable || res == nil && !wrote)
-		var wait time.Duration
-		if retry {
-			wait = backoff(c.cfg.Backoff, n)
-			if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
-				retry = false // no time left for another attempt: report the real error
-			}
-		}
-		// Each attempt at debug: the final error says how many there
-		// were, and the caller logs it once, with the request's context.
-		c.log.Debug("qlik request failed", append(fields, zap.Bool("retry", retry), zap.Error(e))...)
-		if !retry {
-			return e
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			ce := c.canceled(ctx, r, e)
-			ce.Attempts = n
-			return ce
-		case <-t.C:
-		}
-	}
-}
-
-// backoff is the wait after attempt n (1-based): base doubled n-1 times,
-// capped, with jitter in [d/2, d).
-func backoff(base time.Duration, n int) time.Duration {
-	d := base
-	for i := 1; i < n && d < maxBackoff; i++ {
-		d *= 2
-	}
-	d = min(d, maxBackoff)
-	if d < 2 {
-		return d
-	}
-	return d/2 + mrand.N(d/2)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -54,30 +53,6 @@ func TestLoadClientCert(t *testing.T) {
 	cert, err := LoadClientCert(a.Client, a.ClientKey)
 	if err != nil || cert.Leaf == nil || cert.Leaf.Subject.CommonName != "QlikClient" {
 		t.Errorf("LoadClientCert of a good export = %v, want the QlikClient certificate", err)
-	}
-}
-
-func TestLoadCAPool(t *testing.T) {
-	if p, err := LoadCAPool(""); p != nil || err != nil {
-		t.Errorf(`LoadCAPool("") = %v, %v; want nil, nil (system roots)`, p, err)
-	}
-	dir := t.TempDir()
-	notPEM := filepath.Join(dir, "root.cer")
-	if err := os.WriteFile(notPEM, []byte("not a certificate"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := LoadCAPool(notPEM); err == nil || !strings.Contains(err.Error(), notPEM) || !strings.Contains(err.Error(), "not PEM") {
-		t.Errorf("LoadCAPool(non-PEM) = %v, want an error naming the file", err)
-	}
-	if _, err := LoadCAPool(filepath.Join(dir, "missing.pem")); err == nil || !strings.Contains(err.Error(), "missing.pem") {
-		t.Errorf("LoadCAPool(missing) = %v, want an error naming the file", err)
-	}
-	a := otherExport(t)
-	if _, err := LoadCAPool(a.ClientKey); err == nil || !strings.Contains(err.Error(), "no CERTIFICATE") {
-		t.Errorf("LoadCAPool(key file) = %v, want it to say there is no certificate", err)
-	}
-	if p, err := LoadCAPool(a.Root); err != nil || p == nil {
-		t.Errorf("LoadCAPool(root.pem) = %v, %v; want a pool", p, err)
 	}
 }
 
@@ -153,17 +128,13 @@ func TestDefaults(t *testing.T) {
 	}
 	defer c.CloseIdleConnections()
 	got := c.cfg
-	if got.Timeout != DefaultTimeout || got.Retries != DefaultRetries || got.Backoff != DefaultBackoff || got.RedeemPath != DefaultRedeemPath || got.Mode != ModeTicket {
-		t.Errorf("defaults = timeout %s, retries %d, backoff %s, redeem %q, mode %v", got.Timeout, got.Retries, got.Backoff, got.RedeemPath, got.Mode)
+	if got.Timeout != DefaultTimeout || got.Retries != 0 || got.Backoff != DefaultBackoff || got.MaxConcurrent != DefaultMaxConcurrent || got.RedeemPath != DefaultRedeemPath || got.Mode != ModeTicket {
+		t.Errorf("defaults = timeout %s, retries %d, backoff %s, max concurrent %d, redeem %q, mode %v; want %s, 0 (none), %s, %d, %q, ticket",
+			got.Timeout, got.Retries, got.Backoff, got.MaxConcurrent, got.RedeemPath, got.Mode, DefaultTimeout, DefaultBackoff, DefaultMaxConcurrent, DefaultRedeemPath)
 	}
-	cfg.Retries = NoRetries
-	c2, err := New(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c2.CloseIdleConnections()
-	if c2.cfg.Retries != 0 {
-		t.Errorf("Retries with NoRetries = %d, want 0", c2.cfg.Retries)
+	cfg.Retries = -1
+	if _, err := New(cfg, nil); err == nil || !strings.Contains(err.Error(), "Retries: -1 is negative") {
+		t.Errorf("New with Retries -1 = %v, want it named", err)
 	}
 }
 
@@ -205,32 +176,6 @@ func TestParseMode(t *testing.T) {
 	}
 	if _, err := ParseMode("jwt"); err == nil {
 		t.Error(`ParseMode("jwt") = nil error`)
-	}
-}
-
-func TestHTTPStatus(t *testing.T) {
-	tests := []struct {
-		err  error
-		want int
-	}{
-		{nil, 200},
-		{&Error{Kind: ErrUnreachable}, 503},
-		{&Error{Kind: ErrTimeout}, 503},
-		{&Error{Kind: ErrUnavailable}, 503},
-		{&Error{Kind: ErrBusy}, 503},
-		{&Error{Kind: ErrRejected}, 502},
-		{&Error{Kind: ErrTicketRefused}, 503},
-		{&Error{Kind: ErrTooManySessions}, 502},
-		{&Error{Kind: ErrSessionRefused}, 503},
-		{&Error{Cause: context.Canceled}, 499},
-		{fmt.Errorf("session: %w", &Error{Kind: ErrTimeout}), 503},
-		{fmt.Errorf("session: %w", &Error{Kind: ErrRejected}), 502},
-		{errors.New("other"), 502},
-	}
-	for _, tt := range tests {
-		if got := HTTPStatus(tt.err); got != tt.want {
-			t.Errorf("HTTPStatus(%v) = %d, want %d", tt.err, got, tt.want)
-		}
 	}
 }
 

@@ -7,7 +7,13 @@
 // back the Qlik session cookie to inject upstream.
 //
 // Every failure is an *Error. Its Kind is one of the Err* sentinels, which
-// errors.Is recognises, and HTTPStatus suggests the status a proxy should
-// answer with. Errors and logs never contain tickets, cookie values, CSRF
-// tokens or keys.
+// errors.Is recognises; its Temporary field and Permanent method tell a
+// caller whether a later call may succeed. Errors and logs never contain
+// tickets, cookie values, CSRF tokens or keys.
+//
+// The files: client.go holds the calls, each saying what it sends, which
+// answers it accepts and what a repeat risks; retry.go the engine that
+// attempts them and decides on retries, within the cap of limit.go;
+// transport.go one attempt on the wire; errors.go what failures mean;
+// config.go the Config and its defaults; nodes.go several Qlik nodes.
 package ticket

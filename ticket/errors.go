@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/sensegate/sensegate/qlik"
@@ -18,7 +19,6 @@ import (
 // Kinds of failure. Every *Error returned by this package has exactly one
 // of them as its Kind (except a call ended by its caller's cancelled
 // context, whose Kind is nil), and errors.Is(err, ErrX) reports it.
-// HTTPStatus maps them to the status a proxy should answer with.
 var (
 	// ErrUnreachable: no answer because of a network failure (connection
 	// refused or reset, DNS, closed without a response). Temporary.
@@ -117,33 +117,6 @@ func (e *Error) Is(target error) bool {
 // slow or failing) through an interface{ Permanent() bool }.
 func (e *Error) Permanent() bool { return e.Kind == ErrRejected || e.Kind == ErrTooManySessions }
 
-// HTTPStatus suggests the status a proxy should answer a browser with when
-// err ended a login: 499 (client closed request) for a cancelled context;
-// 502 when the login cannot succeed soon (Permanent) and for errors not of
-// this package; 503, best with Retry-After, for everything that may pass:
-// QPS or the proxy unreachable, timed out, failing or answering nonsense,
-// ErrBusy, a ticket refused (a new one may be accepted). nil gives 200. A
-// caller that can log in again should do so on ErrSessionRefused rather
-// than answer with a status.
-func HTTPStatus(err error) int {
-	var e *Error
-	switch {
-	case err == nil:
-		return http.StatusOK
-	case errors.Is(err, context.Canceled):
-		return 499
-	case !errors.As(err, &e), e.Permanent():
-		return http.StatusBadGateway
-	}
-	return http.StatusServiceUnavailable
-}
-
-// IsTemporary reports whether err is an *Error that is Temporary.
-func IsTemporary(err error) bool {
-	var e *Error
-	return errors.As(err, &e) && e.Temporary
-}
-
 // redacted hides a secret (a ticket or session id) that an underlying
 // error might quote, while keeping the error chain for errors.Is.
 type redacted struct {
@@ -233,8 +206,9 @@ func (c *Client) statusError(r *request, status int, body []byte) *Error {
 }
 
 // transportError interprets a failure without an answer (or with an
-// unreadable one) of an attempt with parent context ctx.
-func (c *Client) transportError(ctx context.Context, r *request, err error) *Error {
+// unreadable one) of an attempt with parent context ctx and the given
+// per-attempt timeout.
+func transportError(ctx context.Context, r *request, err error, timeout time.Duration) *Error {
 	// *url.Error quotes the full URL, which for a redemption holds the
 	// ticket: keep only what it wraps.
 	var ue *url.Error
@@ -243,7 +217,7 @@ func (c *Client) transportError(ctx context.Context, r *request, err error) *Err
 	}
 	err = redact(err, r.secret)
 	if ctx.Err() != nil {
-		return c.canceled(ctx, r, nil)
+		return canceled(ctx, r, nil)
 	}
 	e := &Error{Op: r.op, User: r.user, Cause: err}
 	where := r.where()
@@ -259,7 +233,7 @@ func (c *Client) transportError(ctx context.Context, r *request, err error) *Err
 	switch {
 	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
 		e.Kind, e.Temporary = ErrTimeout, true
-		e.Msg = fmt.Sprintf("no answer from %s within %s (timeout)", where, c.cfg.Timeout)
+		e.Msg = fmt.Sprintf("no answer from %s within %s (timeout)", where, timeout)
 	case errors.As(err, &unknownCA):
 		e.Kind = ErrRejected
 		e.Msg = fmt.Sprintf("the TLS certificate of %s is signed by an unknown authority: check qlik.ca (the root.pem exported from this Qlik site)", where)
@@ -291,7 +265,7 @@ func (c *Client) transportError(ctx context.Context, r *request, err error) *Err
 
 // canceled is the error of a call whose caller's context ended; last is
 // the error of the previous attempt, if any.
-func (c *Client) canceled(ctx context.Context, r *request, last *Error) *Error {
+func canceled(ctx context.Context, r *request, last *Error) *Error {
 	e := &Error{Op: r.op, User: r.user, Cause: ctx.Err(), Msg: "cancelled by the caller"}
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		e.Kind, e.Msg = ErrTimeout, "the caller's deadline passed"

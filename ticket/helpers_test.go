@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/sensegate/sensegate/identity"
+	"github.com/sensegate/sensegate/tooling/fakeclock"
 	"github.com/sensegate/sensegate/tooling/qliksim"
 	"github.com/sensegate/sensegate/tooling/qliksim/qliksimtest"
 )
@@ -30,16 +31,12 @@ func TestMain(m *testing.M) {
 
 var alice = identity.User{Directory: "ACME", ID: "alice"}
 
-// fakeClock is the simulator's clock; it never moves in these tests.
-type fakeClock struct{ now time.Time }
-
-func (c fakeClock) Now() time.Time { return c.now }
-
-// newSim starts a simulator on loopback ports; mutate may change the
-// default configuration first.
+// newSim starts a simulator on loopback ports, on a clock that never
+// moves in these tests; mutate may change the default configuration
+// first.
 func newSim(t *testing.T, mutate func(*qliksim.Config)) *qliksim.Sim {
 	t.Helper()
-	return qliksimtest.Start(t, mutate, qliksim.Options{Clock: fakeClock{time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)}})
+	return qliksimtest.Start(t, mutate, qliksim.Options{Clock: fakeclock.New()})
 }
 
 func mustURL(t *testing.T, s string) *url.URL {
@@ -52,11 +49,12 @@ func mustURL(t *testing.T, s string) *url.URL {
 }
 
 // simConfig is a Config for the simulator's virtual proxy prefix with the
-// simulator's trust and client certificate, short backoff.
+// simulator's trust and client certificate, the default retries and a
+// short backoff.
 func simConfig(t *testing.T, sim *qliksim.Sim, prefix, cookie string) Config {
 	t.Helper()
 	certs := sim.Certs()
-	pool, err := LoadCAPool(certs.Root)
+	pool, err := certs.RootPool()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,6 +70,7 @@ func simConfig(t *testing.T, sim *qliksim.Sim, prefix, cookie string) Config {
 		RootCAs:       pool,
 		ClientCert:    cert,
 		Timeout:       10 * time.Second,
+		Retries:       DefaultRetries,
 		Backoff:       time.Millisecond,
 	}
 }
@@ -104,7 +103,8 @@ func otherExport(t *testing.T) qliksim.CertFiles {
 }
 
 // fakeQPS starts an httptest TLS server standing in for QPS (and the
-// proxy side) with h, and returns a Config pointing both URLs at it.
+// proxy side) with h, and returns a Config pointing both URLs at it, with
+// the default retries and a short backoff.
 func fakeQPS(t *testing.T, h http.HandlerFunc) (*httptest.Server, Config) {
 	t.Helper()
 	srv := httptest.NewTLSServer(h)
@@ -122,6 +122,7 @@ func fakeQPS(t *testing.T, h http.HandlerFunc) (*httptest.Server, Config) {
 		RootCAs:       pool,
 		ClientCert:    cert,
 		Timeout:       10 * time.Second,
+		Retries:       DefaultRetries,
 		Backoff:       time.Millisecond,
 	}
 }

@@ -28,27 +28,27 @@ func (r *request) capped() bool { return r.qps && !r.uncapped }
 // Timeout and ctx. A caller that went away gets the cancellation error;
 // otherwise a wait that ends without a slot is ErrBusy. release gives the
 // slot back.
-func (c *Client) acquire(ctx context.Context, r *request) *Error {
+func (rt *retrier) acquire(ctx context.Context, r *request) *Error {
 	select {
-	case c.slots <- struct{}{}:
+	case rt.slots <- struct{}{}:
 		return nil
 	default:
 	}
-	t := time.NewTimer(c.cfg.Timeout)
+	t := time.NewTimer(rt.timeout)
 	defer t.Stop()
 	select {
-	case c.slots <- struct{}{}:
+	case rt.slots <- struct{}{}:
 		return nil
 	case <-t.C:
 	case <-ctx.Done():
 		if errors.Is(ctx.Err(), context.Canceled) {
-			return c.canceled(ctx, r, nil)
+			return canceled(ctx, r, nil)
 		}
 	}
 	return &Error{
-		Op: r.op, User: r.user, Kind: ErrBusy, Temporary: true, Cause: busy{cap(c.slots)},
-		Msg: fmt.Sprintf("not sent: %d calls to QPS at %s are in flight already, the most allowed at once, and none finished in time (QPS is slow or the load is high)", cap(c.slots), r.url.Host),
+		Op: r.op, User: r.user, Kind: ErrBusy, Temporary: true, Cause: busy{cap(rt.slots)},
+		Msg: fmt.Sprintf("not sent: %d calls to QPS at %s are in flight already, the most allowed at once, and none finished in time (QPS is slow or the load is high)", cap(rt.slots), r.url.Host),
 	}
 }
 
-func (c *Client) release() { <-c.slots }
+func (rt *retrier) release() { <-rt.slots }

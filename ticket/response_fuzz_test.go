@@ -74,7 +74,7 @@ func FuzzTicketResponse(f *testing.F) {
 	c, err := New(Config{
 		ProxyURL: u, QPSURL: u, SessionCookie: "X-Qlik-Session",
 		RootCAs:    srv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs,
-		ClientCert: cert, Timeout: 10 * time.Second, Backoff: time.Millisecond, Retries: NoRetries,
+		ClientCert: cert, Timeout: 10 * time.Second, Backoff: time.Millisecond, Retries: 0,
 	}, zap.NewNop())
 	if err != nil {
 		f.Fatal(err)

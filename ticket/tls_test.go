@@ -42,7 +42,7 @@ func TestRefusesTLSBelow12(t *testing.T) {
 
 	_, cfg := fakeQPS(t, nil)
 	cfg.ProxyURL, cfg.QPSURL, cfg.RootCAs = mustURL(t, srv.URL), mustURL(t, srv.URL), pool
-	cfg.Retries = NoRetries
+	cfg.Retries = 0
 	c, _ := newClient(t, cfg, nil)
 	before := calls.Load()
 	if _, err := c.Ticket(context.Background(), alice); err == nil {

@@ -394,7 +394,7 @@ func ticketConfig(q config.QlikConfig, n config.NodeURLs, cert tls.Certificate, 
 	return ticket.Config{
 		ProxyURL: n.Proxy, QPSURL: n.QPS, Prefix: q.Prefix, SessionCookie: q.SessionCookie,
 		RedeemPath: q.RedeemPath, Mode: mode, RootCAs: q.RootCAs(), ClientCert: cert,
-		Timeout: q.QPS.Timeout, Retries: qpsRetries(q.QPS.Retries), MaxConcurrent: q.QPS.MaxConcurrent, Origin: q.WebsocketOrigin(),
+		Timeout: q.QPS.Timeout, Retries: q.QPS.Retries, MaxConcurrent: q.QPS.MaxConcurrent, Origin: q.WebsocketOrigin(),
 	}
 }
 
@@ -471,7 +471,7 @@ func newGatewayWith(cfg *config.Config, provider identity.Provider, log *zap.Log
 		Identity: provider, Sessions: broker, Nodes: nodes,
 		WebsocketCSRF: proxy.CSRFMode(q.WebsocketCSRF), CSRF: csrf,
 		WebsocketPing: q.WebsocketPing, WebsocketsPerUser: q.WebsocketPerUser,
-		ReplayLimit: replayLimit(q.ReplayLimit), AuthModuleURL: q.AuthModuleURL,
+		ReplayLimit: q.ReplayLimit, AuthModuleURL: q.AuthModuleURL,
 		PublicPaths:    cfg.Identity.PublicPaths,
 		Paths:          q.Paths(),
 		Transport:      proxy.NewTransport(&tls.Config{RootCAs: q.RootCAs()}, q.Timeout),
@@ -485,24 +485,6 @@ func newGatewayWith(cfg *config.Config, provider identity.Provider, log *zap.Log
 		return nil, err
 	}
 	return &gateway{handler: h, tickets: tickets, nodes: clients, broker: broker}, nil
-}
-
-// replayLimit maps qlik.replay_limit to proxy.Options.ReplayLimit, where 0
-// means the default and a negative value "bodiless requests only".
-func replayLimit(n int64) int64 {
-	if n == 0 {
-		return -1
-	}
-	return n
-}
-
-// qpsRetries maps qlik.qps.retries to ticket.Config.Retries, where 0
-// means the default and ticket.NoRetries none.
-func qpsRetries(n int) int {
-	if n == 0 {
-		return ticket.NoRetries
-	}
-	return n
 }
 
 // serve runs h on sc.Listen until ctx ends, then shuts down gracefully:
