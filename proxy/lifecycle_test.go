@@ -330,44 +330,64 @@ func TestReplayOnceThenFail(t *testing.T) {
 	}
 }
 
+// A POST that meets a forgotten session is replayed, body and all, on a
+// fresh one when its body fits the replay limit; with a limit of 0 (only
+// bodiless requests replayed) it is not: Qlik sees the body once and the
+// client is asked to retry, while the session is renewed for the next
+// request.
 func TestReplayedPostReachesQlikWithBody(t *testing.T) {
-	var mu sync.Mutex
-	var bodies []string
-	first := true
-	qlik := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		mu.Lock()
-		defer mu.Unlock()
-		bodies = append(bodies, r.Header.Get("Cookie")+" "+string(b))
-		if first {
-			first = false
-			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-			w.WriteHeader(http.StatusInternalServerError)
-			w.Write([]byte("Authentication error: Restart the browser."))
-			return
-		}
-		w.Write([]byte("ok"))
-	}))
-	defer qlik.Close()
-	qu, _ := url.Parse(qlik.URL)
-	pub, _ := url.Parse("http://sensegate.example")
-	h, err := New(Options{Qlik: qu, CookieName: "X-Qlik-Session", Identity: identity.NewStatic(identity.User{Directory: "ACME", ID: "alice"}), Sessions: &countingSessions{}, PublicURL: pub, ReplayLimit: DefaultReplayLimit})
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name       string
+		limit      int64
+		wantStatus int
+		wantQlik   string
+	}{
+		{"within the limit", DefaultReplayLimit, http.StatusOK, `X-Qlik-Session=c0 {"a":1}|X-Qlik-Session=c1 {"a":1}`},
+		{"limit 0", 0, http.StatusServiceUnavailable, `X-Qlik-Session=c0 {"a":1}`},
 	}
-	front := httptest.NewServer(h)
-	defer front.Close()
-	resp, err := http.Post(front.URL+"/qrs/task/x/start?xrfkey="+xrf, "application/json", strings.NewReader(`{"a":1}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || string(b) != "ok" {
-		t.Errorf("replayed POST = %d %q", resp.StatusCode, b)
-	}
-	if strings.Join(bodies, "|") != `X-Qlik-Session=c0 {"a":1}|X-Qlik-Session=c1 {"a":1}` {
-		t.Errorf("Qlik received %q, want the body twice, on the old then the new session", bodies)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var mu sync.Mutex
+			var bodies []string
+			first := true
+			qlik := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				b, _ := io.ReadAll(r.Body)
+				mu.Lock()
+				defer mu.Unlock()
+				bodies = append(bodies, r.Header.Get("Cookie")+" "+string(b))
+				if first {
+					first = false
+					w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+					w.WriteHeader(http.StatusInternalServerError)
+					w.Write([]byte("Authentication error: Restart the browser."))
+					return
+				}
+				w.Write([]byte("ok"))
+			}))
+			defer qlik.Close()
+			qu, _ := url.Parse(qlik.URL)
+			pub, _ := url.Parse("http://sensegate.example")
+			h, err := New(Options{Qlik: qu, CookieName: "X-Qlik-Session", Identity: identity.NewStatic(identity.User{Directory: "ACME", ID: "alice"}), Sessions: &countingSessions{}, PublicURL: pub, ReplayLimit: tt.limit})
+			if err != nil {
+				t.Fatal(err)
+			}
+			front := httptest.NewServer(h)
+			defer front.Close()
+			resp, err := http.Post(front.URL+"/qrs/task/x/start?xrfkey="+xrf, "application/json", strings.NewReader(`{"a":1}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.wantStatus || (tt.wantStatus == http.StatusOK && string(b) != "ok") {
+				t.Errorf("POST on a forgotten session = %d %q, want %d", resp.StatusCode, b, tt.wantStatus)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if got := strings.Join(bodies, "|"); got != tt.wantQlik {
+				t.Errorf("Qlik received %q, want %q", got, tt.wantQlik)
+			}
+		})
 	}
 }
 

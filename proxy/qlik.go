@@ -70,7 +70,7 @@ func (q *qlikProxy) serve(w http.ResponseWriter, r *http.Request, u identity.Use
 // streams through, unreplayable.
 func (q *qlikProxy) bufferBody(r *http.Request, a *attempt) error {
 	limit := q.h.opts.ReplayLimit
-	if limit < 0 || r.ContentLength > limit {
+	if r.ContentLength > limit {
 		a.replayable = false
 		return nil
 	}
