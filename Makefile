@@ -32,8 +32,9 @@ build:
 	GO=$(GO) VERSION=$(VERSION) COMMIT=$(COMMIT) ./scripts/build.sh bin/sensegate
 
 ## demo: the one-command demo: simulator + sensegate + sample mashup on http://localhost:8080
+## (cmd/sensegate-demo, a development tool apart from the sensegate binary)
 demo:
-	$(GO) run ./cmd/sensegate demo --data-dir .demo
+	$(GO) run ./cmd/sensegate-demo --data-dir .demo
 
 ## qliksim: the QSEoW simulator alone, on its default loopback ports
 qliksim:

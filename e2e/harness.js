@@ -1,4 +1,4 @@
-// Starts `sensegate demo` (simulator + sensegate + sample mashup) for a test
+// Starts the demo, `sensegate-demo` (simulator + sensegate + sample mashup), for a test
 // file and signs users in through its development login (or, with
 // `--oidc`, tells where its development identity provider is).
 'use strict';
@@ -20,7 +20,7 @@ function freePort() {
   });
 }
 
-// startDemo runs the binary named by $SENSEGATE_BIN and resolves when it
+// startDemo runs the demo binary named by $SENSEGATE_DEMO_BIN and resolves when it
 // prints its address. The returned object's stop() ends it. The ports are
 // picked free and then handed to the demo, so another process (or the
 // demo's own listeners on port 0) may take one in between: a start that
@@ -36,13 +36,13 @@ async function startDemo(extraArgs = []) {
 }
 
 async function startDemoOnce(extraArgs) {
-  const bin = process.env.SENSEGATE_BIN;
-  if (!bin) throw new Error('SENSEGATE_BIN is not set: run the suite with `make e2e` (or set it to a built sensegate binary)');
+  const bin = process.env.SENSEGATE_DEMO_BIN;
+  if (!bin) throw new Error('SENSEGATE_DEMO_BIN is not set: run the suite with `make e2e` (or set it to a built sensegate-demo binary, go build ./cmd/sensegate-demo)');
   const port = await freePort();
   const adminPort = await freePort();
   const metricsPort = await freePort();
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sensegate-e2e-'));
-  const proc = spawn(bin, ['demo', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, '--sim-admin-listen', `127.0.0.1:${adminPort}`, '--admin-listen', `127.0.0.1:${metricsPort}`, ...extraArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(bin, ['--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, '--sim-admin-listen', `127.0.0.1:${adminPort}`, '--admin-listen', `127.0.0.1:${metricsPort}`, ...extraArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   proc.stderr.on('data', (d) => { output += d; });
   await new Promise((resolve, reject) => {

@@ -21,8 +21,10 @@ if ! cmp -s e2e/package-lock.json e2e/node_modules/.installed-lock.json 2>/dev/n
   (cd e2e && npm ci --no-audit --no-fund && cp package-lock.json node_modules/.installed-lock.json)
 fi
 
+# The suite runs the demo, which serves sensegate through the same
+# packages as `sensegate serve` (server, gateway).
 mkdir -p bin
-go build -o bin/sensegate-e2e ./cmd/sensegate
+go build -o bin/sensegate-demo-e2e ./cmd/sensegate-demo
 cd e2e
 # Screenshots land in e2e/artifacts/.
-SENSEGATE_BIN="$PWD/../bin/sensegate-e2e" node --test --test-reporter=spec
+SENSEGATE_DEMO_BIN="$PWD/../bin/sensegate-demo-e2e" node --test --test-reporter=spec

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sensegate/sensegate/config"
+	"github.com/sensegate/sensegate/gateway"
 	"github.com/sensegate/sensegate/identity"
 )
 
@@ -39,21 +40,13 @@ func addConfigFlag(cmd *cobra.Command) func() string {
 	}
 }
 
-// logConfigWarnings logs what cfg, loaded from file, allows but is risky
-// (config.Config.Warnings), one line each: serve at startup and on every
-// reload, where check prints them.
-func logConfigWarnings(log *zap.Logger, file string, cfg *config.Config) {
-	for _, w := range cfg.Warnings() {
-		log.Warn("risky configuration", zap.String("file", file), zap.String("warning", w.Error()))
-	}
-}
-
-// checkConnect makes one QPS API call to every Qlik node as serve would
-// and reports each: with qlik.nodes, a node that is down fails the check
-// even when another answers.
+// checkConnect makes one QPS API call to every Qlik node with the QPS
+// clients serve would use (gateway.NewQPSClients) and reports each: with
+// qlik.nodes, a node that is down fails the check even when another
+// answers.
 func checkConnect(cmd *cobra.Command, cfg *config.Config) error {
 	q := cfg.Qlik
-	nodes, _, err := newQPSClients(q, zap.NewNop())
+	nodes, _, err := gateway.NewQPSClients(q, zap.NewNop())
 	if err != nil {
 		return err
 	}
@@ -64,14 +57,14 @@ func checkConnect(cmd *cobra.Command, cfg *config.Config) error {
 			key = fmt.Sprintf("qlik.nodes[%d].qps_url", i)
 		}
 		ctx, cancel := context.WithTimeout(cmd.Context(), q.QPS.Timeout+5*time.Second)
-		err := n.client.Ping(ctx)
+		err := n.Client.Ping(ctx)
 		cancel()
-		n.client.CloseIdleConnections()
+		n.Client.CloseIdleConnections()
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s %s: %w", key, n.urls.QPS, err))
+			errs = append(errs, fmt.Errorf("%s %s: %w", key, n.URLs.QPS, err))
 			continue
 		}
-		fmt.Fprintf(cmd.OutOrStdout(), "QPS OK: %s (client certificate accepted, prefix %q)\n", n.urls.QPS, q.Prefix)
+		fmt.Fprintf(cmd.OutOrStdout(), "QPS OK: %s (client certificate accepted, prefix %q)\n", n.URLs.QPS, q.Prefix)
 	}
 	return errors.Join(errs...)
 }

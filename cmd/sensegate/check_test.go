@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/sensegate/sensegate/tooling/qliksim"
+	"github.com/sensegate/sensegate/tooling/qliksim/qliksimtest"
+	"github.com/sensegate/sensegate/tooling/sensegatetest"
 )
 
 // runCheck runs the CLI with args and returns what it wrote to standard
@@ -202,5 +205,76 @@ func TestCheckDefaultFile(t *testing.T) {
 	cmd := newCheckCmd()
 	if got := cmd.Flags().Lookup("config").DefValue; got != "/etc/sensegate/sensegate.yaml" {
 		t.Errorf("--config default = %q, want /etc/sensegate/sensegate.yaml", got)
+	}
+}
+
+// Every example configuration passes `sensegate check` once its
+// certificate paths point at real files (given through the environment,
+// which also proves the overrides work), without a warning: operators
+// copy them.
+func TestExampleConfigsPassCheck(t *testing.T) {
+	certs, err := qliksim.WriteCerts(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SENSEGATE_QLIK_CA", certs.Root)
+	t.Setenv("SENSEGATE_QLIK_QPS_CLIENT_CERT", certs.Client)
+	t.Setenv("SENSEGATE_QLIK_QPS_CLIENT_KEY", certs.ClientKey)
+	files, _ := filepath.Glob("../../deploy/examples/*.yaml")
+	if len(files) < 2 {
+		t.Fatalf("found %d example configs, want at least 2", len(files))
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			out, errOut, err := runCheck(t, "check", "--config", f)
+			if err != nil || !strings.Contains(out, "config OK") || errOut != "" {
+				t.Errorf("check %s = %v, output %q, standard error %q, want config OK and nothing on standard error", f, err, out, errOut)
+			}
+		})
+	}
+}
+
+// check --connect calls every node's QPS with the clients serve uses, and
+// names the key of each that fails.
+func TestCheckConnect(t *testing.T) {
+	sim := qliksimtest.Start(t, nil, qliksim.Options{})
+	f := sensegatetest.WriteConfig(t, sim, "")
+	var out strings.Builder
+	if err := run(context.Background(), t, &out, "check", "--connect", "--config", f); err != nil || !strings.Contains(out.String(), "QPS OK") {
+		t.Fatalf("check --connect = %v, %q", err, out.String())
+	}
+	sim.SetQPSFault(qliksim.Fault5xx)
+	err := run(context.Background(), t, io.Discard, "check", "--connect", "--config", f)
+	if err == nil || !strings.Contains(err.Error(), "qlik.qps.url") {
+		t.Errorf("check --connect with QPS failing = %v, want an error naming qlik.qps.url", err)
+	}
+	// With several nodes every one is checked: one down fails the check,
+	// naming it, though the other answers.
+	down := qliksimtest.Start(t, nil, qliksim.Options{})
+	nodes := sensegatetest.WriteConfig(t, sim, "")
+	b, err := os.ReadFile(nodes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	y := strings.NewReplacer(fmt.Sprintf("  url: %q\n", sim.ProxyURL()), "", fmt.Sprintf("    url: %q\n", sim.QPSURL()), "").Replace(string(b))
+	y = strings.Replace(y, "qlik:\n", "qlik:\n  nodes:\n    - {url: "+sim.ProxyURL()+", qps_url: "+sim.QPSURL()+"}\n    - {url: "+down.ProxyURL()+", qps_url: "+down.QPSURL()+"}\n", 1)
+	if err := os.WriteFile(nodes, []byte(y), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sim.SetQPSFault(qliksim.FaultNone)
+	down.SetQPSFault(qliksim.FaultDown)
+	out.Reset()
+	err = run(context.Background(), t, &out, "check", "--connect", "--config", nodes)
+	if err == nil || !strings.Contains(err.Error(), "qlik.nodes[1].qps_url") || !strings.Contains(out.String(), "QPS OK: "+sim.QPSURL()) {
+		t.Errorf("check --connect with the second node down = %v, %q; want node 0 OK and an error naming qlik.nodes[1].qps_url", err, out.String())
+	}
+	// A client certificate the QPS does not trust.
+	other, _ := qliksim.WriteCerts(t.TempDir(), nil)
+	t.Setenv("SENSEGATE_QLIK_QPS_CLIENT_CERT", other.Client)
+	t.Setenv("SENSEGATE_QLIK_QPS_CLIENT_KEY", other.ClientKey)
+	sim.SetQPSFault(qliksim.FaultNone)
+	err = run(context.Background(), t, io.Discard, "check", "--connect", "--config", f)
+	if err == nil || !strings.Contains(err.Error(), "client_cert") {
+		t.Errorf("check --connect with a foreign client certificate = %v, want it to name client_cert", err)
 	}
 }

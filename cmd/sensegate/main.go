@@ -1,5 +1,7 @@
 // Command sensegate is the authenticating reverse proxy for Qlik Sense
-// Enterprise on Windows, and the tools around it (the QSEoW simulator).
+// Enterprise on Windows: serve, check, healthcheck and version. The demo
+// and the QSEoW simulator are commands of their own (cmd/sensegate-demo,
+// cmd/qliksim), outside this binary.
 package main
 
 import (
@@ -35,7 +37,7 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newVersionCmd(), newServeCmd(), newCheckCmd(), newDemoCmd(), newHealthcheckCmd())
+	root.AddCommand(newVersionCmd(), newServeCmd(), newCheckCmd(), newHealthcheckCmd())
 	return root
 }
 

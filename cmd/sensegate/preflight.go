@@ -15,6 +15,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/sensegate/sensegate/config"
+	"github.com/sensegate/sensegate/gateway"
 	"github.com/sensegate/sensegate/identity"
 	"github.com/sensegate/sensegate/qlik"
 	"github.com/sensegate/sensegate/ticket"
@@ -47,16 +48,16 @@ var _ preflightClient = (*ticket.Client)(nil)
 // the fix.
 func preflight(ctx context.Context, out io.Writer, cfg *config.Config, u identity.User) error {
 	q := cfg.Qlik
-	nodes, mode, err := newQPSClients(q, zap.NewNop())
+	nodes, mode, err := gateway.NewQPSClients(q, zap.NewNop())
 	if err != nil {
 		return err
 	}
 	for _, n := range nodes {
-		p := &preflightRun{out: out, q: q, node: n.urls, mode: mode, tc: n.client, user: u}
+		p := &preflightRun{out: out, q: q, node: n.URLs, mode: mode, tc: n.Client, user: u}
 		err := p.run(ctx)
-		n.client.CloseIdleConnections()
+		n.Client.CloseIdleConnections()
 		if err != nil {
-			return fmt.Errorf("preflight as %s on %s: %w", u, n.urls.Proxy.Host, err)
+			return fmt.Errorf("preflight as %s on %s: %w", u, n.URLs.Proxy.Host, err)
 		}
 	}
 	return nil

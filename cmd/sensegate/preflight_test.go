@@ -6,6 +6,7 @@ import (
 
 	"github.com/sensegate/sensegate/tooling/qliksim"
 	"github.com/sensegate/sensegate/tooling/qliksim/qliksimtest"
+	"github.com/sensegate/sensegate/tooling/sensegatetest"
 )
 
 // check --connect --as against the simulator: a login that works prints
@@ -79,7 +80,7 @@ func TestCheckConnectAs(t *testing.T) {
 					c.VirtualProxies[i].WebsocketCSRF = tc.csrf
 				}
 			}, qliksim.Options{})
-			f := writeSimConfigWith(t, sim, "http://localhost:8080", tc.extra+headerIdentity)
+			f := sensegatetest.WriteConfigWith(t, sim, "http://localhost:8080", tc.extra+sensegatetest.HeaderIdentity)
 			out, _, err := runCheck(t, "check", "--config", f, "--connect", "--as", `ACME\alice`)
 			for _, w := range tc.wantOut {
 				if !strings.Contains(out, w) {

@@ -1,8 +1,8 @@
-// Package mashup is the sample Qlik mashup served by `sensegate demo`: a
-// page that lists the signed-in user's apps with enigma.js over the Engine
-// websocket and their reload tasks over QRS, through sensegate on one origin, with no
-// ticket or session-cookie code. Any static web server can serve the same
-// files behind a sensegate route.
+// Package mashup is the sample Qlik mashup served by the demo
+// (cmd/sensegate-demo): a page that lists the signed-in user's apps with
+// enigma.js over the Engine websocket and their reload tasks over QRS,
+// through sensegate on one origin, with no ticket or session-cookie code.
+// Any static web server can serve the same files behind a sensegate route.
 package mashup
 
 import "embed"

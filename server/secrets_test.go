@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"bytes"
@@ -38,7 +38,7 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 	}
 	out := &syncLog{}
 	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), out, zapcore.DebugLevel))
-	addr := runGateway(t, cfg, log, nil)
+	addr := runServer(t, cfg, log, nil)
 
 	const clientSecret = "client-sent-secret-0123456789"
 	get := func(user, path string, hdr ...string) {

@@ -1,3 +1,8 @@
+// Command sensegate-demo runs the demo in one process: the QSEoW
+// simulator, a sample mashup, and sensegate in front of both with a
+// development login (or, with --oidc, a development OpenID provider). It
+// is a development tool, not part of the sensegate binary; sensegate runs
+// in it through the same path as `sensegate serve` (server.Run).
 package main
 
 import (
@@ -9,21 +14,41 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
-	"github.com/sensegate/sensegate/admin"
 	"github.com/sensegate/sensegate/config"
 	"github.com/sensegate/sensegate/examples/mashup"
 	"github.com/sensegate/sensegate/identity"
+	"github.com/sensegate/sensegate/server"
 	"github.com/sensegate/sensegate/tooling/devidp"
 	"github.com/sensegate/sensegate/tooling/devlog"
 	"github.com/sensegate/sensegate/tooling/qliksim"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 )
+
+// Set at link time: -ldflags "-X main.version=… -X main.commit=…", for
+// sensegate_build_info.
+var (
+	version = "dev"
+	commit  = "unknown"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newDemoCmd().ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sensegate-demo:", err)
+		os.Exit(1)
+	}
+}
 
 func newDemoCmd() *cobra.Command {
 	var (
@@ -39,8 +64,10 @@ func newDemoCmd() *cobra.Command {
 		admin    string
 	)
 	cmd := &cobra.Command{
-		Use:   "demo",
-		Short: "Run the demo: the QSEoW simulator, sensegate with a development login, and a sample mashup",
+		Use:           "sensegate-demo",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Short:         "Run the demo: the QSEoW simulator, sensegate with a development login, and a sample mashup",
 		Long: `Start, in one process, the QSEoW simulator on loopback, a sample mashup, and
 sensegate in front of both on one origin, with a development login page where
 you pick a user. Open the printed address in a browser.
@@ -88,6 +115,10 @@ type demoOptions struct {
 // provider wait for open requests when the demo stops.
 const shutdownGrace = 10 * time.Second
 
+// mashupReadHeaderTimeout bounds the request headers on the mashup's own
+// web server, as sensegate bounds them on its listener.
+const mashupReadHeaderTimeout = 10 * time.Second
+
 // The demo's OpenID Connect setup (--oidc): every seeded user signs in at
 // devidp with demoPassword, as sensegate's client demoClientID.
 const (
@@ -129,7 +160,7 @@ func runDemo(ctx context.Context, out io.Writer, o demoOptions, log *zap.Logger,
 	if err != nil {
 		return err
 	}
-	msrv := &http.Server{Handler: http.FileServerFS(mashup.Files), ReadHeaderTimeout: readHeaderTimeout}
+	msrv := &http.Server{Handler: http.FileServerFS(mashup.Files), ReadHeaderTimeout: mashupReadHeaderTimeout}
 	go msrv.Serve(mln)
 	defer msrv.Close()
 
@@ -139,6 +170,7 @@ func runDemo(ctx context.Context, out io.Writer, o demoOptions, log *zap.Logger,
 	if err != nil {
 		return fmt.Errorf("--listen: %w", err)
 	}
+	// server.Run closes ln; this is for the returns before it runs.
 	defer ln.Close()
 	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 	c := config.Default()
@@ -157,6 +189,9 @@ func runDemo(ctx context.Context, out io.Writer, o demoOptions, log *zap.Logger,
 	if o.csrfMode != "" {
 		c.Qlik.WebsocketCSRF = config.CSRFMode(o.csrfMode)
 	}
+	// As serve: metrics on the admin listener, and the audit log
+	// (audit.enabled is on by default) on standard error.
+	c.Admin.Listen = o.adminListen
 	var idp *devidp.IDP
 	if o.oidc {
 		if idp, err = startDemoIDP(c, simCfg.Users, log.Named("devidp")); err != nil {
@@ -171,45 +206,26 @@ func runDemo(ctx context.Context, out io.Writer, o demoOptions, log *zap.Logger,
 	if err := c.Validate(); err != nil {
 		return fmt.Errorf("demo configuration: %w", err)
 	}
+	// Without --oidc, the development login replaces identity.provider
+	// static; with it, sensegate builds its OIDC provider from c as serve
+	// would.
 	var provider identity.Provider
-	if o.oidc {
-		if provider, err = newProvider(ctx, c, log.Named("sensegate")); err != nil {
-			return err
-		}
-	} else {
+	if !o.oidc {
 		var users []identity.User
 		for _, u := range simCfg.Users {
 			users = append(users, identity.User{Directory: u.Directory, ID: u.ID})
 		}
 		provider = identity.NewDevLogin(users, false)
 	}
-	// As serve: metrics on the admin listener, and the audit log
-	// (audit.enabled is on by default) on standard error.
-	c.Admin.Listen = o.adminListen
-	obs, err := newObservability(c, log.Named("sensegate"))
-	if err != nil {
-		return err
-	}
-	gw, err := newObservedGateway(c, provider, log.Named("sensegate"), obs)
-	if err != nil {
-		return err
-	}
-	defer gw.close()
-	cur := func() *gateway { return gw }
-	mon := newQPSMonitor(cur, obs, admin.MonitorOptions{})
-	mctx, stopMon := context.WithCancel(ctx)
-	monDone := make(chan struct{})
-	go func() { defer close(monDone); mon.Run(mctx) }()
-	defer func() { stopMon(); <-monDone }()
-	stopAdmin, err := startAdmin(ctx, c.Admin, obs, readinessChecks(cur), mon, log.Named("sensegate"))
-	if err != nil {
-		return err
-	}
-	defer stopAdmin()
 
 	addrs := make(chan net.Addr, 1)
 	errc := make(chan error, 1)
-	go func() { errc <- serveOn(ctx, ln, c.Server, gw.handler, addrs, log.Named("sensegate")) }()
+	go func() {
+		errc <- server.Run(ctx, server.Options{
+			Config: c, Listener: ln, Provider: provider, Logger: log.Named("sensegate"),
+			Version: version, Commit: commit, Ready: addrs,
+		})
+	}()
 	select {
 	case err := <-errc:
 		return err

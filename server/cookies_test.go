@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"crypto/tls"
@@ -6,15 +6,14 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/http/cookiejar"
 	"net/url"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/sensegate/sensegate/config"
 	"github.com/sensegate/sensegate/tooling/devidp"
+	"github.com/sensegate/sensegate/tooling/sensegatetest"
 	"go.uber.org/zap/zaptest"
 )
 
@@ -37,13 +36,13 @@ func testCookieFlags(t *testing.T, scheme string) {
 	host := fmt.Sprintf("localhost:%d", ln.Addr().(*net.TCPAddr).Port)
 	public := scheme + "://" + host
 	log := zaptest.NewLogger(t)
-	idp := startTestIDP(t, public, devidp.User{Username: "alice", Password: "wonderland"}, log)
+	idp := sensegatetest.StartIDP(t, public, devidp.User{Username: "alice", Password: "wonderland"}, log)
 	if scheme == "https" {
 		// The simulator's server certificate names localhost.
 		t.Setenv("SENSEGATE_SERVER_TLS_CERT", sim.Certs().Server)
 		t.Setenv("SENSEGATE_SERVER_TLS_KEY", sim.Certs().ServerKey)
 	}
-	cfg, err := config.Load(writeSimConfigWith(t, sim, public, fmt.Sprintf(`identity:
+	cfg, err := config.Load(sensegatetest.WriteConfigWith(t, sim, public, fmt.Sprintf(`identity:
   provider: oidc
   oidc:
     issuer: %q
@@ -54,7 +53,7 @@ func testCookieFlags(t *testing.T, scheme string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runGateway(t, cfg, log, ln)
+	runServer(t, cfg, log, ln)
 
 	// A browser that trusts the simulator's root and notes every
 	// Set-Cookie sensegate sends.
@@ -68,9 +67,7 @@ func testCookieFlags(t *testing.T, scheme string) {
 		mu  sync.Mutex
 		set []string
 	)
-	jar, _ := cookiejar.New(nil)
-	b := &testBrowser{jar: jar}
-	b.c = &http.Client{Jar: jar, Timeout: 20 * time.Second, Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+	b := sensegatetest.NewBrowser(t, sensegatetest.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
 		resp, err := base.RoundTrip(r)
 		if err == nil && r.URL.Host == host {
 			mu.Lock()
@@ -78,15 +75,15 @@ func testCookieFlags(t *testing.T, scheme string) {
 			mu.Unlock()
 		}
 		return resp, err
-	})}
+	}))
 
-	resp, body := b.do(t, "GET", public+"/hub/", nil, true)
-	resp, body = b.signIn(t, resp, body, idp.Issuer(), "alice", "wonderland")
+	resp, body := b.Do(t, "GET", public+"/hub/", nil, true)
+	resp, body = b.SignIn(t, resp, body, idp.Issuer(), "alice", "wonderland")
 	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `ACME\alice`) {
 		t.Fatalf("after signing in the browser is at %s with %d, want the hub as ACME\\alice", resp.Request.URL, resp.StatusCode)
 	}
-	b.do(t, "GET", public+"/qrs/about?xrfkey=0123456789abcdef", nil, false)
-	if resp, _ := b.do(t, "POST", public+"/.sensegate/logout", url.Values{}, false); resp.StatusCode != http.StatusSeeOther {
+	b.Do(t, "GET", public+"/qrs/about?xrfkey=0123456789abcdef", nil, false)
+	if resp, _ := b.Do(t, "POST", public+"/.sensegate/logout", url.Values{}, false); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("logout = %d, want 303", resp.StatusCode)
 	}
 
@@ -127,7 +124,7 @@ func testCookieFlags(t *testing.T, scheme string) {
 		}
 	}
 	pu, _ := url.Parse(public)
-	for _, c := range jar.Cookies(pu) {
+	for _, c := range b.Jar.Cookies(pu) {
 		if strings.HasPrefix(strings.ToLower(c.Name), "x-qlik") {
 			t.Errorf("the browser holds the Qlik cookie %s", c.Name)
 		}

@@ -1,87 +1,25 @@
-package main
+package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"reflect"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
 	"github.com/sensegate/sensegate/config"
+	"github.com/sensegate/sensegate/gateway"
 	"go.uber.org/zap"
 )
 
 // reloadDebounce lets a burst of file events (editors write, rename and
 // chmod; Kubernetes swaps a symlink) settle into one reload.
 const reloadDebounce = 300 * time.Millisecond
-
-// live is what the HTTP server serves: the current gateway, replaced
-// atomically by a reload. Requests in flight finish on the gateway they
-// started on; websockets relayed by an old gateway live on until they
-// close, and Shutdown closes them too.
-type live struct {
-	cur atomic.Pointer[gateway]
-
-	mu  sync.Mutex
-	old []*gateway
-}
-
-func newLive(g *gateway) *live {
-	l := &live{}
-	l.cur.Store(g)
-	return l
-}
-
-// ServeHTTP implements http.Handler.
-func (l *live) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	l.cur.Load().handler.ServeHTTP(w, r)
-}
-
-// swap makes g the current gateway.
-func (l *live) swap(g *gateway) {
-	prev := l.cur.Swap(g)
-	l.mu.Lock()
-	l.old = append(l.old, prev)
-	l.mu.Unlock()
-}
-
-// current returns the gateway serving now.
-func (l *live) current() *gateway { return l.cur.Load() }
-
-func (l *live) all() []*gateway {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]*gateway{l.cur.Load()}, l.old...)
-}
-
-// Shutdown closes the websockets of every gateway that served.
-func (l *live) Shutdown(ctx context.Context) error {
-	gws := l.all()
-	errs := make(chan error, len(gws))
-	for _, g := range gws {
-		go func() { errs <- g.handler.Shutdown(ctx) }()
-	}
-	var err error
-	for range gws {
-		err = errors.Join(err, <-errs)
-	}
-	return err
-}
-
-// close releases the upstream connections of every gateway.
-func (l *live) close() {
-	for _, g := range l.all() {
-		g.close()
-	}
-}
 
 // restartKeys lists the keys whose change a reload cannot apply: the
 // listener, its TLS files and the jar's store. Everything else (identity,
@@ -122,17 +60,18 @@ func restartKeys(old, new *config.Config) []string {
 }
 
 // reloader re-reads the configuration file on SIGHUP and when it changes,
-// builds a new gateway from it and swaps it in; on any error the running
+// builds a new gateway from it and swaps it in (the replaced one is
+// closed once drained, see gateway.Live); on any error the running
 // configuration stays in force and the error is logged.
 type reloader struct {
 	path  string
 	log   *zap.Logger
-	build func(*config.Config) (*gateway, error)
-	live  *live
+	build func(*config.Config) (*gateway.Gateway, error)
+	live  *gateway.Live
 	// watchFile reloads when the file changes; SIGHUP always reloads.
 	watchFile bool
-	// obs counts the reloads (nil: not counted).
-	obs *observability
+	// metrics counts the reloads (nil: not counted).
+	metrics *processMetrics
 
 	mu  sync.Mutex
 	cur *config.Config
@@ -143,7 +82,7 @@ func (r *reloader) reload() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	err := r.apply()
-	r.obs.reloaded(err)
+	r.metrics.reloaded(err)
 	return err
 }
 
@@ -164,10 +103,10 @@ func (r *reloader) apply() error {
 		r.log.Error("config reload failed; the running configuration stays in force", zap.String("file", r.path), zap.Error(err))
 		return err
 	}
-	r.live.swap(g)
+	r.live.Swap(g)
 	r.cur = cfg
 	r.log.Info("configuration reloaded", zap.String("file", r.path))
-	logConfigWarnings(r.log, r.path, cfg)
+	logWarnings(r.log, r.path, cfg)
 	return nil
 }
 

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"bufio"
@@ -20,6 +20,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/sensegate/sensegate/config"
+	"github.com/sensegate/sensegate/tooling/sensegatetest"
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
@@ -64,7 +65,7 @@ func TestServeWriteTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.Server.WriteTimeout = 500 * time.Millisecond
-	addr := runGateway(t, cfg, zaptest.NewLogger(t), nil)
+	addr := runServer(t, cfg, zaptest.NewLogger(t), nil)
 
 	for i, tt := range upgradeHeaders {
 		t.Run(tt.name, func(t *testing.T) {
@@ -121,7 +122,7 @@ func TestServeBodyTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.Server.BodyTimeout = 500 * time.Millisecond
-	addr := runGateway(t, cfg, zaptest.NewLogger(t), nil)
+	addr := runServer(t, cfg, zaptest.NewLogger(t), nil)
 
 	for i, tt := range upgradeHeaders {
 		t.Run(tt.name, func(t *testing.T) {
@@ -161,7 +162,7 @@ func TestServeWebsocketOutlivesStallBounds(t *testing.T) {
 	}
 	const bound = 200 * time.Millisecond
 	cfg.Server.WriteTimeout, cfg.Server.BodyTimeout = bound, bound
-	addr := runGateway(t, cfg, zaptest.NewLogger(t), nil)
+	addr := runServer(t, cfg, zaptest.NewLogger(t), nil)
 
 	ws, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/app/engineData", http.Header{"X-Forwarded-User": {"alice"}})
 	if err != nil {
@@ -198,94 +199,17 @@ func TestServeWebsocketOutlivesStallBounds(t *testing.T) {
 	engineVersion(2, 1)
 }
 
-// A user over qlik.login_rate gets 429 with Retry-After instead of a new
-// Qlik login; other users do not wait.
-func TestServeLoginRate(t *testing.T) {
-	sim := startSim(t)
-	t.Setenv("SENSEGATE_QLIK_LOGIN_RATE_PER_MINUTE", "1")
-	t.Setenv("SENSEGATE_QLIK_LOGIN_RATE_BURST", "1")
-	cfg, err := config.Load(writeSimConfig(t, sim, ""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := runGateway(t, cfg, zaptest.NewLogger(t), nil)
-	get := func(user string) *http.Response {
-		t.Helper()
-		req, _ := http.NewRequest("GET", "http://"+addr+"/hub/", nil)
-		req.Header.Set("X-Forwarded-User", user)
-		req.Header.Set("Accept", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		return resp
-	}
-	if resp := get("alice"); resp.StatusCode != 200 {
-		t.Fatalf("first request = %d", resp.StatusCode)
-	}
-	// Qlik forgets alice's session: she needs a second login within the
-	// minute.
-	sim.ExpireUser(`ACME\alice`)
-	resp := get("alice")
-	ra, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
-	if resp.StatusCode != http.StatusTooManyRequests || ra < 1 || ra > 60 {
-		t.Errorf("second login within the minute = %d Retry-After %q, want 429 with up to 60 s", resp.StatusCode, resp.Header.Get("Retry-After"))
-	}
-	if got := sim.Counts(`ACME\alice`).TicketsIssued; got != 1 {
-		t.Errorf("tickets for alice = %d, want 1", got)
-	}
-	if resp := get("bob"); resp.StatusCode != 200 {
-		t.Errorf("bob = %d, want 200: the limit is per user", resp.StatusCode)
-	}
-}
-
-// A user over qlik.websocket_per_user gets 429 on the next websocket
-// upgrade; other users do not.
-func TestServeWebsocketsPerUser(t *testing.T) {
-	sim := startSim(t)
-	t.Setenv("SENSEGATE_QLIK_WEBSOCKET_PER_USER", "1")
-	cfg, err := config.Load(writeSimConfig(t, sim, ""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := runGateway(t, cfg, zaptest.NewLogger(t), nil)
-	dial := func(user string) (*websocket.Conn, int) {
-		t.Helper()
-		d := websocket.Dialer{HandshakeTimeout: 15 * time.Second}
-		c, resp, err := d.Dial("ws://"+addr+"/app/engineData", http.Header{"X-Forwarded-User": {user}})
-		if err != nil {
-			if resp == nil {
-				t.Fatalf("%s: %v", user, err)
-			}
-			return nil, resp.StatusCode
-		}
-		t.Cleanup(func() { c.Close() })
-		return c, http.StatusSwitchingProtocols
-	}
-	if _, status := dial("alice"); status != http.StatusSwitchingProtocols {
-		t.Fatalf("alice's first websocket = %d", status)
-	}
-	if _, status := dial("alice"); status != http.StatusTooManyRequests {
-		t.Errorf("alice's second websocket = %d, want 429", status)
-	}
-	if _, status := dial("bob"); status != http.StatusSwitchingProtocols {
-		t.Errorf("bob's websocket = %d, want it relayed: the bound is per user", status)
-	}
-}
-
 // serve speaks TLS 1.2 and 1.3 only.
 func TestServeTLSVersions(t *testing.T) {
 	sim := startSim(t)
 	certs := sim.Certs()
 	t.Setenv("SENSEGATE_SERVER_TLS_CERT", certs.Server)
 	t.Setenv("SENSEGATE_SERVER_TLS_KEY", certs.ServerKey)
-	cfg, err := config.Load(writeSimConfigWith(t, sim, "https://localhost:8443", headerIdentity))
+	cfg, err := config.Load(sensegatetest.WriteConfigWith(t, sim, "https://localhost:8443", sensegatetest.HeaderIdentity))
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := runGateway(t, cfg, zaptest.NewLogger(t), nil)
+	addr := runServer(t, cfg, zaptest.NewLogger(t), nil)
 	pool, err := certs.RootPool()
 	if err != nil {
 		t.Fatal(err)
@@ -314,17 +238,6 @@ func TestServeTLSVersions(t *testing.T) {
 	}
 }
 
-// The Redis client speaks TLS 1.2 or later to the server it names.
-func TestRedisTLSConfig(t *testing.T) {
-	rc := redisConfig(config.StoreConfig{Redis: config.RedisConfig{Addr: "redis.example.com:6380", TLS: true}})
-	if rc.TLS == nil || rc.TLS.MinVersion != tls.VersionTLS12 || rc.TLS.ServerName != "redis.example.com" || rc.TLS.InsecureSkipVerify {
-		t.Errorf("Redis TLS config = %+v, want TLS 1.2+ verifying redis.example.com", rc.TLS)
-	}
-	if rc := redisConfig(config.StoreConfig{Redis: config.RedisConfig{Addr: "redis:6379"}}); rc.TLS != nil {
-		t.Errorf("store.redis.tls false gave a TLS config")
-	}
-}
-
 // The listener's write bound is set when it starts: a reload changing it
 // is refused, naming the key; the login rate reloads.
 func TestLimitsOnReload(t *testing.T) {
@@ -350,7 +263,7 @@ func TestServeCutsStalledUnreadBodies(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.Server.BodyTimeout = 300 * time.Millisecond
-	addr := runGateway(t, cfg, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)), nil)
+	addr := runServer(t, cfg, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)), nil)
 	// One request served: the server's goroutines are all up.
 	resp, err := http.Get("http://" + addr + "/hub/")
 	if err != nil {
@@ -417,34 +330,5 @@ func TestServeCutsStalledUnreadBodies(t *testing.T) {
 	}
 	if err := goleak.Find(before); err != nil {
 		t.Errorf("goroutines left after the stalled clients were cut off: %v", err)
-	}
-}
-
-// Issue 14: one user drove 30 tickets in a loop. With the default
-// qlik.login_rate a user gets config.DefaultLoginRateBurst logins at once,
-// then 429s, and Qlik issues no more tickets than that.
-func TestServeLoginRateOnByDefault(t *testing.T) {
-	sim := startSim(t)
-	cfg, err := config.Load(writeSimConfig(t, sim, ""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := runGateway(t, cfg, zaptest.NewLogger(t), nil)
-	limited, start := 0, time.Now()
-	for range 30 {
-		sim.ExpireUser(`ACME\alice`)
-		if hubAs(t, addr, "X-Forwarded-User", "alice") == http.StatusTooManyRequests {
-			limited++
-		}
-	}
-	// The bucket refills one login every 60/DefaultLoginRatePerMinute s:
-	// a slow machine may have earned a few during the loop.
-	refilled := int(time.Since(start) / (time.Minute / config.DefaultLoginRatePerMinute))
-	got := sim.Counts(`ACME\alice`).TicketsIssued
-	if got < config.DefaultLoginRateBurst || got > config.DefaultLoginRateBurst+refilled {
-		t.Errorf("tickets for alice in a loop of 30 logins = %d, want %d (the default burst, +%d refilled)", got, config.DefaultLoginRateBurst, refilled)
-	}
-	if limited != 30-got {
-		t.Errorf("429s = %d, want %d", limited, 30-got)
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"context"
@@ -11,58 +11,48 @@ import (
 	"time"
 
 	"github.com/sensegate/sensegate/config"
-	"github.com/sensegate/sensegate/session"
+	"github.com/sensegate/sensegate/gateway"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
 	"go.uber.org/zap/zaptest/observer"
 )
 
-// startReloadable runs serve with a reloader the way `sensegate serve`
-// does and returns the address and the reloader.
-func startReloadable(t *testing.T, file string, watch bool) (string, *reloader) {
+// startReloadable runs the server of file with its reloader, as `sensegate
+// serve` does, and returns the address and the server; the reloader
+// watches the file when watch is set (SIGHUP only otherwise).
+func startReloadable(t *testing.T, file string, watch bool) (string, *server) {
 	t.Helper()
 	cfg, err := config.Load(file)
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := zaptest.NewLogger(t)
-	jar := session.NewMemory(cfg.Qlik.SessionTimeout, nil)
-	build := func(c *config.Config) (*gateway, error) {
-		p, err := newProvider(context.Background(), c, log)
-		if err != nil {
-			return nil, err
-		}
-		return newGatewayWith(c, p, log, nil, jar)
-	}
-	gw, err := build(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lv := newLive(gw)
-	obs, err := newObservability(cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rl := &reloader{path: file, log: log, build: build, live: lv, cur: cfg, watchFile: watch, obs: obs}
 	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan struct{})
-	rlDone := make(chan error, 1)
-	go func() { rlDone <- rl.run(ctx, ready) }()
-	<-ready
-	addrs := make(chan net.Addr, 1)
+	ready := make(chan net.Addr, 1)
+	s, err := newServer(ctx, Options{Config: cfg, File: file, Logger: zaptest.NewLogger(t), Ready: ready})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	s.reloader.watchFile = watch
+	s.watching = make(chan struct{})
+	ln, err := net.Listen("tcp", cfg.Server.Listen)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg.Server, lv, addrs, log) }()
-	addr := (<-addrs).String()
+	go func() { done <- s.run(ctx, ln) }()
+	addr := (<-ready).String()
+	<-s.watching
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
+			t.Errorf("run: %v", err)
 		}
-		<-rlDone
-		lv.close()
+		s.close()
 	})
-	return addr, rl
+	return addr, s
 }
 
 // hubAs asks for the hub with header name set to user and returns the status.
@@ -92,13 +82,13 @@ func eventually(t *testing.T, what string, cond func() bool) {
 func TestReloadOnFileChange(t *testing.T) {
 	sim := startSim(t)
 	file := writeSimConfig(t, sim, "")
-	addr, rl := startReloadable(t, file, true)
-	obs := rl.obs
+	addr, s := startReloadable(t, file, true)
+	rl := s.reloader
 	t.Cleanup(func() {
 		// One refused bad file, one refused restart-only key, then the
 		// good change (counted once it is applied).
 		got := map[string]float64{}
-		mfs, _ := obs.registry.Gather()
+		mfs, _ := s.metrics.registry.Gather()
 		for _, mf := range mfs {
 			if mf.GetName() == "sensegate_config_reloads_total" {
 				for _, m := range mf.GetMetric() {
@@ -165,27 +155,39 @@ func TestReloadOnSIGHUP(t *testing.T) {
 // A reload logs the new configuration's warnings (config.Config.Warnings),
 // as serve does at startup, and still applies it.
 func TestReloadLogsWarnings(t *testing.T) {
-	file := writeConfig(t)
+	file := writeSimConfig(t, startSim(t), "")
 	cfg, err := config.Load(file)
 	if err != nil {
 		t.Fatal(err)
 	}
 	core, logs := observer.New(zapcore.WarnLevel)
 	var built *config.Config
-	rl := &reloader{path: file, log: zap.New(core), live: newLive(&gateway{}), cur: cfg,
-		build: func(c *config.Config) (*gateway, error) { built = c; return &gateway{}, nil }}
+	build := func(c *config.Config) (*gateway.Gateway, error) {
+		built = c
+		return gateway.New(context.Background(), c, gateway.Deps{})
+	}
+	g, err := build(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := gateway.NewLive(g, nil)
+	t.Cleanup(func() { live.Close() })
+	rl := &reloader{path: file, log: zap.New(core), live: live, cur: cfg, build: build}
 	orig, _ := os.ReadFile(file)
-	broad := strings.Replace(string(orig), "trusted_proxies: [127.0.0.1]", "trusted_proxies: [127.0.0.1, 10.0.0.0/8]", 1)
+	broad := strings.Replace(string(orig), `trusted_proxies: ["127.0.0.1/32", "::1/128"]`, `trusted_proxies: ["127.0.0.1/32", "::1/128", "10.0.0.0/8"]`, 1)
+	if broad == string(orig) {
+		t.Fatal("the test's config has no trusted_proxies to broaden")
+	}
 	if err := os.WriteFile(file, []byte(broad), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := rl.reload(); err != nil {
 		t.Fatalf("reload of a broad trusted_proxies = %v, want it applied", err)
 	}
-	if built == nil || len(built.Identity.Header.TrustedProxies()) != 2 {
+	if built == nil || len(built.Identity.Header.TrustedProxies()) != 3 {
 		t.Fatalf("reload built %v, want the new configuration", built)
 	}
-	want := `identity.header.trusted_proxies[1]: "10.0.0.0/8" is broader than a /24`
+	want := `identity.header.trusted_proxies[2]: "10.0.0.0/8" is broader than a /24`
 	got := logs.FilterMessage("risky configuration").All()
 	if len(got) != 1 || !strings.HasPrefix(got[0].ContextMap()["warning"].(string), want) {
 		t.Errorf("warnings logged on reload = %v, want one starting %q", got, want)

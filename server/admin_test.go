@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"context"
@@ -13,9 +13,7 @@ import (
 
 	"github.com/sensegate/sensegate/admin"
 	"github.com/sensegate/sensegate/config"
-	"github.com/sensegate/sensegate/identity"
 	"github.com/sensegate/sensegate/proxy"
-	"github.com/sensegate/sensegate/session"
 	"github.com/sensegate/sensegate/tooling/qliksim"
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
@@ -48,40 +46,38 @@ func httpGet(t *testing.T, url string, hdr ...string) (int, string) {
 func TestServeWithAdmin(t *testing.T) {
 	sim := startSim(t)
 	before := goleak.IgnoreCurrent()
-	cfg, err := config.Load(writeSimConfig(t, sim, "admin:\n  listen: \"127.0.0.1:0\"\n"))
+	cfg, err := config.Load(writeSimConfig(t, sim, ""))
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg.Admin.Listen = "127.0.0.1:0"
 	core, logs := observer.New(zapcore.InfoLevel)
 	log := zap.New(core)
-	provider, err := newProvider(context.Background(), cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	obs, err := newObservability(cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gw, err := newObservedGateway(cfg, provider, log, obs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer gw.close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	aln, err := net.Listen("tcp", cfg.Admin.Listen)
+	ready := make(chan net.Addr, 1)
+	s, err := newServer(ctx, Options{Config: cfg, Logger: log, Ready: ready})
 	if err != nil {
 		t.Fatal(err)
 	}
-	adminURL := "http://" + aln.Addr().String()
+	defer s.close()
 	// No readiness cache, so that the fault shows at once.
-	cur := func() *gateway { return gw }
-	mon := newQPSMonitor(cur, obs, admin.MonitorOptions{})
-	stopAdmin := runAdmin(ctx, aln, obs, readinessChecks(cur), mon, admin.ReadinessOptions{CacheTTL: -1}, false, log)
-	ready := make(chan net.Addr, 1)
+	s.readiness = admin.ReadinessOptions{CacheTTL: -1}
+	// What run does, in steps: the admin listener must be stopped after
+	// serve returned, to see it report the shutdown.
+	stopAdmin, err := s.start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminURL := "http://" + s.adminAddr.String()
+	ln, err := net.Listen("tcp", cfg.Server.Listen)
+	if err != nil {
+		t.Fatal(err)
+	}
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg.Server, gw.handler, ready, log) }()
+	go func() { done <- serve(ctx, ln, cfg.Server, s.live, ready, log) }()
 	addr := (<-ready).String()
+	mon := s.mon
 
 	if code, body := httpGet(t, "http://"+addr+"/hub/", "X-Forwarded-User", "bob"); code != 200 {
 		t.Fatalf("GET /hub/ = %d %q", code, body)
@@ -127,7 +123,7 @@ func TestServeWithAdmin(t *testing.T) {
 		}
 		return nodes
 	}
-	node := gw.nodes[0].ID
+	node := s.live.Current().Nodes()[0].ID
 	mon.Check(ctx)
 	if n := healthz()[node]; !n.Up || n.CheckedAt.IsZero() {
 		t.Errorf("GET /healthz qps[%s] = %+v, want up", node, n)
@@ -203,36 +199,40 @@ func TestServeWithAdmin(t *testing.T) {
 	if err := stopAdmin(); err != nil {
 		t.Errorf("stopping the admin listener: %v", err)
 	}
-	gw.close()
+	if err := s.close(); err != nil {
+		t.Errorf("closing: %v", err)
+	}
 	if err := goleak.Find(before); err != nil {
 		t.Errorf("goroutines left after shutdown: %v", err)
 	}
 }
 
-// admin.listen "" runs no admin listener; audit.enabled false gives no
-// audit log; a log level above info still gets the audit log.
+// admin.listen "" runs no admin listener, and a bad one is an error
+// naming it; a log level above info still gets the audit log, on a
+// logger of its own (gateway's TestObservabilityConfig: audit.enabled).
 func TestObservabilityConfig(t *testing.T) {
-	stop, err := startAdmin(context.Background(), config.AdminConfig{Listen: ""}, nil, nil, nil, zap.NewNop())
-	if err != nil || stop() != nil {
-		t.Errorf("startAdmin with admin.listen \"\" = %v", err)
+	m, err := newProcessMetrics("v", "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop, addr, err := startAdmin(context.Background(), config.AdminConfig{Listen: ""}, m, nil, nil, admin.ReadinessOptions{}, zap.NewNop())
+	if err != nil || addr != nil || stop() != nil {
+		t.Errorf("startAdmin with admin.listen \"\" = %v, %v", addr, err)
+	}
+	if _, _, err := startAdmin(context.Background(), config.AdminConfig{Listen: "127.0.0.1:-1"}, m, nil, nil, admin.ReadinessOptions{}, zap.NewNop()); err == nil || !strings.HasPrefix(err.Error(), "admin.listen: ") {
+		t.Errorf("startAdmin on a bad address = %v, want an error naming admin.listen", err)
 	}
 	cfg := config.Default()
-	cfg.Audit.Enabled = false
-	o, err := newObservability(cfg, zap.NewNop())
-	if err != nil || o.audit != nil {
-		t.Errorf("newObservability with audit.enabled false: audit %v, %v", o.audit, err)
-	}
-	cfg.Audit.Enabled = true
 	core, logs := observer.New(zapcore.WarnLevel)
-	o, err = newObservability(cfg, zap.New(core))
-	if err != nil || o.audit == nil {
-		t.Fatalf("newObservability with log.level warn: audit %v, %v", o.audit, err)
+	ilog, err := infoLogger(zap.New(core), cfg.Log)
+	if err != nil {
+		t.Fatal(err)
 	}
-	o.audit.Login(context.Background(), identity.User{Directory: "ACME", ID: "alice"}, session.Entry{Created: time.Now()}, nil)
+	if !ilog.Core().Enabled(zapcore.InfoLevel) {
+		t.Errorf("the audit and access logger of a warn-level log is not enabled at info")
+	}
+	ilog.Info("qlik login", zap.Bool("audit", true))
 	if logs.Len() != 0 {
 		t.Errorf("audit entries went to the warn-level log: %v", logs.All())
-	}
-	if _, err := startAdmin(context.Background(), config.AdminConfig{Listen: "127.0.0.1:-1"}, o, nil, nil, zap.NewNop()); err == nil || !strings.HasPrefix(err.Error(), "admin.listen: ") {
-		t.Errorf("startAdmin on a bad address = %v, want an error naming admin.listen", err)
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"net/http"
@@ -23,7 +23,7 @@ func TestFailedLoginIsOneLogLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	core, logs := observer.New(zapcore.DebugLevel)
-	addr := runGateway(t, cfg, zap.New(core), nil)
+	addr := runServer(t, cfg, zap.New(core), nil)
 	if err := sim.SetQPSFault(qliksim.Fault5xx); err != nil {
 		t.Fatal(err)
 	}

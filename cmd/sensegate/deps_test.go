@@ -1,0 +1,58 @@
+package main
+
+import (
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// notInProduct are import path prefixes that must not be linked into the
+// sensegate binary: the development and test tools, the examples, the
+// load harness, and what only the development OpenID provider
+// (tooling/devidp, zitadel/oidc's op package) pulls in.
+var notInProduct = []struct{ prefix, what string }{
+	{"github.com/sensegate/sensegate/tooling/", "development and test tooling"},
+	{"github.com/sensegate/sensegate/examples/", "an example"},
+	{"github.com/sensegate/sensegate/bench", "the load harness"},
+	{"github.com/zitadel/", "the development OpenID provider's library"},
+	{"github.com/go-chi/", "a dependency of the development OpenID provider"},
+	{"go.opentelemetry.io/", "a dependency of the development OpenID provider"},
+	{"github.com/rs/cors", "a dependency of the development OpenID provider"},
+	{"github.com/muhlemmer/", "a dependency of the development OpenID provider"},
+	{"github.com/gorilla/securecookie", "a dependency of the development OpenID provider"},
+	{"github.com/go-logr/", "a dependency of the development OpenID provider"},
+	{"github.com/bmatcuk/doublestar", "a dependency of the development OpenID provider"},
+}
+
+// The product binary is the product (issue 17): `go list -deps` of
+// cmd/sensegate names none of notInProduct (Tailscale's tstest/deptest).
+// The demo and the simulator are commands of their own.
+func TestProductDependencies(t *testing.T) {
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go toolchain in PATH: cannot list sensegate's dependencies (go list -deps)")
+	}
+	out, err := exec.Command(goTool, "list", "-deps", ".").Output()
+	if err != nil {
+		msg := ""
+		if ee, ok := err.(*exec.ExitError); ok {
+			msg = string(ee.Stderr)
+		}
+		t.Fatalf("go list -deps: %v\n%s", err, msg)
+	}
+	deps := strings.Fields(string(out))
+	// The list is the binary's: it has the packages serve runs on.
+	for _, want := range []string{"github.com/sensegate/sensegate/server", "github.com/sensegate/sensegate/gateway", "github.com/sensegate/sensegate/proxy"} {
+		if !slices.Contains(deps, want) {
+			t.Fatalf("go list -deps lacks %s: not the binary's dependencies?\n%s", want, out)
+		}
+	}
+	for _, d := range deps {
+		for _, f := range notInProduct {
+			if strings.HasPrefix(d, f.prefix) {
+				t.Errorf("sensegate links %s, %s: move what needs it out of the product packages", d, f.what)
+			}
+		}
+	}
+}
