@@ -18,7 +18,7 @@ func TestQPSRetriesBoundTicketRequests(t *testing.T) {
 	for _, tt := range []struct {
 		retries string
 		want    int
-	}{{"1", 2}} {
+	}{{"0", 1}, {"1", 2}} {
 		t.Run("retries "+tt.retries, func(t *testing.T) {
 			sim := startSim(t)
 			t.Setenv("SENSEGATE_QLIK_QPS_RETRIES", tt.retries)
