@@ -18,14 +18,12 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 	"golang.org/x/oauth2"
 	"golang.org/x/sync/singleflight"
 )
 
 // Defaults and fixed bounds of the OIDC provider.
 const (
-	defaultOIDCCookie      = "sensegate_session"
 	hostCookiePrefix       = "__Host-"
 	secureCookiePrefix     = "__Secure-"
 	defaultSessionLifetime = 12 * time.Hour
@@ -118,7 +116,8 @@ type OIDC struct {
 	redirectPath string
 	mapping      *Mapping
 	store        SessionStore
-	cipher       *cookieCipher
+	logins       *loginStore
+	cipher       *cookieCipher // also seals the sign-in in progress
 	cookieName   string
 	loginCookie  string
 	secure       bool
@@ -171,17 +170,9 @@ func NewOIDC(ctx context.Context, cfg OIDCConfig) (*OIDC, error) {
 	if err != nil {
 		bad("CookieKeys: %w", err)
 	}
-	if cfg.CookieName == "" {
-		cfg.CookieName = defaultOIDCCookie
-		if cfg.Secure {
-			cfg.CookieName = hostCookiePrefix + defaultOIDCCookie
-		}
-	}
-	if err := (&http.Cookie{Name: cfg.CookieName, Value: "x"}).Valid(); err != nil {
-		bad("CookieName %q: %w", cfg.CookieName, err)
-	}
-	if !cfg.Secure && (strings.HasPrefix(cfg.CookieName, hostCookiePrefix) || strings.HasPrefix(cfg.CookieName, secureCookiePrefix)) {
-		bad("CookieName %q: browsers keep %s and %s cookies only when they are Secure (HTTPS)", cfg.CookieName, hostCookiePrefix, secureCookiePrefix)
+	cookieName, err := sessionCookieName(cfg.CookieName, cfg.Secure)
+	if err != nil {
+		bad("CookieName %w", err)
 	}
 	switch {
 	case cfg.SessionLifetime == 0:
@@ -230,6 +221,7 @@ func NewOIDC(ctx context.Context, cfg OIDCConfig) (*OIDC, error) {
 			scopes = append(scopes, s)
 		}
 	}
+	log := cfg.Logger.Named("oidc").With(zap.String("issuer", cfg.Issuer))
 	o := &OIDC{
 		issuer:   cfg.Issuer,
 		clientID: cfg.ClientID,
@@ -247,14 +239,18 @@ func NewOIDC(ctx context.Context, cfg OIDCConfig) (*OIDC, error) {
 		mapping:      cfg.Mapping,
 		store:        cfg.Sessions,
 		cipher:       ciph,
-		cookieName:   cfg.CookieName,
-		loginCookie:  loginCookieName(cfg.CookieName),
+		cookieName:   cookieName,
+		loginCookie:  loginCookieName(cookieName),
 		secure:       cfg.Secure,
 		lifetime:     cfg.SessionLifetime,
 		client:       cfg.HTTPClient,
 		now:          cfg.Now,
-		log:          cfg.Logger.Named("oidc").With(zap.String("issuer", cfg.Issuer)),
+		log:          log,
 		prefix:       defaultMountPrefix,
+		logins: &loginStore{
+			store: cfg.Sessions, cipher: ciph, cookie: cookieName, secure: cfg.Secure, sameSite: http.SameSiteLaxMode,
+			ad: oidcSessionAD, errPrefix: "identity: oidc", log: log,
+		},
 	}
 	return o, nil
 }
@@ -275,8 +271,12 @@ func authStyle(methods []string, hasSecret bool) oauth2.AuthStyle {
 	return oauth2.AuthStyleAutoDetect
 }
 
+// oidcSessionAD starts the associated data of stored OIDC logins, before
+// their id.
+const oidcSessionAD = "session "
+
 // oidcSession is a login session, stored as JSON sealed with the cookie
-// keys (associated data "session " + id), so that a dump of a shared
+// keys (associated data oidcSessionAD + id), so that a dump of a shared
 // store yields no tokens.
 type oidcSession struct {
 	Issuer  string `json:"iss"`
@@ -300,11 +300,6 @@ type loginState struct {
 	Redirect string    `json:"rd"`
 	Expires  time.Time `json:"exp"`
 }
-
-// errNoSession is why a request has no usable session: no cookie, a
-// cookie that does not open, nothing stored, expired, or ended by the
-// identity provider. Clients see ErrNoIdentity.
-var errNoSession = errors.New("no valid oidc session")
 
 // Identify implements Provider. It runs on every request, so it costs one
 // cookie decryption, one SessionStore Get, one decryption and one JSON
@@ -353,39 +348,9 @@ func (o *OIDC) notSignedIn(r *http.Request) error {
 	return &Error{Status: http.StatusUnauthorized, Msg: "not signed in", Err: ErrNoIdentity, LoginURL: o.prefix + "login?rd=" + url.QueryEscape(r.URL.RequestURI())}
 }
 
-// sessionID returns the session id sealed in the request's session
-// cookie. Every cookie of that name is tried, so that one planted on a
-// parent domain does not hide ours; two that open to different sessions
-// are errTwoSessions: a site on a sibling or parent domain may have
-// planted its own sign-in (cookie tossing), and serving the first would
-// run the user as whoever it names.
-func (o *OIDC) sessionID(r *http.Request) (string, bool, error) {
-	var id string
-	for _, c := range r.CookiesNamed(o.cookieName) {
-		v, err := o.cipher.open(o.cookieName, c.Value)
-		if err != nil {
-			continue
-		}
-		if id != "" && string(v) != id {
-			return "", false, errTwoSessions
-		}
-		id = string(v)
-	}
-	if id != "" {
-		return id, true, nil
-	}
-	if ce := o.log.Check(zapcore.DebugLevel, "no valid session cookie"); ce != nil {
-		ce.Write(zap.Int("cookies", len(r.CookiesNamed(o.cookieName))))
-	}
-	return "", false, nil
-}
-
-// errTwoSessions refuses a request that carries two valid session cookies.
-var errTwoSessions = &Error{
-	Status: http.StatusBadRequest,
-	Msg:    "this browser holds two sensegate sign-ins (one may have been set by a site on a parent domain): clear this site's cookies and sign in again",
-	Err:    errors.New("identity: oidc: two valid session cookies of different sessions"),
-}
+// sessionID returns the login id sealed in the request's session cookie
+// (loginStore.id).
+func (o *OIDC) sessionID(r *http.Request) (string, bool, error) { return o.logins.id(r) }
 
 // loginCookieName is the cookie of a sign-in in progress for session
 // cookie name: name + "_login", on the mount path, so a __Host- prefix
@@ -399,27 +364,9 @@ func loginCookieName(name string) string {
 
 // load reads session id; errNoSession when there is none or it is over.
 func (o *OIDC) load(ctx context.Context, id string) (*oidcSession, error) {
-	data, ok, err := o.store.Get(ctx, id)
-	if err != nil {
-		return nil, fmt.Errorf("identity: oidc: session store: %w", err)
-	}
-	if !ok {
-		return nil, errNoSession
-	}
-	// The session is sealed with the keys that opened its cookie, so one
-	// that does not open or decode was altered in the store (or written
-	// by something else): it ends.
-	plain, err := o.cipher.open("session "+id, string(data))
-	if err != nil {
-		o.log.Warn("stored session does not open")
-		o.store.Delete(ctx, id)
-		return nil, errNoSession
-	}
 	var s oidcSession
-	if err := json.Unmarshal(plain, &s); err != nil {
-		o.log.Warn("stored session does not decode", zap.Error(err))
-		o.store.Delete(ctx, id)
-		return nil, errNoSession
+	if err := o.logins.get(ctx, id, &s); err != nil {
+		return nil, err
 	}
 	if s.Issuer != o.issuer || !o.now().Before(s.Created.Add(o.lifetime)) {
 		// Another issuer's (configuration changed) or past the absolute
@@ -430,20 +377,10 @@ func (o *OIDC) load(ctx context.Context, id string) (*oidcSession, error) {
 	return &s, nil
 }
 
-// save stores s under id until the end of its lifetime.
+// save stores s under id until the end of its lifetime (errNoSession
+// past it).
 func (o *OIDC) save(ctx context.Context, id string, s *oidcSession) error {
-	ttl := s.Created.Add(o.lifetime).Sub(o.now())
-	if ttl <= 0 {
-		return errNoSession
-	}
-	data, err := json.Marshal(s)
-	if err != nil {
-		return fmt.Errorf("identity: oidc: encode session: %w", err)
-	}
-	if err := o.store.Put(ctx, id, []byte(o.cipher.seal("session "+id, data)), ttl); err != nil {
-		return fmt.Errorf("identity: oidc: session store: %w", err)
-	}
-	return nil
+	return o.logins.put(ctx, id, s, s.Created.Add(o.lifetime).Sub(o.now()))
 }
 
 // refresh renews session id at the identity provider. Concurrent requests
@@ -697,10 +634,7 @@ func (o *OIDC) serveCallback(w http.ResponseWriter, r *http.Request) {
 		o.writePage(w, http.StatusServiceUnavailable, "Sign-in failed", "The sign-in could not be saved. Try again in a moment.", retry)
 		return
 	}
-	http.SetCookie(w, &http.Cookie{
-		Name: o.cookieName, Value: o.cipher.seal(o.cookieName, []byte(id)), Path: "/",
-		MaxAge: int(o.lifetime / time.Second), HttpOnly: true, Secure: o.secure, SameSite: http.SameSiteLaxMode,
-	})
+	o.logins.setCookie(w, id, o.lifetime)
 	o.log.Info("signed in", zap.String("user", u.String()), zap.String("sub", idt.Subject), zap.Bool("refresh_token", tok.RefreshToken != ""))
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, ls.Redirect, http.StatusFound)
@@ -738,7 +672,7 @@ func (o *OIDC) Logout(w http.ResponseWriter, r *http.Request) string {
 		}
 		o.log.Info("signed out", zap.String("user", user))
 	}
-	http.SetCookie(w, &http.Cookie{Name: o.cookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: o.secure, SameSite: http.SameSiteLaxMode})
+	o.logins.clearCookie(w)
 	if o.endSession == "" {
 		return ""
 	}
