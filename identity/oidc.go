@@ -67,6 +67,14 @@ type OIDCConfig struct {
 	// Sessions keeps the login sessions. Required: NewMemorySessions for
 	// a single replica, a shared store for several.
 	Sessions SessionStore
+	// Locker, when not nil, makes a session's refresh happen once across
+	// the replicas sharing Sessions (oidc_lock.go): with refresh tokens
+	// that rotate, two replicas refreshing at once would sign the user
+	// out. Nil means Sessions itself when it is a Locker
+	// (session.RedisSessions is one), else none: refreshes are then
+	// deduplicated within this process only, which is enough for a
+	// single replica.
+	Locker Locker
 	// CookieName is the session cookie. Empty means
 	// "__Host-sensegate_session" when Secure (a __Host- cookie is
 	// host-only, on path /, and only ever set over HTTPS, so a site on a
@@ -116,6 +124,7 @@ type OIDC struct {
 	redirectPath string
 	mapping      *Mapping
 	store        SessionStore
+	locker       Locker // nil: refreshes deduplicated in this process only
 	logins       *loginStore
 	cipher       *cookieCipher // also seals the sign-in in progress
 	cookieName   string
@@ -238,6 +247,7 @@ func NewOIDC(ctx context.Context, cfg OIDCConfig) (*OIDC, error) {
 		redirectPath: redirectPath,
 		mapping:      cfg.Mapping,
 		store:        cfg.Sessions,
+		locker:       cfg.Locker,
 		cipher:       ciph,
 		cookieName:   cookieName,
 		loginCookie:  loginCookieName(cookieName),
@@ -251,6 +261,9 @@ func NewOIDC(ctx context.Context, cfg OIDCConfig) (*OIDC, error) {
 			store: cfg.Sessions, cipher: ciph, cookie: cookieName, secure: cfg.Secure, sameSite: http.SameSiteLaxMode,
 			ad: oidcSessionAD, errPrefix: "identity: oidc", log: log,
 		},
+	}
+	if o.locker == nil {
+		o.locker, _ = cfg.Sessions.(Locker)
 	}
 	return o, nil
 }
@@ -385,12 +398,13 @@ func (o *OIDC) save(ctx context.Context, id string, s *oidcSession) error {
 
 // refresh renews session id at the identity provider. Concurrent requests
 // of one session share one refresh, which runs to its end (bounded by
-// refreshTimeout) even if the request that started it goes away.
+// refreshTimeout) even if the request that started it goes away; with a
+// Locker, the replicas share it too (refreshOnce).
 func (o *OIDC) refresh(r *http.Request, id string) (User, error) {
 	ch := o.refreshes.DoChan(id, func() (any, error) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), refreshTimeout)
 		defer cancel()
-		return o.doRefresh(ctx, id)
+		return o.refreshOnce(ctx, id)
 	})
 	select {
 	case res := <-ch:
