@@ -98,6 +98,13 @@ type OIDCConfig struct {
 	// PostLogoutRedirectURL is sent as post_logout_redirect_uri in
 	// RP-initiated logout; empty means none (the provider decides).
 	PostLogoutRedirectURL string
+	// Userinfo fetches the provider's UserInfo endpoint with the access
+	// token after each sign-in and refresh and merges its claims into the
+	// ID token's before Mapping (oidc_userinfo.go): for providers that
+	// keep groups out of the ID token. The provider's discovery document
+	// must name a userinfo_endpoint. False (the default): the ID token's
+	// claims only.
+	Userinfo bool
 	// HTTPClient makes the discovery, JWKS and token requests (nil: a
 	// client with a 30 s timeout).
 	HTTPClient *http.Client
@@ -119,7 +126,8 @@ type OIDC struct {
 	clientID     string
 	oauth        *oauth2.Config
 	verifier     *oidc.IDTokenVerifier
-	endSession   string // "" when the provider has no end_session_endpoint
+	endSession   string         // "" when the provider has no end_session_endpoint
+	userinfo     *oidc.Provider // nil: no userinfo
 	postLogout   string
 	redirectPath string
 	mapping      *Mapping
@@ -215,6 +223,9 @@ func NewOIDC(ctx context.Context, cfg OIDCConfig) (*OIDC, error) {
 	if err := p.Claims(&meta); err != nil {
 		return nil, fmt.Errorf("identity: oidc: discovery at issuer %q: %w", cfg.Issuer, err)
 	}
+	if cfg.Userinfo && p.UserInfoEndpoint() == "" {
+		return nil, fmt.Errorf("identity: oidc: Userinfo: the discovery document of issuer %q has no userinfo_endpoint", cfg.Issuer)
+	}
 	ep := p.Endpoint()
 	if ep.AuthURL == "" || ep.TokenURL == "" {
 		return nil, fmt.Errorf("identity: oidc: discovery at issuer %q: no authorization_endpoint or token_endpoint", cfg.Issuer)
@@ -264,6 +275,9 @@ func NewOIDC(ctx context.Context, cfg OIDCConfig) (*OIDC, error) {
 	}
 	if o.locker == nil {
 		o.locker, _ = cfg.Sessions.(Locker)
+	}
+	if cfg.Userinfo {
+		o.userinfo = p
 	}
 	return o, nil
 }
@@ -452,8 +466,11 @@ func (o *OIDC) doRefresh(ctx context.Context, id string) (User, error) {
 	if tok.RefreshToken != "" {
 		ns.RefreshToken = tok.RefreshToken
 	}
+	// The claims to map again: the new ID token's, or with userinfo the
+	// stored one's (it was verified) when the provider sent none.
+	var claims map[string]any
 	if raw, _ := tok.Extra("id_token").(string); raw != "" {
-		idt, claims, err := o.verify(ctx, raw, tok.AccessToken)
+		idt, c, err := o.verify(ctx, raw, tok.AccessToken)
 		if err != nil {
 			return end("refreshed id token refused", zap.Error(err))
 		}
@@ -461,21 +478,46 @@ func (o *OIDC) doRefresh(ctx context.Context, id string) (User, error) {
 			// OIDC Core 12.2: iss and sub must be those of the original.
 			return end("refreshed id token names another subject", zap.String("sub", idt.Subject), zap.String("want_sub", s.Subject))
 		}
-		u, err := o.mapping.User(claims)
-		if err != nil {
-			var ce *ClaimError
-			if errors.As(err, &ce) {
-				o.store.Delete(ctx, id)
-				o.log.Warn("claim refused", zap.String("claim", ce.Claim), zap.String("reason", ce.Reason), zap.String("sub", idt.Subject))
-			}
-			return User{}, err
-		}
-		ns.User, ns.IDToken, ns.Expiry = u, raw, idt.Expiry
+		claims, ns.IDToken, ns.Expiry = c, raw, idt.Expiry
 	} else {
 		ns.Expiry = tok.Expiry
 		if !now.Before(ns.Expiry) {
 			ns.Expiry = now.Add(recheckWithoutIDToken)
 		}
+		if o.userinfo != nil {
+			if claims, err = storedIDTokenClaims(s.IDToken); err != nil {
+				return end("stored id token does not decode", zap.Error(err))
+			}
+		}
+	}
+	if claims != nil && o.userinfo != nil {
+		claims, err = o.withUserinfo(ctx, tok, s.Subject, claims)
+		switch {
+		case errors.Is(err, errUserinfoSubject):
+			return end("userinfo names another subject", zap.Error(err))
+		case err != nil:
+			// Keep a rotated refresh token, not the new expiry: the next
+			// request refreshes again.
+			kept := *s
+			kept.RefreshToken = ns.RefreshToken
+			if serr := o.save(ctx, id, &kept); serr != nil {
+				o.log.Warn("session not stored", zap.String("user", s.User.String()), zap.Error(serr))
+			}
+			o.log.Warn("userinfo failed after refresh", zap.String("user", s.User.String()), zap.String("error", truncate(err.Error(), 200)))
+			return User{}, fmt.Errorf("identity: oidc: userinfo at %s: %w", o.issuer, err)
+		}
+	}
+	if claims != nil {
+		u, err := o.mapping.User(claims)
+		if err != nil {
+			var ce *ClaimError
+			if errors.As(err, &ce) {
+				o.store.Delete(ctx, id)
+				o.log.Warn("claim refused", zap.String("claim", ce.Claim), zap.String("reason", ce.Reason), zap.String("sub", s.Subject))
+			}
+			return User{}, err
+		}
+		ns.User = u
 	}
 	if err := o.save(ctx, id, &ns); err != nil {
 		return User{}, err // errNoSession past the lifetime, else a store error
@@ -623,6 +665,18 @@ func (o *OIDC) serveCallback(w http.ResponseWriter, r *http.Request) {
 		o.log.Warn("id token refused", zap.Error(err))
 		o.writePage(w, http.StatusForbidden, "Sign-in refused", "The identity provider's ID token is not valid for sensegate.", retry)
 		return
+	}
+	if o.userinfo != nil {
+		if claims, err = o.withUserinfo(r.Context(), tok, idt.Subject, claims); err != nil {
+			if errors.Is(err, errUserinfoSubject) {
+				o.log.Warn("userinfo refused", zap.Error(err))
+				o.writePage(w, http.StatusForbidden, "Sign-in refused", "The identity provider's user information does not belong to this sign-in.", retry)
+				return
+			}
+			o.log.Error("userinfo failed", zap.String("sub", idt.Subject), zap.String("error", truncate(err.Error(), 200)))
+			o.writePage(w, http.StatusServiceUnavailable, "Identity provider unavailable", "Your user information could not be read at the identity provider. Try again in a moment.", retry)
+			return
+		}
 	}
 	u, err := o.mapping.User(claims)
 	if err != nil {
