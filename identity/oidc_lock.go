@@ -4,17 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
+	"github.com/sensegate/sensegate/internal/backoff"
 	"go.uber.org/zap"
 )
 
-// Locker is implemented by session stores that replicas share
-// (session.RedisSessions), so that each OIDC login is refreshed once
-// among them: an identity provider that rotates refresh tokens accepts
-// each one once, and a replica refreshing with a token another replica
-// just used would be refused and end the login.
+// Locker is implemented by stores that replicas share (session.Redis,
+// session.RedisSessions), so that what must happen once among them
+// happens once: an OIDC login's refresh here (an identity provider that
+// rotates refresh tokens accepts each one once, and a replica refreshing
+// with a token another replica just used would be refused and end the
+// login), a user's Qlik login in package session (session.Locker is this
+// interface).
 type Locker interface {
 	// Lock takes the lock named key for ttl, after which it frees itself,
 	// or returns ErrLocked at once if another holder has it. unlock
@@ -23,14 +25,14 @@ type Locker interface {
 }
 
 // ErrLocked is returned by Locker.Lock when another holder has the lock.
-var ErrLocked = errors.New("identity: lock held elsewhere")
+var ErrLocked = errors.New("lock held elsewhere")
 
 // Refresh lock timing: the lock outlives a refresh (bounded by
 // refreshTimeout) by refreshLockMargin, so that it frees itself when its
 // holder dies; a replica that finds it taken reads the session again
 // between refreshPollMin and refreshPollMax apart, doubling, with jitter.
 const (
-	refreshLockMargin   = 5 * time.Second
+	refreshLockMargin   = 5 * time.Second // the time to store the tokens
 	refreshPollMin      = 5 * time.Millisecond
 	refreshPollMax      = 250 * time.Millisecond
 	refreshUnlockBudget = 5 * time.Second
@@ -54,8 +56,8 @@ func (o *OIDC) refreshOnce(ctx context.Context, id string) (User, error) {
 		return o.doRefresh(ctx, id)
 	}
 	key := refreshLockKey(id)
-	var timer *time.Timer
-	delay := refreshPollMin
+	poll := backoff.New(refreshPollMin, refreshPollMax)
+	defer poll.Stop()
 	for {
 		unlock, err := o.locker.Lock(ctx, key, refreshTimeout+refreshLockMargin)
 		if err == nil {
@@ -70,19 +72,9 @@ func (o *OIDC) refreshOnce(ctx context.Context, id string) (User, error) {
 		if !errors.Is(err, ErrLocked) {
 			return User{}, fmt.Errorf("identity: oidc: refresh lock: %w", err)
 		}
-		d := delay/2 + rand.N(delay/2+1)
-		if timer == nil {
-			timer = time.NewTimer(d)
-			defer timer.Stop()
-		} else {
-			timer.Reset(d)
+		if err := poll.Wait(ctx); err != nil {
+			return User{}, fmt.Errorf("identity: oidc: waiting for another replica's refresh: %w", err)
 		}
-		select {
-		case <-timer.C:
-		case <-ctx.Done():
-			return User{}, fmt.Errorf("identity: oidc: waiting for another replica's refresh: %w", ctx.Err())
-		}
-		delay = min(2*delay, refreshPollMax)
 		s, err := o.load(ctx, id)
 		if err != nil {
 			return User{}, err // errNoSession: the other replica's refresh was refused

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/sensegate/sensegate/identity"
 )
 
 // unlockScript deletes the lock KEYS[1] only if it still holds ARGV[1],
@@ -24,21 +23,21 @@ return 0
 // Lock implements Locker with SET NX PX under the prefix's "lock:"
 // namespace, holding a random token that unlock compares before deleting.
 func (r *Redis) Lock(ctx context.Context, key string, ttl time.Duration) (func(context.Context) error, error) {
-	return redisLock(ctx, r.c, r.lockPrefix+key, ttl, ErrLocked)
+	return redisLock(ctx, r.c, r.lockPrefix+key, ttl)
 }
 
-// Lock implements identity.Locker, so that replicas refresh each OIDC
-// login once: as Redis.Lock, under the prefix's "lock:login:" namespace
-// (user keys, the jar's lock names, start with a digit: the two never
-// meet), and with identity.ErrLocked when another holder has the lock.
+// Lock implements Locker (identity.Locker), so that replicas refresh each
+// OIDC login once: as Redis.Lock, under the prefix's "lock:login:"
+// namespace (user keys, the jar's lock names, start with a digit: the two
+// never meet).
 func (s *RedisSessions) Lock(ctx context.Context, key string, ttl time.Duration) (func(context.Context) error, error) {
-	return redisLock(ctx, s.c, s.lockPrefix+key, ttl, identity.ErrLocked)
+	return redisLock(ctx, s.c, s.lockPrefix+key, ttl)
 }
 
 // redisLock takes the lock lk for ttl with SET NX PX, holding a random
-// token that unlock compares before deleting, or returns locked if
+// token that unlock compares before deleting, or returns ErrLocked if
 // another holder has it.
-func redisLock(ctx context.Context, c redis.UniversalClient, lk string, ttl time.Duration, locked error) (func(context.Context) error, error) {
+func redisLock(ctx context.Context, c redis.UniversalClient, lk string, ttl time.Duration) (func(context.Context) error, error) {
 	if ttl <= 0 {
 		return nil, errors.New("session: redis lock: ttl must be positive")
 	}
@@ -48,7 +47,7 @@ func redisLock(ctx context.Context, c redis.UniversalClient, lk string, ttl time
 		return nil, fmt.Errorf("session: redis lock: %w", err)
 	}
 	if !ok {
-		return nil, locked
+		return nil, ErrLocked
 	}
 	return func(ctx context.Context) error {
 		if err := unlockScript.Run(ctx, c, []string{lk}, token).Err(); err != nil {
