@@ -102,7 +102,11 @@ type Options struct {
 	// requests that carried one; it must match Qlik's host allow list.
 	// Empty means the origin of Qlik.
 	QlikOrigin string
-	// Identity identifies users.
+	// Identity identifies users. Its optional abilities are found by type
+	// assertion: one that exchanges bearer tokens for its login cookie
+	// (identity.TokenExchanger, with the exchange on) also gets POST and
+	// DELETE /.sensegate/session (exchange.go) and CORS that lets allowed
+	// origins send Authorization.
 	Identity identity.Provider
 	// Sessions is the session broker.
 	Sessions Sessions
