@@ -163,7 +163,7 @@ func (j *JWT) loadLogin(ctx context.Context, id string) (*jwtLogin, error) {
 		return nil, err
 	}
 	if l.Issuer != j.issuer || !j.now().Before(l.Expiry) {
-		j.logins.store.Delete(ctx, id)
+		j.logins.delete(ctx, id) // the store's TTL would drop it too
 		return nil, errNoSession
 	}
 	return &l, nil
