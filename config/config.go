@@ -89,6 +89,7 @@ import (
 	"crypto/x509"
 	"net/netip"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/sensegate/sensegate/identity"
@@ -265,8 +266,9 @@ type ServerConfig struct {
 	// 0 disables it, for unread bodies too.
 	BodyTimeout time.Duration `mapstructure:"body_timeout"`
 
-	publicURL      *url.URL
-	allowedOrigins []string
+	publicURL        *url.URL
+	allowedOrigins   []string
+	crossSiteOrigins []string
 }
 
 // QlikConfig is the Qlik Sense site and its virtual proxy (qlik).
@@ -428,6 +430,20 @@ type IdentityConfig struct {
 	// PublicPaths are route path prefixes served without login (e.g. a
 	// mashup's static assets); they must not be Qlik paths.
 	PublicPaths []string `mapstructure:"public_paths"`
+	// CookieSecrets are base64 keys of 32 bytes sealing (AES-256-GCM)
+	// sensegate's login cookies and the logins stored with them: OIDC
+	// sign-ins and the jwt provider's token exchange (identity.jwt.session).
+	// The first seals, all open: to rotate, put a new key first and remove
+	// the old one after the longest login (identity.oidc.session_lifetime,
+	// or the tokens' lifetime). Default: none, and then a random key per
+	// process, so that logins end at a restart and replicas cannot share
+	// them; required with store.type redis. identity.oidc.cookie_secrets
+	// is this key's older, OIDC-only name, still read: set one of the two.
+	// Use CookieKeys for the decoded keys.
+	CookieSecrets []string `mapstructure:"cookie_secrets"`
+	// CookieSecretsFile is cookie_secrets_file: a file holding
+	// CookieSecrets, one a line (secretfiles.go).
+	CookieSecretsFile string `mapstructure:"cookie_secrets_file"`
 	// Header configures ProviderHeader.
 	Header HeaderConfig `mapstructure:"header"`
 	// Static configures ProviderStatic.
@@ -461,16 +477,17 @@ type OIDCConfig struct {
 	// added.
 	Scopes []string `mapstructure:"scopes"`
 	// CookieName is sensegate's login cookie. Empty (the default) means
-	// "__Host-" + identity.DefaultOIDCCookie when server.public_url is
+	// "__Host-" + identity.DefaultLoginCookie when server.public_url is
 	// https (a __Host- cookie is host-only and Secure, so a site on a
 	// sibling or parent domain cannot plant one) and
-	// identity.DefaultOIDCCookie otherwise.
+	// identity.DefaultLoginCookie otherwise.
 	// A __Host- or __Secure- name needs an https public_url.
 	CookieName string `mapstructure:"cookie_name"`
 	// CookieSecrets are base64 keys of 32 bytes encrypting the login
 	// cookie: the first encrypts, all decrypt (rotation). Empty: a random
 	// key per process, so logins end at a restart and replicas cannot
-	// share them.
+	// share them. It is the older name of identity.cookie_secrets, which
+	// the jwt provider's token exchange uses too; set one of the two.
 	CookieSecrets []string `mapstructure:"cookie_secrets"`
 	// CookieSecretsFile is cookie_secrets_file: a file holding
 	// CookieSecrets, one a line (secretfiles.go).
@@ -481,6 +498,15 @@ type OIDCConfig struct {
 	// PostLogoutRedirectURL is where the provider sends the browser after
 	// RP-initiated logout ("" means server.public_url + "/").
 	PostLogoutRedirectURL string `mapstructure:"post_logout_redirect_url"`
+	// Userinfo fetches the provider's UserInfo endpoint with the access
+	// token after each sign-in and refresh and merges its claims into the
+	// ID token's before identity.mapping (default false): for providers
+	// that keep groups or other claims out of the ID token. The ID
+	// token's claims win, except that a groups claim
+	// (identity.mapping.groups_claim) the ID token lacks or leaves empty
+	// comes from userinfo; a userinfo answer for another subject refuses
+	// the sign-in. The provider must have a userinfo_endpoint.
+	Userinfo bool `mapstructure:"userinfo"`
 
 	cookieKeys  [][]byte
 	redirectURL string
@@ -502,6 +528,26 @@ type JWTConfig struct {
 	// ClockSkew is the leeway on exp, nbf and iat
 	// (identity.DefaultJWTClockSkew).
 	ClockSkew time.Duration `mapstructure:"clock_skew"`
+	// RequiredScopes must each be granted by a token, in its "scope" claim
+	// (space-separated) or its "scp" claim (a string or a list); a token
+	// without one is refused with 403 and an RFC 6750 insufficient_scope
+	// challenge. Default: none required.
+	RequiredScopes []string `mapstructure:"required_scopes"`
+	// Session turns on the token exchange for single-page apps (default
+	// false; off, /.sensegate/session is 404): POST /.sensegate/session
+	// with "Authorization: Bearer <token>" answers 204 and sets a login
+	// cookie lasting until the token's expiry, with which the app's
+	// requests and websockets (which cannot carry the header)
+	// authenticate; DELETE /.sensegate/session ends it and the user's Qlik
+	// sessions. Logins are kept like OIDC's (in Redis with store.type
+	// redis), sealed with identity.cookie_secrets. The cookie is
+	// SameSite=Lax, or SameSite=None and Partitioned when
+	// server.allowed_origins lists origins of another site (see
+	// ServerConfig.CrossSiteOrigins), which needs an https public_url.
+	Session bool `mapstructure:"session"`
+	// CookieName is the token exchange's login cookie, with the rules and
+	// default of identity.oidc.cookie_name.
+	CookieName string `mapstructure:"cookie_name"`
 }
 
 // MappingConfig maps OIDC and JWT claims to the Qlik user
@@ -795,8 +841,38 @@ func (h HeaderConfig) TrustedProxies() []netip.Prefix {
 	return append([]netip.Prefix(nil), h.trustedProxies...)
 }
 
-// CookieKeys returns the decoded cookie_secrets (nil when none are set).
+// CookieKeys returns the decoded cookie_secrets, or those of
+// identity.cookie_secrets when it is the one set (nil when none are set,
+// and before a successful Validate).
 func (o OIDCConfig) CookieKeys() [][]byte { return o.cookieKeys }
+
+// CookieKeys returns the decoded keys of sensegate's login cookies:
+// cookie_secrets, or identity.oidc.cookie_secrets when it is the one set;
+// nil when neither is (the caller then makes a random key per process).
+// Keys that do not decode are left out: Validate reports them.
+func (i IdentityConfig) CookieKeys() [][]byte {
+	raw := i.CookieSecrets
+	if len(raw) == 0 {
+		raw = i.OIDC.CookieSecrets
+	}
+	var keys [][]byte
+	for _, s := range raw {
+		if k, ok := decodeKey(s); ok {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
+// CrossSiteOrigins returns the allowed_origins of another site than
+// public_url (another scheme or registrable domain, by the public suffix
+// list): browsers treat their pages' requests to sensegate as cross-site
+// and send only SameSite=None cookies with them. Normalised like
+// AllowedOrigins; nil before a successful Validate, empty when none. The
+// caller may modify the returned slice.
+func (s ServerConfig) CrossSiteOrigins() []string {
+	return slices.Clone(s.crossSiteOrigins)
+}
 
 // EncryptionKeys returns the decoded encryption_keys of a redis store
 // (nil before a successful Validate, and for a memory store).

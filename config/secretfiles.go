@@ -19,6 +19,7 @@ import (
 //
 // The keys:
 //
+//	identity.cookie_secrets        identity.cookie_secrets_file
 //	identity.oidc.client_secret    identity.oidc.client_secret_file
 //	identity.oidc.cookie_secrets   identity.oidc.cookie_secrets_file
 //	store.redis.password           store.redis.password_file
@@ -39,6 +40,7 @@ type secretFile struct {
 // secretFiles lists c's secret-bearing keys with their _file keys.
 func (c *Config) secretFiles() []secretFile {
 	return []secretFile{
+		{key: "identity.cookie_secrets", file: c.Identity.CookieSecretsFile, list: &c.Identity.CookieSecrets},
 		{key: "identity.oidc.client_secret", file: c.Identity.OIDC.ClientSecretFile, str: &c.Identity.OIDC.ClientSecret},
 		{key: "identity.oidc.cookie_secrets", file: c.Identity.OIDC.CookieSecretsFile, list: &c.Identity.OIDC.CookieSecrets},
 		{key: "store.redis.password", file: c.Store.Redis.PasswordFile, str: &c.Store.Redis.Password},

@@ -36,7 +36,7 @@ func (c *Config) validate() []problem {
 	v := new(validator)
 	c.Server.validate(v)
 	c.Qlik.validate(v)
-	c.Identity.validate(v, c.Server.publicURL, c.Qlik.Prefix, c.Qlik.paths.List())
+	c.Identity.validate(v, c.Server.publicURL, c.Server.crossSiteOrigins, c.Qlik.Prefix, c.Qlik.paths.List())
 	c.Store.validate(v, &c.Identity)
 	validateRoutes(v, c.Routes, c.Qlik.Prefix, c.Qlik.paths.List())
 	c.Log.validate(v)
@@ -247,7 +247,7 @@ func (v *validator) parseURL(key, raw string, r urlRule) *url.URL {
 }
 
 func (s *ServerConfig) validate(v *validator) {
-	s.publicURL, s.allowedOrigins = nil, []string{}
+	s.publicURL, s.allowedOrigins, s.crossSiteOrigins = nil, []string{}, []string{}
 
 	if s.Listen == "" {
 		v.required("server.listen", `write host:port, e.g. ":8080" for every interface`)
@@ -293,6 +293,9 @@ func (s *ServerConfig) validate(v *validator) {
 		})
 		if u != nil && !slices.Contains(s.allowedOrigins, qlik.Origin(u)) {
 			s.allowedOrigins = append(s.allowedOrigins, qlik.Origin(u))
+			if s.publicURL != nil && site(u) != site(s.publicURL) {
+				s.crossSiteOrigins = append(s.crossSiteOrigins, qlik.Origin(u))
+			}
 		}
 	}
 
@@ -560,10 +563,14 @@ func (l *LoginRateConfig) validate(v *validator) {
 	}
 }
 
-func (i *IdentityConfig) validate(v *validator, public *url.URL, prefix string, qlikPaths []string) {
+func (i *IdentityConfig) validate(v *validator, public *url.URL, crossSite []string, prefix string, qlikPaths []string) {
 	i.Header.trustedProxies = nil
 	i.OIDC.cookieKeys, i.OIDC.redirectURL, i.OIDC.postLogout = nil, "", ""
 	const providers = "use header behind an authenticating proxy, oidc, jwt, or static for development"
+	keys := validateKeys(v, "identity.cookie_secrets", i.CookieSecrets)
+	if len(i.CookieSecrets) > 0 && len(i.OIDC.CookieSecrets) > 0 {
+		v.errorf("identity.oidc.cookie_secrets", "set identity.cookie_secrets only: identity.oidc.cookie_secrets is its older name", "is set together with identity.cookie_secrets")
+	}
 	switch i.Provider {
 	case ProviderHeader:
 		i.Header.validate(v)
@@ -571,9 +578,12 @@ func (i *IdentityConfig) validate(v *validator, public *url.URL, prefix string, 
 		i.Static.validate(v)
 	case ProviderOIDC:
 		i.OIDC.validate(v, public)
+		if len(keys) > 0 {
+			i.OIDC.cookieKeys = keys
+		}
 		i.Mapping.validate(v)
 	case ProviderJWT:
-		i.JWT.validate(v)
+		i.JWT.validate(v, public, crossSite)
 		i.Mapping.validate(v)
 	case "":
 		v.required("identity.provider", providers)
@@ -600,22 +610,8 @@ func (o *OIDCConfig) validate(v *validator, public *url.URL) {
 	if o.ClientID == "" {
 		v.required("identity.oidc.client_id", "sensegate's client id at the OpenID provider")
 	}
-	switch {
-	case o.CookieName == "":
-		// __Host-sensegate_session over https, sensegate_session otherwise.
-	case !isToken(o.CookieName):
-		v.errorf("identity.oidc.cookie_name", "use a plain name such as "+identity.DefaultOIDCCookie+", or leave it empty", "%q is not a valid cookie name", o.CookieName)
-	case (strings.HasPrefix(o.CookieName, "__Host-") || strings.HasPrefix(o.CookieName, "__Secure-")) && public != nil && public.Scheme != "https":
-		v.errorf("identity.oidc.cookie_name", "leave it empty, or make server.public_url https", "%q: browsers keep __Host- and __Secure- cookies only over https, and server.public_url is %s", o.CookieName, public.Scheme)
-	}
-	for n, sec := range o.CookieSecrets {
-		b, ok := decodeKey(sec)
-		if !ok {
-			v.errorf(fmt.Sprintf("identity.oidc.cookie_secrets[%d]", n), "generate one with: openssl rand -base64 32", "is not 32 bytes in base64")
-			continue
-		}
-		o.cookieKeys = append(o.cookieKeys, b)
-	}
+	validateCookieName(v, "identity.oidc.cookie_name", o.CookieName, public)
+	o.cookieKeys = validateKeys(v, "identity.oidc.cookie_secrets", o.CookieSecrets)
 	v.positive("identity.oidc.session_lifetime", o.SessionLifetime, "12h")
 	if public == nil {
 		return
@@ -640,6 +636,34 @@ func (o *OIDCConfig) validate(v *validator, public *url.URL) {
 	}
 }
 
+// validateCookieName checks the name of a login cookie: empty (the
+// default: __Host-sensegate_session over https, sensegate_session
+// otherwise) or a cookie name, __Host- and __Secure- ones only over https.
+func validateCookieName(v *validator, key, name string, public *url.URL) {
+	switch {
+	case name == "":
+	case !isToken(name):
+		v.errorf(key, "use a plain name such as "+identity.DefaultLoginCookie+", or leave it empty", "%q is not a valid cookie name", name)
+	case (strings.HasPrefix(name, "__Host-") || strings.HasPrefix(name, "__Secure-")) && public != nil && public.Scheme != "https":
+		v.errorf(key, "leave it empty, or make server.public_url https", "%q: browsers keep __Host- and __Secure- cookies only over https, and server.public_url is %s", name, public.Scheme)
+	}
+}
+
+// validateKeys decodes the base64 32-byte keys of key, reporting those
+// that are not.
+func validateKeys(v *validator, key string, raw []string) [][]byte {
+	var keys [][]byte
+	for n, sec := range raw {
+		b, ok := decodeKey(sec)
+		if !ok {
+			v.errorf(fmt.Sprintf("%s[%d]", key, n), "generate one with: openssl rand -base64 32", "is not 32 bytes in base64")
+			continue
+		}
+		keys = append(keys, b)
+	}
+	return keys
+}
+
 // httpOnlyOnLoopback refuses a plain http URL unless its host is loopback
 // (a provider started next to sensegate for tests or development).
 func httpOnlyOnLoopback(v *validator, key string, u *url.URL, why string) {
@@ -657,7 +681,7 @@ func httpOnlyOnLoopback(v *validator, key string, u *url.URL, why string) {
 // asymmetric only ("none" and HMAC with a public key are classic attacks).
 var jwtAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 
-func (j *JWTConfig) validate(v *validator) {
+func (j *JWTConfig) validate(v *validator, public *url.URL, crossSite []string) {
 	if j.Issuer == "" {
 		v.required("identity.jwt.issuer", "the exact iss of accepted tokens, e.g. https://login.microsoftonline.com/TENANT/v2.0")
 	}
@@ -684,6 +708,23 @@ func (j *JWTConfig) validate(v *validator) {
 	}
 	if j.ClockSkew < 0 {
 		v.errorf("identity.jwt.clock_skew", "use a duration such as 60s", "%s is negative", j.ClockSkew)
+	}
+	for n, sc := range j.RequiredScopes {
+		if sc == "" || strings.ContainsFunc(sc, func(r rune) bool { return r <= ' ' || r > '~' || r == '"' || r == '\\' }) {
+			v.errorf(fmt.Sprintf("identity.jwt.required_scopes[%d]", n), "write one scope per item, e.g. qlik.access", "%q is not a scope (printable ASCII without spaces, quotes or backslashes)", sc)
+		}
+	}
+	if !j.Session {
+		return
+	}
+	validateCookieName(v, "identity.jwt.cookie_name", j.CookieName, public)
+	if len(crossSite) > 0 {
+		const why = "the single-page apps of server.allowed_origins %s are of another site than server.public_url, so the login cookie must be SameSite=None"
+		if public != nil && public.Scheme != "https" {
+			v.errorf("identity.jwt.session", "make server.public_url https, or serve the apps from server.public_url's own site", why+", which browsers keep only over https", strings.Join(crossSite, ", "))
+		} else {
+			v.warnf("identity.jwt.session", "serve the apps from server.public_url's own site (e.g. app.example.com with sense.example.com) where possible", why+" and Partitioned, which browsers that block third-party cookies (Safari) do not keep", strings.Join(crossSite, ", "))
+		}
 	}
 }
 
@@ -806,8 +847,9 @@ func (s *StoreConfig) validate(v *validator, id *IdentityConfig) {
 
 	// A random cookie key per process would sign users out on every
 	// replica but the one that logged them in.
-	if id.Provider == ProviderOIDC && len(id.OIDC.CookieSecrets) == 0 {
-		v.errorf("identity.oidc.cookie_secrets", keyFix, "required when store.type is redis: every replica must open the login cookie")
+	hasLogins := id.Provider == ProviderOIDC || id.Provider == ProviderJWT && id.JWT.Session
+	if hasLogins && len(id.CookieSecrets) == 0 && len(id.OIDC.CookieSecrets) == 0 {
+		v.errorf("identity.cookie_secrets", keyFix, "required when store.type is redis: every replica must open the login cookie")
 	}
 }
 

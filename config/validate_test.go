@@ -650,7 +650,7 @@ func TestValidate(t *testing.T) {
 				c.Identity.OIDC.Issuer, c.Identity.OIDC.ClientID = "https://login.example.com", "sensegate"
 				c.Store.Type, c.Store.Redis.Addr, c.Store.RawEncryptionKeys = StoreRedis, "redis:6379", []string{testKey}
 			},
-			want: []string{`identity.oidc.cookie_secrets: required when store.type is redis: every replica must open the login cookie (generate one with: openssl rand -base64 32, and give every replica the same keys)`},
+			want: []string{`identity.cookie_secrets: required when store.type is redis: every replica must open the login cookie (generate one with: openssl rand -base64 32, and give every replica the same keys)`},
 		},
 
 		// log

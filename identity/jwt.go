@@ -99,8 +99,19 @@ type JWTConfig struct {
 	// tokens with made-up key ids cannot make sensegate hammer the
 	// identity provider.
 	JWKSRefetchInterval time.Duration
+	// RequiredScopes, when not empty, must each be granted by the token,
+	// in its "scope" claim (space-separated, RFC 9068) or its "scp" claim
+	// (a string or a list, as Entra ID issues). A token without one of
+	// them is refused with 403 and an RFC 6750 insufficient_scope
+	// challenge. Empty (the default): no scope is required.
+	RequiredScopes []string
 	// Mapping turns the token's claims into the Qlik user. Required.
 	Mapping *Mapping
+	// Session, when not nil, turns on the token exchange for single-page
+	// apps (exchange.go): the provider is then a TokenExchanger, and
+	// Identify also accepts its login cookie. Nil (the default): bearer
+	// tokens only.
+	Session *JWTSessionConfig
 	// HTTPClient fetches JWKSURL (a client with a DefaultJWKSTimeout
 	// timeout if nil; given one without a Timeout, that timeout is added
 	// to a copy). It is not modified.
@@ -123,6 +134,11 @@ type JWT struct {
 	algs      []jose.SignatureAlgorithm
 	validator *jwt.Validator
 	mapping   *Mapping
+	scopes    []string // required
+	issuer    string
+	now       func() time.Time
+	log       *zap.Logger
+	logins    *loginStore // nil: no token exchange
 }
 
 // NewJWT checks cfg and returns its provider. Errors name the JWTConfig
@@ -181,6 +197,22 @@ func NewJWT(ctx context.Context, cfg JWTConfig) (*JWT, error) {
 	if cfg.Mapping == nil {
 		bad("Mapping", "required")
 	}
+	for i, sc := range cfg.RequiredScopes {
+		if err := checkScopeToken(sc); err != nil {
+			bad(fmt.Sprintf("RequiredScopes[%d]", i), "%v", err)
+		}
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	log = log.Named("jwt")
+	var logins *loginStore
+	if cfg.Session != nil {
+		var lerrs []error
+		logins, lerrs = newJWTLogins(cfg.Session, log)
+		errs = append(errs, lerrs...)
+	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("identity: jwt: %w", errors.Join(errs...))
 	}
@@ -193,15 +225,15 @@ func NewJWT(ctx context.Context, cfg JWTConfig) (*JWT, error) {
 	if now == nil {
 		now = time.Now
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = zap.NewNop()
-	}
-	log = log.Named("jwt")
 
 	j := &JWT{
 		algs:    algs,
 		mapping: cfg.Mapping,
+		scopes:  slices.Clone(cfg.RequiredScopes),
+		issuer:  cfg.Issuer,
+		now:     now,
+		log:     log,
+		logins:  logins,
 		validator: jwt.NewValidator(
 			jwt.WithIssuer(cfg.Issuer),
 			jwt.WithAudience(cfg.Audiences...),
@@ -250,23 +282,48 @@ func NewJWT(ctx context.Context, cfg JWTConfig) (*JWT, error) {
 // (scheme case-insensitive, RFC 6750 §2.1; tokens in the query string are
 // not accepted because URLs end up in logs). A missing or malformed token,
 // a bad signature or an unacceptable claim is a 401 *Error whose Msg
-// names the problem; claims the Mapping refuses are a 403. When the JWKS
-// cannot be fetched to look up a new key id, the error is not an *Error:
-// the identity provider is unavailable.
+// names the problem; a token without JWTConfig.RequiredScopes and claims
+// the Mapping refuses are a 403. Every 401 carries an RFC 6750 Bearer
+// challenge (Error.Challenge): with error="invalid_token" and the problem
+// as error_description when a token was presented, without an error code
+// when none was (§3.1); the 403 of missing scopes carries
+// error="insufficient_scope". When the JWKS cannot be fetched to look up a
+// new key id, the error is not an *Error: the identity provider is
+// unavailable. With the token exchange on (JWTConfig.Session), a request
+// without a token is identified by its login cookie, and one whose token
+// and login are of different users is refused with 400.
 func (j *JWT) Identify(r *http.Request) (User, error) {
+	if j.logins != nil {
+		return j.identifyWithLogin(r)
+	}
 	token, err := bearerToken(r.Header)
 	if err != nil {
 		return User{}, err
 	}
-	claims, err := j.verify(r.Context(), token)
+	u, _, err := j.bearerUser(r.Context(), token)
+	return u, err
+}
+
+// bearerUser verifies token, checks its scopes and maps its claims: the
+// one path by which a bearer token becomes a user, for requests and for
+// the token exchange alike.
+func (j *JWT) bearerUser(ctx context.Context, token string) (User, jwt.MapClaims, error) {
+	claims, err := j.verify(ctx, token)
 	if err != nil {
-		return User{}, err
+		return User{}, nil, err
+	}
+	if missing := missingScopes(claims, j.scopes); len(missing) > 0 {
+		const msg = "token lacks a required scope"
+		return User{}, nil, &Error{
+			Status: http.StatusForbidden, Msg: msg, Err: fmt.Errorf("jwt: scopes %q not granted", missing),
+			Challenge: bearerChallenge(bearerInsufficientScope, msg, j.scopes),
+		}
 	}
 	u, err := j.mapping.User(claims)
 	if err != nil {
-		return User{}, &Error{Status: http.StatusForbidden, Msg: "token claims do not make a valid Qlik user", Err: err}
+		return User{}, nil, &Error{Status: http.StatusForbidden, Msg: "token claims do not make a valid Qlik user", Err: err}
 	}
-	return u, nil
+	return u, claims, nil
 }
 
 // StripHeaders implements HeaderStripper: the bearer token is for
@@ -279,20 +336,26 @@ func bearerToken(h http.Header) (string, error) {
 	vals := h.Values("Authorization")
 	switch len(vals) {
 	case 0:
-		return "", &Error{Status: http.StatusUnauthorized, Msg: "bearer token required", Err: ErrNoIdentity}
+		return "", noBearerToken(msgBearerRequired)
 	case 1:
 	default:
-		return "", &Error{Status: http.StatusUnauthorized, Msg: "authorization header repeated", Err: errAuthorizationRepeated}
+		// RFC 6750 §3.1: repeating a parameter is invalid_request.
+		return "", badBearerRequest("authorization header repeated", errAuthorizationRepeated)
 	}
 	scheme, token, _ := strings.Cut(vals[0], " ")
 	token = strings.TrimLeft(token, " ")
 	if !strings.EqualFold(scheme, "Bearer") || token == "" {
-		return "", &Error{Status: http.StatusUnauthorized, Msg: "bearer token required", Err: ErrNoIdentity}
+		// Another scheme (Basic) is no bearer token: no error code (§3.1).
+		return "", noBearerToken(msgBearerRequired)
 	}
 	return token, nil
 }
 
 var errAuthorizationRepeated = errors.New("more than one Authorization header")
+
+// msgBearerRequired is the client's message for a request without a
+// bearer token.
+const msgBearerRequired = "bearer token required"
 
 // verify checks token's algorithm, signature and registered claims and
 // returns its claims.
@@ -336,8 +399,10 @@ func (j *JWT) verify(ctx context.Context, token string) (jwt.MapClaims, error) {
 	return claims, nil
 }
 
+// unauthorized is the 401 of a token that was presented but refused: an
+// RFC 6750 invalid_token challenge that says why.
 func unauthorized(msg string, err error) *Error {
-	return &Error{Status: http.StatusUnauthorized, Msg: msg, Err: fmt.Errorf("jwt: %w", err)}
+	return &Error{Status: http.StatusUnauthorized, Msg: msg, Err: fmt.Errorf("jwt: %w", err), Challenge: bearerChallenge(bearerInvalidToken, msg, nil)}
 }
 
 // claimsMsg is the client's message for a validation error, most

@@ -301,7 +301,7 @@ func TestJWTIdentify(t *testing.T) {
 		{name: "no authorization", wantStatus: 401, wantMsg: "bearer token required", wantErr: ErrNoIdentity},
 		{name: "basic authorization", auth: []string{"Basic YWxpY2U6c2VjcmV0"}, wantStatus: 401, wantMsg: "bearer token required", wantErr: ErrNoIdentity},
 		{name: "bearer without token", auth: []string{"Bearer "}, wantStatus: 401, wantMsg: "bearer token required", wantErr: ErrNoIdentity},
-		{name: "two authorization headers", auth: []string{"Bearer " + valid, "Bearer " + valid}, wantStatus: 401, wantMsg: "authorization header repeated"},
+		{name: "two authorization headers", auth: []string{"Bearer " + valid, "Bearer " + valid}, wantStatus: 400, wantMsg: "authorization header repeated"},
 		{name: "not a jwt", auth: []string{"Bearer abc.def"}, wantStatus: 401, wantMsg: "malformed token"},
 		{name: "jws json serialization", auth: []string{`Bearer {"payload":"e30","signatures":[]}`}, wantStatus: 401, wantMsg: "malformed token"},
 		{name: "too long", auth: []string{"Bearer " + valid + strings.Repeat("A", maxTokenLen)}, wantStatus: 401, wantMsg: "malformed token"},

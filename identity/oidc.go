@@ -19,7 +19,6 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/sensegate/sensegate/seal"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 	"golang.org/x/oauth2"
 	"golang.org/x/sync/singleflight"
 )
@@ -27,9 +26,6 @@ import (
 // Defaults of OIDCConfig fields, and of the identity.oidc keys of
 // sensegate's configuration, which takes them from here.
 const (
-	// DefaultOIDCCookie is the session cookie's name when
-	// OIDCConfig.CookieName is empty, after "__Host-" when Secure.
-	DefaultOIDCCookie = "sensegate_session"
 	// DefaultOIDCSessionLifetime is the OIDCConfig.SessionLifetime of 0.
 	DefaultOIDCSessionLifetime = 12 * time.Hour
 )
@@ -82,10 +78,18 @@ type OIDCConfig struct {
 	// Sessions keeps the login sessions. Required: NewMemorySessions for
 	// a single replica, a shared store for several.
 	Sessions SessionStore
+	// Locker, when not nil, makes a session's refresh happen once across
+	// the replicas sharing Sessions (oidc_lock.go): with refresh tokens
+	// that rotate, two replicas refreshing at once would sign the user
+	// out. Nil means Sessions itself when it is a Locker
+	// (session.RedisSessions is one), else none: refreshes are then
+	// deduplicated within this process only, which is enough for a
+	// single replica.
+	Locker Locker
 	// CookieName is the session cookie. Empty means
-	// "__Host-" + DefaultOIDCCookie when Secure (a __Host- cookie is
+	// "__Host-sensegate_session" when Secure (a __Host- cookie is
 	// host-only, on path /, and only ever set over HTTPS, so a site on a
-	// sibling or parent domain cannot plant one) and DefaultOIDCCookie
+	// sibling or parent domain cannot plant one) and "sensegate_session"
 	// otherwise. A __Host- or __Secure- name needs Secure. The sign-in in
 	// progress uses CookieName + "_login" on the mount path, with a
 	// __Host- prefix turned into __Secure- (a __Host- cookie must have
@@ -105,6 +109,13 @@ type OIDCConfig struct {
 	// PostLogoutRedirectURL is sent as post_logout_redirect_uri in
 	// RP-initiated logout; empty means none (the provider decides).
 	PostLogoutRedirectURL string
+	// Userinfo fetches the provider's UserInfo endpoint with the access
+	// token after each sign-in and refresh and merges its claims into the
+	// ID token's before Mapping (oidc_userinfo.go): for providers that
+	// keep groups out of the ID token. The provider's discovery document
+	// must name a userinfo_endpoint. False (the default): the ID token's
+	// claims only.
+	Userinfo bool
 	// HTTPClient makes the discovery, JWKS and token requests (nil: a
 	// client with a 30 s timeout).
 	HTTPClient *http.Client
@@ -126,12 +137,15 @@ type OIDC struct {
 	clientID     string
 	oauth        *oauth2.Config
 	verifier     *oidc.IDTokenVerifier
-	endSession   string // "" when the provider has no end_session_endpoint
+	endSession   string         // "" when the provider has no end_session_endpoint
+	userinfo     *oidc.Provider // nil: no userinfo
 	postLogout   string
 	redirectPath string
 	mapping      *Mapping
 	store        SessionStore
-	ring         *seal.Ring
+	locker       Locker // nil: refreshes deduplicated in this process only
+	logins       *loginStore
+	ring         *seal.Ring // also seals the sign-in in progress
 	cookieName   string
 	loginCookie  string
 	secure       bool
@@ -184,17 +198,9 @@ func NewOIDC(ctx context.Context, cfg OIDCConfig) (*OIDC, error) {
 	if err != nil {
 		bad("CookieKeys: %w", err)
 	}
-	if cfg.CookieName == "" {
-		cfg.CookieName = DefaultOIDCCookie
-		if cfg.Secure {
-			cfg.CookieName = hostCookiePrefix + DefaultOIDCCookie
-		}
-	}
-	if err := (&http.Cookie{Name: cfg.CookieName, Value: "x"}).Valid(); err != nil {
-		bad("CookieName %q: %w", cfg.CookieName, err)
-	}
-	if !cfg.Secure && (strings.HasPrefix(cfg.CookieName, hostCookiePrefix) || strings.HasPrefix(cfg.CookieName, secureCookiePrefix)) {
-		bad("CookieName %q: browsers keep %s and %s cookies only when they are Secure (HTTPS)", cfg.CookieName, hostCookiePrefix, secureCookiePrefix)
+	cookieName, err := sessionCookieName(cfg.CookieName, cfg.Secure)
+	if err != nil {
+		bad("CookieName %w", err)
 	}
 	switch {
 	case cfg.SessionLifetime == 0:
@@ -228,6 +234,9 @@ func NewOIDC(ctx context.Context, cfg OIDCConfig) (*OIDC, error) {
 	if err := p.Claims(&meta); err != nil {
 		return nil, fmt.Errorf("identity: oidc: discovery at issuer %q: %w", cfg.Issuer, err)
 	}
+	if cfg.Userinfo && p.UserInfoEndpoint() == "" {
+		return nil, fmt.Errorf("identity: oidc: Userinfo: the discovery document of issuer %q has no userinfo_endpoint", cfg.Issuer)
+	}
 	ep := p.Endpoint()
 	if ep.AuthURL == "" || ep.TokenURL == "" {
 		return nil, fmt.Errorf("identity: oidc: discovery at issuer %q: no authorization_endpoint or token_endpoint", cfg.Issuer)
@@ -243,6 +252,7 @@ func NewOIDC(ctx context.Context, cfg OIDCConfig) (*OIDC, error) {
 			scopes = append(scopes, s)
 		}
 	}
+	log := cfg.Logger.Named("oidc").With(zap.String("issuer", cfg.Issuer))
 	o := &OIDC{
 		issuer:   cfg.Issuer,
 		clientID: cfg.ClientID,
@@ -259,15 +269,26 @@ func NewOIDC(ctx context.Context, cfg OIDCConfig) (*OIDC, error) {
 		redirectPath: redirectPath,
 		mapping:      cfg.Mapping,
 		store:        cfg.Sessions,
+		locker:       cfg.Locker,
 		ring:         ring,
-		cookieName:   cfg.CookieName,
-		loginCookie:  loginCookieName(cfg.CookieName),
+		cookieName:   cookieName,
+		loginCookie:  loginCookieName(cookieName),
 		secure:       cfg.Secure,
 		lifetime:     cfg.SessionLifetime,
 		client:       cfg.HTTPClient,
 		now:          cfg.Now,
-		log:          cfg.Logger.Named("oidc").With(zap.String("issuer", cfg.Issuer)),
+		log:          log,
 		prefix:       defaultMountPrefix,
+		logins: &loginStore{
+			store: cfg.Sessions, ring: ring, cookie: cookieName, secure: cfg.Secure, sameSite: http.SameSiteLaxMode,
+			ad: oidcSessionAD, errPrefix: "identity: oidc", log: log,
+		},
+	}
+	if o.locker == nil {
+		o.locker, _ = cfg.Sessions.(Locker)
+	}
+	if cfg.Userinfo {
+		o.userinfo = p
 	}
 	return o, nil
 }
@@ -288,8 +309,12 @@ func authStyle(methods []string, hasSecret bool) oauth2.AuthStyle {
 	return oauth2.AuthStyleAutoDetect
 }
 
+// oidcSessionAD starts the associated data of stored OIDC logins, before
+// their id.
+const oidcSessionAD = "session "
+
 // oidcSession is a login session, stored as JSON sealed with the cookie
-// keys (associated data "session " + id), so that a dump of a shared
+// keys (associated data oidcSessionAD + id), so that a dump of a shared
 // store yields no tokens.
 type oidcSession struct {
 	Issuer  string `json:"iss"`
@@ -313,11 +338,6 @@ type loginState struct {
 	Redirect string    `json:"rd"`
 	Expires  time.Time `json:"exp"`
 }
-
-// errNoSession is why a request has no usable session: no cookie, a
-// cookie that does not open, nothing stored, expired, or ended by the
-// identity provider. Clients see ErrNoIdentity.
-var errNoSession = errors.New("no valid oidc session")
 
 // Identify implements Provider. It runs on every request, so it costs one
 // cookie decryption, one SessionStore Get, one decryption and one JSON
@@ -366,39 +386,9 @@ func (o *OIDC) notSignedIn(r *http.Request) error {
 	return &Error{Status: http.StatusUnauthorized, Msg: "not signed in", Err: ErrNoIdentity, LoginURL: o.prefix + "login?rd=" + url.QueryEscape(r.URL.RequestURI())}
 }
 
-// sessionID returns the session id sealed in the request's session
-// cookie. Every cookie of that name is tried, so that one planted on a
-// parent domain does not hide ours; two that open to different sessions
-// are errTwoSessions: a site on a sibling or parent domain may have
-// planted its own sign-in (cookie tossing), and serving the first would
-// run the user as whoever it names.
-func (o *OIDC) sessionID(r *http.Request) (string, bool, error) {
-	var id string
-	for _, c := range r.CookiesNamed(o.cookieName) {
-		v, err := openString(o.ring, o.cookieName, c.Value)
-		if err != nil {
-			continue
-		}
-		if id != "" && string(v) != id {
-			return "", false, errTwoSessions
-		}
-		id = string(v)
-	}
-	if id != "" {
-		return id, true, nil
-	}
-	if ce := o.log.Check(zapcore.DebugLevel, "no valid session cookie"); ce != nil {
-		ce.Write(zap.Int("cookies", len(r.CookiesNamed(o.cookieName))))
-	}
-	return "", false, nil
-}
-
-// errTwoSessions refuses a request that carries two valid session cookies.
-var errTwoSessions = &Error{
-	Status: http.StatusBadRequest,
-	Msg:    "this browser holds two sensegate sign-ins (one may have been set by a site on a parent domain): clear this site's cookies and sign in again",
-	Err:    errors.New("identity: oidc: two valid session cookies of different sessions"),
-}
+// sessionID returns the login id sealed in the request's session cookie
+// (loginStore.id).
+func (o *OIDC) sessionID(r *http.Request) (string, bool, error) { return o.logins.id(r) }
 
 // loginCookieName is the cookie of a sign-in in progress for session
 // cookie name: name + "_login", on the mount path, so a __Host- prefix
@@ -412,27 +402,9 @@ func loginCookieName(name string) string {
 
 // load reads session id; errNoSession when there is none or it is over.
 func (o *OIDC) load(ctx context.Context, id string) (*oidcSession, error) {
-	data, ok, err := o.store.Get(ctx, id)
-	if err != nil {
-		return nil, fmt.Errorf("identity: oidc: session store: %w", err)
-	}
-	if !ok {
-		return nil, errNoSession
-	}
-	// The session is sealed with the keys that opened its cookie, so one
-	// that does not open or decode was altered in the store (or written
-	// by something else): it ends.
-	plain, err := openString(o.ring, "session "+id, string(data))
-	if err != nil {
-		o.log.Warn("stored session does not open")
-		o.store.Delete(ctx, id)
-		return nil, errNoSession
-	}
 	var s oidcSession
-	if err := json.Unmarshal(plain, &s); err != nil {
-		o.log.Warn("stored session does not decode", zap.Error(err))
-		o.store.Delete(ctx, id)
-		return nil, errNoSession
+	if err := o.logins.get(ctx, id, &s); err != nil {
+		return nil, err
 	}
 	if s.Issuer != o.issuer || !o.now().Before(s.Created.Add(o.lifetime)) {
 		// Another issuer's (configuration changed) or past the absolute
@@ -443,30 +415,21 @@ func (o *OIDC) load(ctx context.Context, id string) (*oidcSession, error) {
 	return &s, nil
 }
 
-// save stores s under id until the end of its lifetime.
+// save stores s under id until the end of its lifetime (errNoSession
+// past it).
 func (o *OIDC) save(ctx context.Context, id string, s *oidcSession) error {
-	ttl := s.Created.Add(o.lifetime).Sub(o.now())
-	if ttl <= 0 {
-		return errNoSession
-	}
-	data, err := json.Marshal(s)
-	if err != nil {
-		return fmt.Errorf("identity: oidc: encode session: %w", err)
-	}
-	if err := o.store.Put(ctx, id, []byte(sealString(o.ring, "session "+id, data)), ttl); err != nil {
-		return fmt.Errorf("identity: oidc: session store: %w", err)
-	}
-	return nil
+	return o.logins.put(ctx, id, s, s.Created.Add(o.lifetime).Sub(o.now()))
 }
 
 // refresh renews session id at the identity provider. Concurrent requests
 // of one session share one refresh, which runs to its end (bounded by
-// refreshTimeout) even if the request that started it goes away.
+// refreshTimeout) even if the request that started it goes away; with a
+// Locker, the replicas share it too (refreshOnce).
 func (o *OIDC) refresh(r *http.Request, id string) (User, error) {
 	ch := o.refreshes.DoChan(id, func() (any, error) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), refreshTimeout)
 		defer cancel()
-		return o.doRefresh(ctx, id)
+		return o.refreshOnce(ctx, id)
 	})
 	select {
 	case res := <-ch:
@@ -514,8 +477,11 @@ func (o *OIDC) doRefresh(ctx context.Context, id string) (User, error) {
 	if tok.RefreshToken != "" {
 		ns.RefreshToken = tok.RefreshToken
 	}
+	// The claims to map again: the new ID token's, or with userinfo the
+	// stored one's (it was verified) when the provider sent none.
+	var claims map[string]any
 	if raw, _ := tok.Extra("id_token").(string); raw != "" {
-		idt, claims, err := o.verify(ctx, raw, tok.AccessToken)
+		idt, c, err := o.verify(ctx, raw, tok.AccessToken)
 		if err != nil {
 			return end("refreshed id token refused", zap.Error(err))
 		}
@@ -523,21 +489,46 @@ func (o *OIDC) doRefresh(ctx context.Context, id string) (User, error) {
 			// OIDC Core 12.2: iss and sub must be those of the original.
 			return end("refreshed id token names another subject", zap.String("sub", idt.Subject), zap.String("want_sub", s.Subject))
 		}
-		u, err := o.mapping.User(claims)
-		if err != nil {
-			var ce *ClaimError
-			if errors.As(err, &ce) {
-				o.store.Delete(ctx, id)
-				o.log.Warn("claim refused", zap.String("claim", ce.Claim), zap.String("reason", ce.Reason), zap.String("sub", idt.Subject))
-			}
-			return User{}, err
-		}
-		ns.User, ns.IDToken, ns.Expiry = u, raw, idt.Expiry
+		claims, ns.IDToken, ns.Expiry = c, raw, idt.Expiry
 	} else {
 		ns.Expiry = tok.Expiry
 		if !now.Before(ns.Expiry) {
 			ns.Expiry = now.Add(recheckWithoutIDToken)
 		}
+		if o.userinfo != nil {
+			if claims, err = storedIDTokenClaims(s.IDToken); err != nil {
+				return end("stored id token does not decode", zap.Error(err))
+			}
+		}
+	}
+	if claims != nil && o.userinfo != nil {
+		claims, err = o.withUserinfo(ctx, tok, s.Subject, claims)
+		switch {
+		case errors.Is(err, errUserinfoSubject):
+			return end("userinfo names another subject", zap.Error(err))
+		case err != nil:
+			// Keep a rotated refresh token, not the new expiry: the next
+			// request refreshes again.
+			kept := *s
+			kept.RefreshToken = ns.RefreshToken
+			if serr := o.save(ctx, id, &kept); serr != nil {
+				o.log.Warn("session not stored", zap.String("user", s.User.String()), zap.Error(serr))
+			}
+			o.log.Warn("userinfo failed after refresh", zap.String("user", s.User.String()), zap.String("error", truncate(err.Error(), 200)))
+			return User{}, fmt.Errorf("identity: oidc: userinfo at %s: %w", o.issuer, err)
+		}
+	}
+	if claims != nil {
+		u, err := o.mapping.User(claims)
+		if err != nil {
+			var ce *ClaimError
+			if errors.As(err, &ce) {
+				o.store.Delete(ctx, id)
+				o.log.Warn("claim refused", zap.String("claim", ce.Claim), zap.String("reason", ce.Reason), zap.String("sub", s.Subject))
+			}
+			return User{}, err
+		}
+		ns.User = u
 	}
 	if err := o.save(ctx, id, &ns); err != nil {
 		return User{}, err // errNoSession past the lifetime, else a store error
@@ -686,6 +677,18 @@ func (o *OIDC) serveCallback(w http.ResponseWriter, r *http.Request) {
 		o.writePage(w, http.StatusForbidden, "Sign-in refused", "The identity provider's ID token is not valid for sensegate.", retry)
 		return
 	}
+	if o.userinfo != nil {
+		if claims, err = o.withUserinfo(r.Context(), tok, idt.Subject, claims); err != nil {
+			if errors.Is(err, errUserinfoSubject) {
+				o.log.Warn("userinfo refused", zap.Error(err))
+				o.writePage(w, http.StatusForbidden, "Sign-in refused", "The identity provider's user information does not belong to this sign-in.", retry)
+				return
+			}
+			o.log.Error("userinfo failed", zap.String("sub", idt.Subject), zap.String("error", truncate(err.Error(), 200)))
+			o.writePage(w, http.StatusServiceUnavailable, "Identity provider unavailable", "Your user information could not be read at the identity provider. Try again in a moment.", retry)
+			return
+		}
+	}
 	u, err := o.mapping.User(claims)
 	if err != nil {
 		var ce *ClaimError
@@ -710,10 +713,7 @@ func (o *OIDC) serveCallback(w http.ResponseWriter, r *http.Request) {
 		o.writePage(w, http.StatusServiceUnavailable, "Sign-in failed", "The sign-in could not be saved. Try again in a moment.", retry)
 		return
 	}
-	http.SetCookie(w, &http.Cookie{
-		Name: o.cookieName, Value: sealString(o.ring, o.cookieName, []byte(id)), Path: "/",
-		MaxAge: int(o.lifetime / time.Second), HttpOnly: true, Secure: o.secure, SameSite: http.SameSiteLaxMode,
-	})
+	o.logins.setCookie(w, id, o.lifetime)
 	o.log.Info("signed in", zap.String("user", u.String()), zap.String("sub", idt.Subject), zap.Bool("refresh_token", tok.RefreshToken != ""))
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, ls.Redirect, http.StatusFound)
@@ -751,7 +751,7 @@ func (o *OIDC) Logout(w http.ResponseWriter, r *http.Request) string {
 		}
 		o.log.Info("signed out", zap.String("user", user))
 	}
-	http.SetCookie(w, &http.Cookie{Name: o.cookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: o.secure, SameSite: http.SameSiteLaxMode})
+	o.logins.clearCookie(w)
 	if o.endSession == "" {
 		return ""
 	}

@@ -49,6 +49,23 @@ type Logouter interface {
 	Logout(w http.ResponseWriter, r *http.Request) (next string)
 }
 
+// TokenExchanger is implemented by providers that trade a bearer token
+// for a login cookie, for single-page apps: a browser cannot put an
+// Authorization header on a websocket handshake, so an app holding a token
+// POSTs it to sensegate's /.sensegate/session once and its later requests
+// and websockets authenticate with the cookie. *JWT is one.
+type TokenExchanger interface {
+	// ExchangesTokens reports whether the exchange is on; when it is not,
+	// sensegate serves no /.sensegate/session.
+	ExchangesTokens() bool
+	// ExchangeToken verifies the request's bearer token as Identify does,
+	// starts a login for its user, ending the login the request's cookie
+	// named (whoever's it was), and sets the login cookie on w. It
+	// returns the user and the user of the login it ended (zero if none).
+	// It must not write the status or body. Errors are as Identify's.
+	ExchangeToken(w http.ResponseWriter, r *http.Request) (u, replaced User, err error)
+}
+
 // SessionStore keeps the login sessions of providers that have them
 // (OIDC) by opaque id, so that several replicas can share them. Data is
 // the provider's own encoding. Implementations are safe for concurrent use.
@@ -71,6 +88,10 @@ type Error struct {
 	// LoginURL, when set on a 401, is where a browser navigation should be
 	// redirected to sign in.
 	LoginURL string
+	// Challenge, when set, is the WWW-Authenticate header of the answer
+	// (RFC 9110 §11.6.1): the JWT provider's RFC 6750 Bearer challenge,
+	// with an error code when a token was presented but refused.
+	Challenge string
 }
 
 func (e *Error) Error() string {

@@ -1,10 +1,12 @@
 package proxy
 
 import (
+	"maps"
 	"net/http"
 	"strconv"
 	"strings"
 
+	"github.com/sensegate/sensegate/identity"
 	"github.com/sensegate/sensegate/qlik"
 )
 
@@ -30,7 +32,9 @@ const corsMethods = "GET, HEAD, POST, PUT, PATCH, DELETE"
 // corsAllowedHeaders are the request headers a preflight may ask for
 // (lower case); requested ones are echoed when on this list, others are
 // left out and the browser refuses the request. Cookie and Authorization
-// are not among them: credentials are the browser's cookies.
+// are not among them: credentials are the browser's cookies, except with
+// an identity provider that exchanges bearer tokens for its login cookie
+// (corsConfig).
 var corsAllowedHeaders = map[string]bool{
 	"accept": true, "accept-language": true, "content-language": true, "content-type": true,
 	"cache-control": true, "pragma": true, "if-match": true, "if-none-match": true,
@@ -42,6 +46,21 @@ var corsAllowedHeaders = map[string]bool{
 // read besides the CORS-safelisted ones: Qlik's websocket CSRF token and
 // sensegate's request id.
 var corsExposed = qlik.CSRFTokenHeader + ", " + HeaderRequestID
+
+// corsConfig returns the request headers preflights may ask for and the
+// response headers exposed, for provider. A provider that exchanges bearer
+// tokens for a login cookie (identity.TokenExchanger, the jwt provider
+// with identity.jwt.session) serves single-page apps that send
+// Authorization, to /.sensegate/session at least, and read its RFC 6750
+// challenges (WWW-Authenticate).
+func corsConfig(provider identity.Provider) (allowed map[string]bool, exposed string) {
+	if ex, ok := provider.(identity.TokenExchanger); !ok || !ex.ExchangesTokens() {
+		return corsAllowedHeaders, corsExposed
+	}
+	allowed = maps.Clone(corsAllowedHeaders)
+	allowed["authorization"] = true
+	return allowed, corsExposed + ", WWW-Authenticate"
+}
 
 // cors applies CORS to a request for a Qlik path or one of sensegate's own
 // endpoints. A preflight (OPTIONS with Access-Control-Request-Method) is
@@ -63,7 +82,7 @@ func (h *Handler) cors(w http.ResponseWriter, r *http.Request) bool {
 		if allowed {
 			hdr.Set("Access-Control-Allow-Origin", origins[0])
 			hdr.Set("Access-Control-Allow-Credentials", "true")
-			hdr.Set("Access-Control-Expose-Headers", corsExposed)
+			hdr.Set("Access-Control-Expose-Headers", h.corsExposed)
 		}
 		return false
 	}
@@ -78,7 +97,7 @@ func (h *Handler) cors(w http.ResponseWriter, r *http.Request) bool {
 	hdr.Set("Access-Control-Allow-Origin", origins[0])
 	hdr.Set("Access-Control-Allow-Credentials", "true")
 	hdr.Set("Access-Control-Allow-Methods", corsMethods)
-	if reqHdrs := corsRequestedHeaders(r.Header.Values("Access-Control-Request-Headers")); reqHdrs != "" {
+	if reqHdrs := corsRequestedHeaders(h.corsHeaders, r.Header.Values("Access-Control-Request-Headers")); reqHdrs != "" {
 		hdr.Set("Access-Control-Allow-Headers", reqHdrs)
 	}
 	hdr.Set("Access-Control-Max-Age", strconv.Itoa(corsMaxAge))
@@ -95,15 +114,15 @@ func (h *Handler) corsAllowed(origin string) bool {
 	return ok && o == origin && h.corsOrigins[o]
 }
 
-// corsRequestedHeaders returns the requested headers that are on
-// corsAllowedHeaders, comma-separated, in the order asked.
-func corsRequestedHeaders(values []string) string {
+// corsRequestedHeaders returns the requested headers that are in allowed,
+// comma-separated, in the order asked.
+func corsRequestedHeaders(allowed map[string]bool, values []string) string {
 	var b strings.Builder
 	n := 0
 	for _, v := range values {
 		for name := range strings.SplitSeq(v, ",") {
 			name = strings.ToLower(strings.TrimSpace(name))
-			if !corsAllowedHeaders[name] || n >= len(corsAllowedHeaders) {
+			if !allowed[name] || n >= len(allowed) {
 				continue
 			}
 			if b.Len() > 0 {

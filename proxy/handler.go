@@ -109,7 +109,11 @@ type Options struct {
 	// requests that carried one; it must match Qlik's host allow list.
 	// Empty means the origin of Qlik.
 	QlikOrigin string
-	// Identity identifies users.
+	// Identity identifies users. Its optional abilities are found by type
+	// assertion: one that exchanges bearer tokens for its login cookie
+	// (identity.TokenExchanger, with the exchange on) also gets POST and
+	// DELETE /.sensegate/session (exchange.go) and CORS that lets allowed
+	// origins send Authorization.
 	Identity identity.Provider
 	// Sessions is the session broker.
 	Sessions Sessions
@@ -188,6 +192,8 @@ type Handler struct {
 	qlikHosts    []string        // hostKey of Qlik's URL and of every node's
 	origins      map[string]bool // sensegate's public origin and the allowed ones, normalised
 	corsOrigins  map[string]bool // the allowed ones only (cors.go)
+	corsHeaders  map[string]bool // request headers preflights may ask for (corsConfig)
+	corsExposed  string          // response headers exposed to allowed origins
 	idPrefix     string          // random per Handler
 	idSeq        atomic.Uint64   // request counter
 	own          *http.ServeMux  // sensegate's own pages under ReservedPrefix
@@ -253,6 +259,7 @@ func New(opts Options) (*Handler, error) {
 	h.trust, _ = opts.Identity.(identity.PeerTruster)
 	h.origins = map[string]bool{qlik.Origin(opts.PublicURL): true}
 	h.corsOrigins = map[string]bool{}
+	h.corsHeaders, h.corsExposed = corsConfig(opts.Identity)
 	for _, a := range opts.AllowedOrigins {
 		if o, ok := qlik.NormalizeOrigin(a); ok {
 			h.origins[o] = true
@@ -286,6 +293,10 @@ func New(opts Options) (*Handler, error) {
 	}
 	h.own.HandleFunc("GET "+ReservedPrefix+"me", h.serveMe)
 	h.own.HandleFunc("POST "+ReservedPrefix+"logout", h.serveLogout)
+	if ex, ok := opts.Identity.(identity.TokenExchanger); ok && ex.ExchangesTokens() {
+		h.own.HandleFunc("POST "+ReservedPrefix+"session", func(w http.ResponseWriter, r *http.Request) { h.serveSessionStart(w, r, ex) })
+		h.own.HandleFunc("DELETE "+ReservedPrefix+"session", h.serveSessionEnd)
+	}
 	h.qlik = newQlikProxy(h)
 	h.ws = newRelay(h)
 	for _, rt := range opts.Routes {
@@ -503,6 +514,16 @@ func (h *Handler) identify(w http.ResponseWriter, r *http.Request) (identity.Use
 		}
 		return u, true
 	}
+	h.identityRefused(w, r, err)
+	return identity.User{}, false
+}
+
+// identityRefused answers a request the identity provider refused with
+// err: a browser navigation to a provider with a login page goes there,
+// an *identity.Error is answered with its status, message and challenge
+// (WWW-Authenticate), anything else means the provider is unavailable
+// (503).
+func (h *Handler) identityRefused(w http.ResponseWriter, r *http.Request, err error) {
 	var ie *identity.Error
 	if errors.As(err, &ie) && ie.LoginURL != "" && r.Method == http.MethodGet && wantsHTML(r) {
 		// A browser navigation goes to the login page and comes back.
@@ -511,18 +532,20 @@ func (h *Handler) identify(w http.ResponseWriter, r *http.Request) (identity.Use
 		}
 		w.Header().Set(headerSensegate, "1")
 		http.Redirect(w, r, ie.LoginURL, http.StatusFound)
-		return identity.User{}, false
+		return
 	}
 	if errors.As(err, &ie) {
 		reason := refuseIdentity
 		if ie.Status == http.StatusUnauthorized {
 			reason = refuseNotSignedIn
 		}
+		if ie.Challenge != "" {
+			w.Header().Set("WWW-Authenticate", ie.Challenge)
+		}
 		writeError(w, r, h.log, &Error{Status: ie.Status, Msg: ie.Msg, Err: err, reason: reason})
-	} else {
-		writeError(w, r, h.log, &Error{Status: http.StatusServiceUnavailable, Msg: "identity provider unavailable", Err: err, RetryAfter: 5})
+		return
 	}
-	return identity.User{}, false
+	writeError(w, r, h.log, &Error{Status: http.StatusServiceUnavailable, Msg: "identity provider unavailable", Err: err, RetryAfter: 5})
 }
 
 // sessionPeeker and sessionLogouter are the optional abilities of
@@ -587,21 +610,32 @@ func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request) {
 // browser to go next ("" for no preference). A QPS failure is logged: the
 // rest goes on, and Qlik's sessions time out.
 func (h *Handler) logout(w http.ResponseWriter, r *http.Request, u identity.User) (int, string) {
-	n := 0
-	var err error
+	n, closed, err := h.endQlik(r, u)
+	next := ""
+	if lo, ok := h.opts.Identity.(identity.Logouter); ok {
+		next = lo.Logout(w, r)
+	}
+	h.loggedOut(r, u, "logout", n, closed, err)
+	return n, next
+}
+
+// endQlik ends u's Qlik sessions through QPS, drops the jar entry and
+// closes u's relayed websockets, returning how many sessions ended and
+// websockets closed, and the QPS failure, if any.
+func (h *Handler) endQlik(r *http.Request, u identity.User) (n, closed int, err error) {
 	if lo, ok := h.opts.Sessions.(sessionLogouter); ok {
 		if n, err = lo.Logout(r.Context(), u); err != nil {
 			h.log.Warn("qlik logout failed", zap.String("user", u.String()), zap.String("request_id", requestID(r.Context())), zap.Error(err))
 		}
 	}
-	closed := h.ws.closeUser(u.Key(), websocket.CloseNormalClosure, "logged out")
-	next := ""
-	if lo, ok := h.opts.Identity.(identity.Logouter); ok {
-		next = lo.Logout(w, r)
-	}
-	h.log.Info("logout", zap.String("user", u.String()), zap.Int("qlik_sessions", n), zap.Int("websockets", closed), zap.String("request_id", requestID(r.Context())))
+	closed = h.ws.closeUser(u.Key(), websocket.CloseNormalClosure, "logged out")
+	return n, closed, err
+}
+
+// loggedOut logs msg about u's logout and writes its audit event.
+func (h *Handler) loggedOut(r *http.Request, u identity.User, msg string, n, closed int, err error) {
+	h.log.Info(msg, zap.String("user", u.String()), zap.Int("qlik_sessions", n), zap.Int("websockets", closed), zap.String("request_id", requestID(r.Context())))
 	h.audit.logout(r.Context(), u, n, closed, err)
-	return n, next
 }
 
 // Shutdown closes every relayed websocket with 1001 (going away), waiting

@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"time"
 
 	"github.com/sensegate/sensegate/identity"
+	"github.com/sensegate/sensegate/internal/backoff"
 	"go.uber.org/zap"
 	"golang.org/x/sync/singleflight"
 )
@@ -197,16 +197,13 @@ func (b *Broker) flight(ctx context.Context, u identity.User, key string) (Entry
 // Locker is implemented by stores that replicas share (Redis), so that a
 // user is logged in to Qlik once across replicas: Ensure takes the user's
 // lock around a login, and a replica that finds it taken waits for the
-// holder's entry to appear in the store.
-type Locker interface {
-	// Lock takes the lock named key for ttl, after which it frees itself,
-	// or returns ErrLocked at once if another holder has it. unlock
-	// releases the lock if it is still the caller's.
-	Lock(ctx context.Context, key string, ttl time.Duration) (unlock func(context.Context) error, err error)
-}
+// holder's entry to appear in the store. It is identity.Locker, which the
+// OIDC provider's refreshes take too.
+type Locker = identity.Locker
 
-// ErrLocked is returned by Locker.Lock when another holder has the lock.
-var ErrLocked = errors.New("session: lock held elsewhere")
+// ErrLocked is returned by Locker.Lock when another holder has the lock
+// (identity.ErrLocked).
+var ErrLocked = identity.ErrLocked
 
 // Login lock timing: the lock outlives a login by lockMargin (so the
 // holder also has time to store the entry); a waiter polls the store
@@ -230,8 +227,8 @@ func (b *Broker) lockOrWait(ctx context.Context, l Locker, key string) (unlock f
 	wait := ttl + 2*pollMax
 	wctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	var timer *time.Timer
-	delay := pollMin
+	poll := backoff.New(pollMin, pollMax)
+	defer poll.Stop()
 	for {
 		unlock, err := l.Lock(wctx, key, ttl)
 		if err == nil {
@@ -243,19 +240,9 @@ func (b *Broker) lockOrWait(ctx context.Context, l Locker, key string) (unlock f
 			}
 			return nil, Entry{}, false, fmt.Errorf("session: login lock: %w", err)
 		}
-		d := delay/2 + rand.N(delay/2+1)
-		if timer == nil {
-			timer = time.NewTimer(d)
-			defer timer.Stop()
-		} else {
-			timer.Reset(d)
-		}
-		select {
-		case <-timer.C:
-		case <-wctx.Done():
+		if poll.Wait(wctx) != nil {
 			return nil, Entry{}, false, fmt.Errorf("%w: waiting %s for another replica's login", ErrLoginTimeout, wait)
 		}
-		delay = min(2*delay, pollMax)
 		// A read error is as good as a miss here: the next round tries
 		// the lock again, and Lock reports a store that is down.
 		if e, ok, err := b.store.Get(wctx, key); err == nil && ok {

@@ -23,12 +23,26 @@ return 0
 // Lock implements Locker with SET NX PX under the prefix's "lock:"
 // namespace, holding a random token that unlock compares before deleting.
 func (r *Redis) Lock(ctx context.Context, key string, ttl time.Duration) (func(context.Context) error, error) {
+	return redisLock(ctx, r.c, r.lockPrefix+key, ttl)
+}
+
+// Lock implements Locker (identity.Locker), so that replicas refresh each
+// OIDC login once: as Redis.Lock, under the prefix's "lock:login:"
+// namespace (user keys, the jar's lock names, start with a digit: the two
+// never meet).
+func (s *RedisSessions) Lock(ctx context.Context, key string, ttl time.Duration) (func(context.Context) error, error) {
+	return redisLock(ctx, s.c, s.lockPrefix+key, ttl)
+}
+
+// redisLock takes the lock lk for ttl with SET NX PX, holding a random
+// token that unlock compares before deleting, or returns ErrLocked if
+// another holder has it.
+func redisLock(ctx context.Context, c redis.UniversalClient, lk string, ttl time.Duration) (func(context.Context) error, error) {
 	if ttl <= 0 {
 		return nil, errors.New("session: redis lock: ttl must be positive")
 	}
-	lk := r.lockPrefix + key
 	token := rand.Text()
-	ok, err := r.c.SetNX(ctx, lk, token, ttl).Result()
+	ok, err := c.SetNX(ctx, lk, token, ttl).Result()
 	if err != nil {
 		return nil, fmt.Errorf("session: redis lock: %w", err)
 	}
@@ -36,7 +50,7 @@ func (r *Redis) Lock(ctx context.Context, key string, ttl time.Duration) (func(c
 		return nil, ErrLocked
 	}
 	return func(ctx context.Context) error {
-		if err := unlockScript.Run(ctx, r.c, []string{lk}, token).Err(); err != nil {
+		if err := unlockScript.Run(ctx, c, []string{lk}, token).Err(); err != nil {
 			return fmt.Errorf("session: redis unlock: %w", err)
 		}
 		return nil

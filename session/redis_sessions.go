@@ -15,17 +15,19 @@ import (
 // share the login sessions of identity providers (OIDC). Values are
 // encrypted like the jar's (AES-256-GCM, authenticated with their key),
 // on top of whatever the provider does itself, and expire in Redis. It is
-// safe for concurrent use.
+// also an identity.Locker (redis_lock.go), so that replicas refresh each
+// OIDC login once. It is safe for concurrent use.
 type RedisSessions struct {
-	c      redis.UniversalClient
-	prefix string
-	ring   *seal.Ring
+	c          redis.UniversalClient
+	prefix     string
+	lockPrefix string
+	ring       *seal.Ring
 }
 
 // RedisSessionsOptions configure RedisSessions.
 type RedisSessionsOptions struct {
 	// Prefix starts the name of every key (DefaultRedisPrefix if ""):
-	// sessions are Prefix+"login:"+id.
+	// sessions are Prefix+"login:"+id, locks Prefix+"lock:login:"+name.
 	Prefix string
 	// Keys are the AES-256 keys, as RedisOptions.Keys. Required.
 	Keys [][]byte
@@ -42,7 +44,7 @@ func NewRedisSessions(c redis.UniversalClient, opts RedisSessionsOptions) (*Redi
 	if prefix == "" {
 		prefix = DefaultRedisPrefix
 	}
-	return &RedisSessions{c: c, prefix: prefix + redisLoginNS, ring: ring}, nil
+	return &RedisSessions{c: c, prefix: prefix + redisLoginNS, lockPrefix: prefix + redisLockNS + redisLoginNS, ring: ring}, nil
 }
 
 // Get implements identity.SessionStore. A value that does not decrypt is
@@ -84,4 +86,7 @@ func (s *RedisSessions) Delete(ctx context.Context, id string) error {
 	return nil
 }
 
-var _ identity.SessionStore = (*RedisSessions)(nil)
+var (
+	_ identity.SessionStore = (*RedisSessions)(nil)
+	_ identity.Locker       = (*RedisSessions)(nil)
+)

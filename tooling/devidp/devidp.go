@@ -13,7 +13,8 @@
 // provider for production.
 //
 // ID tokens carry sub, preferred_username and name (scope profile), email
-// and email_verified (scope email), and groups (always), which is what
+// and email_verified (scope email), and groups (unless the client has
+// GroupsInUserinfoOnly; userinfo always has them), which is what
 // sensegate's default claim mapping reads.
 package devidp
 
@@ -72,7 +73,8 @@ type User struct {
 	Name string
 	// Email is the email claim, marked verified (none if empty).
 	Email string
-	// Groups is the groups claim, in every ID token and userinfo answer.
+	// Groups is the groups claim, in every userinfo answer and in ID
+	// tokens (but those of clients with GroupsInUserinfoOnly).
 	Groups []string
 }
 
@@ -94,6 +96,10 @@ type Client struct {
 	// IDTokenLifetime is that of the ID tokens issued to the client
 	// (DefaultIDTokenLifetime if zero).
 	IDTokenLifetime time.Duration
+	// GroupsInUserinfoOnly keeps the groups claim out of the client's ID
+	// tokens, as providers with many groups do (Entra ID's overage, Okta
+	// by default): the userinfo endpoint still answers it.
+	GroupsInUserinfoOnly bool
 }
 
 // Config configures an IDP.

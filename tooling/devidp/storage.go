@@ -573,8 +573,8 @@ func (s *storage) KeySet(context.Context) ([]op.Key, error) {
 // Claims.
 
 // setClaims fills ui with subject's claims for scopes: sub, the profile
-// and email claims for their scopes, and groups always.
-func (s *storage) setClaims(ui *oidc.UserInfo, subject string, scopes []string) error {
+// and email claims for their scopes, and groups unless noGroups.
+func (s *storage) setClaims(ui *oidc.UserInfo, subject string, scopes []string, noGroups bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	u, ok := s.users[subject]
@@ -592,6 +592,9 @@ func (s *storage) setClaims(ui *oidc.UserInfo, subject string, scopes []string) 
 			}
 		}
 	}
+	if noGroups {
+		return nil
+	}
 	groups := slices.Clone(u.Groups)
 	if groups == nil {
 		groups = []string{}
@@ -607,9 +610,13 @@ func (s *storage) SetUserinfoFromScopes(context.Context, *oidc.UserInfo, string,
 }
 
 // SetUserinfoFromRequest implements op.CanSetUserinfoFromRequest: the
-// claims of the ID token.
+// claims of the ID token, without groups for a client with
+// GroupsInUserinfoOnly.
 func (s *storage) SetUserinfoFromRequest(_ context.Context, ui *oidc.UserInfo, req op.IDTokenRequest, scopes []string) error {
-	return s.setClaims(ui, req.GetSubject(), scopes)
+	s.mu.Lock()
+	noGroups := s.clients[req.GetClientID()].GroupsInUserinfoOnly
+	s.mu.Unlock()
+	return s.setClaims(ui, req.GetSubject(), scopes, noGroups)
 }
 
 // liveToken returns a copy of the unexpired access token id.
@@ -629,7 +636,7 @@ func (s *storage) SetUserinfoFromToken(_ context.Context, ui *oidc.UserInfo, tok
 	if !ok {
 		return errors.New("access token invalid or expired")
 	}
-	return s.setClaims(ui, t.subject, t.scopes)
+	return s.setClaims(ui, t.subject, t.scopes, false)
 }
 
 // SetIntrospectionFromToken implements op.OPStorage.
@@ -639,7 +646,7 @@ func (s *storage) SetIntrospectionFromToken(_ context.Context, resp *oidc.Intros
 		return errors.New("access token invalid, expired or not for this client")
 	}
 	ui := new(oidc.UserInfo)
-	if err := s.setClaims(ui, t.subject, t.scopes); err != nil {
+	if err := s.setClaims(ui, t.subject, t.scopes, false); err != nil {
 		return err
 	}
 	resp.SetUserInfo(ui)
