@@ -846,6 +846,14 @@ func (h HeaderConfig) TrustedProxies() []netip.Prefix {
 // and before a successful Validate).
 func (o OIDCConfig) CookieKeys() [][]byte { return o.cookieKeys }
 
+// KeepsLogins reports whether the identity provider keeps logins of its
+// own behind a login cookie: oidc, and jwt with the token exchange
+// (jwt.session). They live in the store of logins (Redis with a redis
+// store, so that replicas share them), sealed with CookieKeys.
+func (i IdentityConfig) KeepsLogins() bool {
+	return i.Provider == ProviderOIDC || (i.Provider == ProviderJWT && i.JWT.Session)
+}
+
 // CookieKeys returns the decoded keys of sensegate's login cookies:
 // cookie_secrets, or identity.oidc.cookie_secrets when it is the one set;
 // nil when neither is (the caller then makes a random key per process).

@@ -39,10 +39,16 @@ type Deps struct {
 	// and closed by Close). A server that reloads gives one, so that the
 	// sessions outlive the gateway.
 	Jar session.Store
-	// Logins is the store of OIDC logins (nil: made from cfg by NewLogins
-	// when identity.provider is oidc and Provider is nil, and closed by
-	// Close).
+	// Logins is the store of logins of the identity provider (OIDC
+	// sign-ins, the SPA token exchange's), nil: made from cfg by NewLogins
+	// when the provider keeps logins (config.IdentityConfig.KeepsLogins)
+	// and Provider is nil, and closed by Close.
 	Logins identity.SessionStore
+	// CookieKeys seal the login cookies and stored logins when the
+	// configuration sets none (identity.cookie_secrets): nil makes a
+	// random key, logged as a warning. A server that reloads makes one
+	// key at start and gives it, so that a reload keeps the logins.
+	CookieKeys [][]byte
 	// Provider identifies users (nil: built from cfg.Identity). The demo
 	// gives its development login.
 	Provider identity.Provider
@@ -97,14 +103,14 @@ func New(ctx context.Context, cfg *config.Config, deps Deps) (g *Gateway, err er
 	provider := deps.Provider
 	if provider == nil {
 		logins := deps.Logins
-		if logins == nil && cfg.Identity.Provider == config.ProviderOIDC {
+		if logins == nil && cfg.Identity.KeepsLogins() {
 			var closeLogins func() error
 			if logins, closeLogins, err = NewLogins(ctx, cfg, deps.Now); err != nil {
 				return nil, err
 			}
 			owned = append(owned, closeLogins)
 		}
-		if provider, err = newProvider(ctx, cfg, log, logins, deps.Now); err != nil {
+		if provider, err = newProvider(ctx, cfg, log, logins, deps); err != nil {
 			return nil, err
 		}
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/sensegate/sensegate/config"
 	"github.com/sensegate/sensegate/identity"
+	"github.com/sensegate/sensegate/seal"
 	"go.uber.org/zap"
 )
 
@@ -16,11 +17,12 @@ import (
 // discovery).
 const providerStartTimeout = 30 * time.Second
 
-// newProvider builds the identity provider of cfg.Identity, keeping OIDC
-// logins in logins (required for provider oidc), with the clock now (nil:
-// time.Now).
-func newProvider(ctx context.Context, cfg *config.Config, log *zap.Logger, logins identity.SessionStore, now func() time.Time) (identity.Provider, error) {
+// newProvider builds the identity provider of cfg.Identity, keeping its
+// logins in logins (required when cfg.Identity.KeepsLogins), with deps'
+// clock and fallback cookie keys.
+func newProvider(ctx context.Context, cfg *config.Config, log *zap.Logger, logins identity.SessionStore, deps Deps) (identity.Provider, error) {
 	ic := cfg.Identity
+	now := deps.Now
 	switch ic.Provider {
 	case config.ProviderHeader:
 		hc := ic.Header
@@ -58,9 +60,17 @@ func newProvider(ctx context.Context, cfg *config.Config, log *zap.Logger, login
 		if err != nil && len(jc.PublicKeys) > 0 {
 			return nil, fmt.Errorf("identity.jwt.public_keys: %w", err)
 		}
+		var session *identity.JWTSessionConfig
+		if jc.Session {
+			session = &identity.JWTSessionConfig{
+				Sessions: logins, CookieName: jc.CookieName, CookieKeys: cookieKeys(cfg, deps, log),
+				Secure: cfg.Server.PublicURL().Scheme == "https", CrossSite: len(cfg.Server.CrossSiteOrigins()) > 0,
+			}
+		}
 		p, err := identity.NewJWT(ctx, identity.JWTConfig{
 			Issuer: jc.Issuer, Audiences: jc.Audiences, JWKSURL: jc.JWKSURL, PublicKeys: keys,
-			Algorithms: jc.Algorithms, ClockSkew: jc.ClockSkew, Mapping: mapping, Now: now, Logger: log.Named("identity"),
+			Algorithms: jc.Algorithms, ClockSkew: jc.ClockSkew, RequiredScopes: jc.RequiredScopes, Session: session,
+			Mapping: mapping, Now: now, Logger: log.Named("identity"),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("identity.jwt: %w", err)
@@ -68,17 +78,10 @@ func newProvider(ctx context.Context, cfg *config.Config, log *zap.Logger, login
 		return p, nil
 	}
 	oc := ic.OIDC
-	keys := oc.CookieKeys()
-	if len(keys) == 0 {
-		key := make([]byte, 32)
-		rand.Read(key)
-		keys = [][]byte{key}
-		log.Warn("identity.oidc.cookie_secrets is not set: using a random key, so logins end when sensegate restarts and replicas cannot share them")
-	}
 	p, err := identity.NewOIDC(ctx, identity.OIDCConfig{
 		Issuer: oc.Issuer, ClientID: oc.ClientID, ClientSecret: oc.ClientSecret,
 		RedirectURL: oc.EffectiveRedirectURL(), Scopes: oc.Scopes, Mapping: mapping,
-		Sessions: logins, CookieName: oc.CookieName, CookieKeys: keys,
+		Sessions: logins, CookieName: oc.CookieName, CookieKeys: cookieKeys(cfg, deps, log), Userinfo: oc.Userinfo,
 		Secure: cfg.Server.PublicURL().Scheme == "https", SessionLifetime: oc.SessionLifetime,
 		PostLogoutRedirectURL: oc.EffectivePostLogoutURL(), Now: now, Logger: log.Named("identity"),
 	})
@@ -86,6 +89,32 @@ func newProvider(ctx context.Context, cfg *config.Config, log *zap.Logger, login
 		return nil, fmt.Errorf("identity.oidc: %w", err)
 	}
 	return p, nil
+}
+
+// cookieKeys returns the keys of the login cookies: identity.cookie_secrets,
+// else deps.CookieKeys, else a random key (with a warning: logins then end
+// when sensegate restarts, and replicas cannot share them).
+func cookieKeys(cfg *config.Config, deps Deps, log *zap.Logger) [][]byte {
+	if keys := cfg.Identity.CookieKeys(); len(keys) > 0 {
+		return keys
+	}
+	if len(deps.CookieKeys) > 0 {
+		return deps.CookieKeys
+	}
+	log.Warn(RandomKeyWarning)
+	return RandomCookieKeys()
+}
+
+// RandomKeyWarning is logged when the login cookies are sealed with a
+// random key.
+const RandomKeyWarning = "identity.cookie_secrets is not set: using a random key, so logins end when sensegate restarts and replicas cannot share them"
+
+// RandomCookieKeys returns one random key of seal.KeySize bytes, for
+// Deps.CookieKeys when the configuration sets none.
+func RandomCookieKeys() [][]byte {
+	key := make([]byte, seal.KeySize)
+	rand.Read(key)
+	return [][]byte{key}
 }
 
 // isLoopbackListen reports whether a listen address binds only loopback.

@@ -53,8 +53,8 @@ func restartKeys(old, new *config.Config) []string {
 	if old.Admin != new.Admin {
 		keys = append(keys, "admin")
 	}
-	if old.Identity.Provider != new.Identity.Provider && (old.Identity.Provider == config.ProviderOIDC || new.Identity.Provider == config.ProviderOIDC) {
-		keys = append(keys, "identity.provider") // the store of OIDC logins is made at start
+	if old.Identity.KeepsLogins() != new.Identity.KeepsLogins() {
+		keys = append(keys, "identity.provider/identity.jwt.session") // the store of logins is made at start
 	}
 	return keys
 }

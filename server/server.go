@@ -93,6 +93,9 @@ type server struct {
 	// adminAddr is the admin listener's address once start opened it.
 	adminAddr   net.Addr
 	closeStores func() error
+	// cookieKeys seal the logins when the configuration sets no key: one
+	// random key for the process, so that reloads keep the logins.
+	cookieKeys [][]byte
 }
 
 // newServer builds the first gateway and what outlives it. The jar and
@@ -130,7 +133,11 @@ func newServer(ctx context.Context, opts Options) (_ *server, err error) {
 	}
 	s.closeStores = closeJar
 	var logins identity.SessionStore
-	if opts.Provider == nil && cfg.Identity.Provider == config.ProviderOIDC {
+	if opts.Provider == nil && cfg.Identity.KeepsLogins() {
+		if len(cfg.Identity.CookieKeys()) == 0 {
+			s.cookieKeys = gateway.RandomCookieKeys()
+			log.Warn(gateway.RandomKeyWarning)
+		}
 		var closeLogins func() error
 		if logins, closeLogins, err = gateway.NewLogins(ctx, cfg, nil); err != nil {
 			return nil, err
@@ -157,6 +164,7 @@ func newServer(ctx context.Context, opts Options) (_ *server, err error) {
 func (s *server) newGateway(ctx context.Context, c *config.Config, obs *gateway.Observability, jar session.Store, logins identity.SessionStore) (*gateway.Gateway, error) {
 	g, err := gateway.New(ctx, c, gateway.Deps{
 		Logger: s.log, Observability: obs, Jar: jar, Logins: logins, Provider: s.opts.Provider,
+		CookieKeys: s.cookieKeys,
 	})
 	if err != nil {
 		return nil, err
