@@ -169,15 +169,15 @@ func FuzzSafeRedirect(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, rd string) {
-		got := safeRedirect(rd)
+		got := SafeRedirect(rd)
 		if got != "/" && got != rd {
-			t.Fatalf("safeRedirect(%q) = %q: neither the input nor /", rd, got)
+			t.Fatalf("SafeRedirect(%q) = %q: neither the input nor /", rd, got)
 		}
 		if !strings.HasPrefix(got, "/") || strings.HasPrefix(got, "//") || strings.HasPrefix(got, `/\`) {
-			t.Fatalf("safeRedirect(%q) = %q leaves the site", rd, got)
+			t.Fatalf("SafeRedirect(%q) = %q leaves the site", rd, got)
 		}
 		if strings.ContainsFunc(got, func(c rune) bool { return c < 0x20 || c == 0x7f }) {
-			t.Fatalf("safeRedirect(%q) = %q has a control character", rd, got)
+			t.Fatalf("SafeRedirect(%q) = %q has a control character", rd, got)
 		}
 	})
 }

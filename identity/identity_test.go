@@ -141,8 +141,8 @@ func TestSafeRedirect(t *testing.T) {
 		"https://evil.example": "/",
 		"evil.example":         "/",
 	} {
-		if got := safeRedirect(in); got != want {
-			t.Errorf("safeRedirect(%q) = %q, want %q", in, got, want)
+		if got := SafeRedirect(in); got != want {
+			t.Errorf("SafeRedirect(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

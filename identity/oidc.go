@@ -583,7 +583,7 @@ func (o *OIDC) serveLogin(w http.ResponseWriter, r *http.Request) {
 		State:    randomToken(),
 		Nonce:    randomToken(),
 		Verifier: oauth2.GenerateVerifier(),
-		Redirect: safeRedirect(r.URL.Query().Get("rd")),
+		Redirect: SafeRedirect(r.URL.Query().Get("rd")),
 		Expires:  o.now().Add(loginCookieLifetime),
 	}
 	data, err := json.Marshal(ls)

@@ -21,6 +21,7 @@ import (
 	"github.com/sensegate/sensegate/identity"
 	"github.com/sensegate/sensegate/session"
 	"github.com/sensegate/sensegate/ticket"
+	"github.com/sensegate/sensegate/tooling/devlogin"
 	"github.com/sensegate/sensegate/tooling/qliksim"
 )
 
@@ -252,7 +253,7 @@ func TestWriteStallBoundsFlush(t *testing.T) {
 // Bodies sent to sensegate's own endpoints are capped: 413 for a body
 // declared too large, and for one that turns out too large.
 func TestOwnEndpointBodyLimit(t *testing.T) {
-	login := identity.NewDevLogin([]identity.User{{Directory: "ACME", ID: "alice"}}, false)
+	login := devlogin.New([]identity.User{{Directory: "ACME", ID: "alice"}}, false)
 	e := newEnv(t, func(_ *qliksim.Config, o *Options) { o.Identity = login })
 	post := func(path string, body io.Reader, length int64) (*http.Response, string) {
 		t.Helper()

@@ -15,6 +15,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/sensegate/sensegate/identity"
 	"github.com/sensegate/sensegate/session"
+	"github.com/sensegate/sensegate/tooling/devlogin"
 	"github.com/sensegate/sensegate/tooling/qliksim"
 )
 
@@ -538,7 +539,7 @@ func TestPublicPathsAndUnauthenticatedAnswers(t *testing.T) {
 	mashup := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "asset "+r.URL.Path) }))
 	defer mashup.Close()
 	up, _ := url.Parse(mashup.URL)
-	login := identity.NewDevLogin([]identity.User{{Directory: "ACME", ID: "alice"}}, false)
+	login := devlogin.New([]identity.User{{Directory: "ACME", ID: "alice"}}, false)
 	e := newEnv(t, func(_ *qliksim.Config, o *Options) {
 		o.Routes = []Route{{Path: "/mashup/", Upstream: up}}
 		o.PublicPaths = []string{"/mashup/assets/"}

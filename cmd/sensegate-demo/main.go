@@ -28,6 +28,7 @@ import (
 	"github.com/sensegate/sensegate/server"
 	"github.com/sensegate/sensegate/tooling/devidp"
 	"github.com/sensegate/sensegate/tooling/devlog"
+	"github.com/sensegate/sensegate/tooling/devlogin"
 	"github.com/sensegate/sensegate/tooling/qliksim"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
@@ -215,7 +216,7 @@ func runDemo(ctx context.Context, out io.Writer, o demoOptions, log *zap.Logger,
 		for _, u := range simCfg.Users {
 			users = append(users, identity.User{Directory: u.Directory, ID: u.ID})
 		}
-		provider = identity.NewDevLogin(users, false)
+		provider = devlogin.New(users, false)
 	}
 
 	addrs := make(chan net.Addr, 1)

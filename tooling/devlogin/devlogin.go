@@ -1,4 +1,7 @@
-package identity
+// Package devlogin is the demo's development login: a page where the
+// visitor picks a user, without a password. It is a development tool,
+// not part of the sensegate binary.
+package devlogin
 
 import (
 	"crypto/hmac"
@@ -11,6 +14,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/sensegate/sensegate/identity"
 )
 
 // devCookie is the DevLogin session cookie.
@@ -20,63 +25,63 @@ const devCookie = "sensegate_dev_user"
 // one of a fixed list of users, remembered in an HMAC-signed cookie. It
 // has no passwords and is for demos and development only.
 type DevLogin struct {
-	users  []User
+	users  []identity.User
 	key    []byte
 	secure bool
 	prefix string // set by Mount
 }
 
-// NewDevLogin returns a DevLogin offering users. The signing key is random
+// New returns a DevLogin offering users. The signing key is random
 // per process, so restarting signs everyone out. secure marks the cookie
 // Secure (for HTTPS).
-func NewDevLogin(users []User, secure bool) *DevLogin {
+func New(users []identity.User, secure bool) *DevLogin {
 	key := make([]byte, 32)
 	rand.Read(key)
 	return &DevLogin{users: users, key: key, secure: secure, prefix: "/.sensegate/"}
 }
 
 // Identify implements Provider.
-func (d *DevLogin) Identify(r *http.Request) (User, error) {
+func (d *DevLogin) Identify(r *http.Request) (identity.User, error) {
 	c, err := r.Cookie(devCookie)
 	if err == nil {
 		if u, ok := d.verify(c.Value); ok {
 			return u, nil
 		}
 	}
-	return User{}, &Error{Status: http.StatusUnauthorized, Msg: "not signed in", Err: ErrNoIdentity, LoginURL: d.prefix + "login?rd=" + url.QueryEscape(r.URL.RequestURI())}
+	return identity.User{}, &identity.Error{Status: http.StatusUnauthorized, Msg: "not signed in", Err: identity.ErrNoIdentity, LoginURL: d.prefix + "login?rd=" + url.QueryEscape(r.URL.RequestURI())}
 }
 
-func (d *DevLogin) sign(u User) string {
+func (d *DevLogin) sign(u identity.User) string {
 	m := hmac.New(sha256.New, d.key)
 	m.Write([]byte(u.String()))
 	return base64.RawURLEncoding.EncodeToString([]byte(u.String())) + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
-func (d *DevLogin) verify(v string) (User, bool) {
+func (d *DevLogin) verify(v string) (identity.User, bool) {
 	name, sig, ok := strings.Cut(v, ".")
 	if !ok {
-		return User{}, false
+		return identity.User{}, false
 	}
 	raw, err1 := base64.RawURLEncoding.DecodeString(name)
 	mac, err2 := base64.RawURLEncoding.DecodeString(sig)
 	if err1 != nil || err2 != nil {
-		return User{}, false
+		return identity.User{}, false
 	}
 	m := hmac.New(sha256.New, d.key)
 	m.Write(raw)
 	if !hmac.Equal(mac, m.Sum(nil)) {
-		return User{}, false
+		return identity.User{}, false
 	}
 	return d.find(string(raw))
 }
 
-func (d *DevLogin) find(name string) (User, bool) {
+func (d *DevLogin) find(name string) (identity.User, bool) {
 	for _, u := range d.users {
 		if strings.EqualFold(u.String(), name) {
 			return u, true
 		}
 	}
-	return User{}, false
+	return identity.User{}, false
 }
 
 // Mount implements Mounter: GET and POST {prefix}login.
@@ -104,7 +109,7 @@ func (d *DevLogin) page(w http.ResponseWriter, r *http.Request) {
 	devPage.Execute(w, struct {
 		Users    []string
 		Redirect string
-	}{names, safeRedirect(r.URL.Query().Get("rd"))})
+	}{names, identity.SafeRedirect(r.URL.Query().Get("rd"))})
 }
 
 // maxLoginForm bounds the login form's body: a user name and a path.
@@ -126,7 +131,7 @@ func (d *DevLogin) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.SetCookie(w, &http.Cookie{Name: devCookie, Value: d.sign(u), Path: "/", HttpOnly: true, Secure: d.secure, SameSite: http.SameSiteLaxMode, MaxAge: 8 * 3600})
-	http.Redirect(w, r, safeRedirect(r.PostFormValue("rd")), http.StatusSeeOther)
+	http.Redirect(w, r, identity.SafeRedirect(r.PostFormValue("rd")), http.StatusSeeOther)
 }
 
 // StripCookies implements CookieStripper.
@@ -138,21 +143,9 @@ func (d *DevLogin) Logout(w http.ResponseWriter, _ *http.Request) string {
 	return ""
 }
 
-// safeRedirect keeps post-login redirects on this origin: only an absolute
-// path, never "//host" or "/\host" (which browsers treat as another host),
-// and no control characters (browsers drop tabs and newlines from URLs, so
-// "/\t/evil.example" would become "//evil.example").
-func safeRedirect(rd string) string {
-	if !strings.HasPrefix(rd, "/") || strings.HasPrefix(rd, "//") || strings.HasPrefix(rd, `/\`) ||
-		strings.ContainsFunc(rd, func(c rune) bool { return c < 0x20 || c == 0x7f }) {
-		return "/"
-	}
-	return rd
-}
-
 var (
-	_ Provider       = (*DevLogin)(nil)
-	_ Mounter        = (*DevLogin)(nil)
-	_ Logouter       = (*DevLogin)(nil)
-	_ CookieStripper = (*DevLogin)(nil)
+	_ identity.Provider       = (*DevLogin)(nil)
+	_ identity.Mounter        = (*DevLogin)(nil)
+	_ identity.Logouter       = (*DevLogin)(nil)
+	_ identity.CookieStripper = (*DevLogin)(nil)
 )

@@ -1,4 +1,4 @@
-package identity
+package devlogin
 
 import (
 	"net/http"
@@ -6,13 +6,15 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/sensegate/sensegate/identity"
 )
 
 // The development login's cookie, set and cleared, is HttpOnly,
 // SameSite=Lax, host-only, on every path, and Secure when asked (HTTPS).
 func TestDevLoginCookieFlags(t *testing.T) {
 	for _, secure := range []bool{true, false} {
-		d := NewDevLogin([]User{{Directory: "ACME", ID: "alice"}}, secure)
+		d := New([]identity.User{{Directory: "ACME", ID: "alice"}}, secure)
 		mux := http.NewServeMux()
 		d.Mount(mux, "/.sensegate/")
 
@@ -49,7 +51,7 @@ func TestDevLoginCookieFlags(t *testing.T) {
 
 // The login form's body is bounded.
 func TestDevLoginFormLimit(t *testing.T) {
-	d := NewDevLogin([]User{{Directory: "ACME", ID: "alice"}}, false)
+	d := New([]identity.User{{Directory: "ACME", ID: "alice"}}, false)
 	mux := http.NewServeMux()
 	d.Mount(mux, "/.sensegate/")
 	r := httptest.NewRequest("POST", "/.sensegate/login", strings.NewReader("user="+strings.Repeat("a", maxLoginForm)))
