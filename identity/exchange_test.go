@@ -39,6 +39,7 @@ func (e *exchangeEnv) replica(t *testing.T, mod func(*JWTConfig)) *JWT {
 	cfg := JWTConfig{
 		Issuer: jwtTestIssuer, Audiences: []string{jwtTestAudience},
 		PublicKeys: []crypto.PublicKey{&jwtTestKeys().rsa1.PublicKey}, Mapping: jwtTestMapping(t), Now: e.clock.Now,
+		ClockSkew: DefaultJWTClockSkew,
 		Session: &JWTSessionConfig{Sessions: e.store, CookieKeys: e.keys, Secure: true},
 	}
 	if mod != nil {

@@ -90,8 +90,9 @@ type JWTConfig struct {
 	// empty): RS256/384/512, PS256/384/512, ES256/384/512, EdDSA. "none"
 	// and HS256/384/512 are refused.
 	Algorithms []string
-	// ClockSkew is the leeway on exp, nbf and iat (DefaultJWTClockSkew if
-	// zero).
+	// ClockSkew is the leeway on exp, nbf and iat; 0 allows none, as
+	// identity.jwt.clock_skew: 0s does. DefaultJWTClockSkew is the usual
+	// value (the configuration's default).
 	ClockSkew time.Duration
 	// JWKSRefetchInterval is the shortest time between two fetches of
 	// JWKSURL (DefaultJWKSRefetchInterval if zero). Within it, a token with
@@ -218,9 +219,6 @@ func NewJWT(ctx context.Context, cfg JWTConfig) (*JWT, error) {
 	}
 
 	skew := cfg.ClockSkew
-	if skew == 0 {
-		skew = DefaultJWTClockSkew
-	}
 	now := cfg.Now
 	if now == nil {
 		now = time.Now

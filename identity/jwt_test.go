@@ -336,6 +336,7 @@ func TestJWTIdentify(t *testing.T) {
 		t.Run(p.name, func(t *testing.T) {
 			cfg := p.cfg
 			cfg.Issuer, cfg.Audiences = jwtTestIssuer, []string{jwtTestAudience, "api://sensegate"}
+			cfg.ClockSkew = DefaultJWTClockSkew
 			cfg.Mapping, cfg.Now = jwtTestMapping(t), clock.Now
 			cfg.Logger = zap.New(logs)
 			j := newTestJWT(t, cfg)
@@ -706,4 +707,26 @@ func FuzzJWTIdentify(f *testing.F) {
 			t.Fatalf("Identify(%q) = %v, want a 401 or 403 *Error", token, err)
 		}
 	})
+}
+
+// ClockSkew means what identity.jwt.clock_skew says: 0 allows no leeway
+// (it used to mean the default, 60s), a positive value that much.
+func TestJWTClockSkewZeroAllowsNone(t *testing.T) {
+	keys := jwtTestKeys()
+	clock := fakeclock.At(jwtTestStart)
+	expired := signJWT(t, jwt.SigningMethodRS256, keys.rsa1, "rsa1", jwtClaims(jwtTestStart, func(c jwt.MapClaims) {
+		c["exp"] = jwtTestStart.Add(-time.Second).Unix()
+	}))
+	for _, tt := range []struct {
+		skew   time.Duration
+		wantOK bool
+	}{{0, false}, {DefaultJWTClockSkew, true}} {
+		j := newTestJWT(t, JWTConfig{
+			Issuer: jwtTestIssuer, Audiences: []string{jwtTestAudience}, PublicKeys: []crypto.PublicKey{&keys.rsa1.PublicKey},
+			Mapping: jwtTestMapping(t), Now: clock.Now, ClockSkew: tt.skew,
+		})
+		if _, err := identifyBearer(j, expired); (err == nil) != tt.wantOK {
+			t.Errorf("ClockSkew %v, a token expired 1s ago: Identify error %v, want accepted %v", tt.skew, err, tt.wantOK)
+		}
+	}
 }
