@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -128,5 +129,39 @@ func TestLoadSecretFileErrors(t *testing.T) {
 				t.Errorf("Load error lines:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
 			}
 		})
+	}
+}
+
+// The Helm chart mounts every secret-bearing key as its _file key: its
+// list (sensegate.secretFileKeys) names exactly the keys sensegate reads
+// from files, so that a new one cannot be forgotten there.
+func TestChartMountsEverySecretKey(t *testing.T) {
+	b, err := os.ReadFile("../deploy/helm/sensegate/templates/_helpers.tpl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tpl := string(b)
+	start := strings.Index(tpl, `define "sensegate.secretFileKeys"`)
+	if start < 0 {
+		t.Fatal(`_helpers.tpl has no "sensegate.secretFileKeys"`)
+	}
+	body := tpl[start:]
+	body = body[strings.Index(body, "\n")+1 : strings.Index(body, "{{- end }}")]
+	var chart []string
+	for _, line := range strings.Split(strings.TrimSpace(body), "\n") {
+		_, key, ok := strings.Cut(line, ": ")
+		if !ok {
+			t.Fatalf("secretFileKeys line %q is not name: key", line)
+		}
+		chart = append(chart, strings.TrimSpace(key))
+	}
+	var ours []string
+	for _, sf := range (&Config{}).secretFiles() {
+		ours = append(ours, sf.key)
+	}
+	slices.Sort(chart)
+	slices.Sort(ours)
+	if !slices.Equal(chart, ours) {
+		t.Errorf("the chart mounts %v, sensegate reads %v from files", chart, ours)
 	}
 }

@@ -103,7 +103,7 @@ done
 # Secrets as *_file keys: the Secret's keys mounted read-only, each named
 # by its SENSEGATE_<KEY>_FILE; created from values and existing.
 "$helm" template sensegate "$CHART" -f "$CHART/ci/created-secrets-values.yaml" > "$out/files.yaml"
-for key in identity.oidc.client_secret identity.oidc.cookie_secrets store.redis.password store.encryption_keys; do
+for key in identity.oidc.client_secret identity.cookie_secrets store.redis.password store.encryption_keys; do
   var="SENSEGATE_$(tr 'a-z.' 'A-Z_' <<< "$key")_FILE"
   grep -A1 -- "- name: $var\$" "$out/files.yaml" | grep -q "value: /etc/sensegate/secrets/$key\$" ||
     fail "created secrets: no $var=/etc/sensegate/secrets/$key"

@@ -66,6 +66,7 @@ keys they fill (also the file names in the Secret).
 {{- define "sensegate.secretFileKeys" -}}
 oidcClientSecret: identity.oidc.client_secret
 oidcCookieSecrets: identity.oidc.cookie_secrets
+cookieSecrets: identity.cookie_secrets
 redisPassword: store.redis.password
 encryptionKeys: store.encryption_keys
 {{- end }}
