@@ -49,9 +49,13 @@ fuzz:
 	$(GO) test -run XXX -fuzz '^FuzzParseUser$$' -fuzztime $(FUZZTIME) ./identity/
 	$(GO) test -run XXX -fuzz '^FuzzSafeRedirect$$' -fuzztime $(FUZZTIME) ./identity/
 	$(GO) test -run XXX -fuzz '^FuzzUserKey$$' -fuzztime $(FUZZTIME) ./identity/
+	$(GO) test -run XXX -fuzz '^FuzzOpenString$$' -fuzztime $(FUZZTIME) ./identity/
+	$(GO) test -run XXX -fuzz '^FuzzJWTIdentify$$' -fuzztime $(FUZZTIME) ./identity/
+	$(GO) test -run XXX -fuzz '^FuzzOpen$$' -fuzztime $(FUZZTIME) ./seal/
 	$(GO) test -run XXX -fuzz '^FuzzStripTicketParams$$' -fuzztime $(FUZZTIME) ./proxy/
 	$(GO) test -run XXX -fuzz '^FuzzDropCookies$$' -fuzztime $(FUZZTIME) ./proxy/
 	$(GO) test -run XXX -fuzz '^FuzzRPCScanner$$' -fuzztime $(FUZZTIME) ./proxy/
+	$(GO) test -run XXX -fuzz '^FuzzParseOpenDoc$$' -fuzztime $(FUZZTIME) ./proxy/
 	$(GO) test -run XXX -fuzz '^FuzzIsLoginRedirect$$' -fuzztime $(FUZZTIME) ./qlik/
 	$(GO) test -run XXX -fuzz '^FuzzTicketResponse$$' -fuzztime $(FUZZTIME) ./ticket/
 	$(GO) test -run XXX -fuzz '^FuzzXrfkey$$' -fuzztime $(FUZZTIME) ./tooling/qliksim/
