@@ -40,7 +40,7 @@ func (e *exchangeEnv) replica(t *testing.T, mod func(*JWTConfig)) *JWT {
 		Issuer: jwtTestIssuer, Audiences: []string{jwtTestAudience},
 		PublicKeys: []crypto.PublicKey{&jwtTestKeys().rsa1.PublicKey}, Mapping: jwtTestMapping(t), Now: e.clock.Now,
 		ClockSkew: DefaultJWTClockSkew,
-		Session: &JWTSessionConfig{Sessions: e.store, CookieKeys: e.keys, Secure: true},
+		Session:   &JWTSessionConfig{Sessions: e.store, CookieKeys: e.keys, Secure: true},
 	}
 	if mod != nil {
 		mod(&cfg)
