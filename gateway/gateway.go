@@ -66,6 +66,7 @@ type qpsClient interface {
 type Gateway struct {
 	handler *proxy.Handler
 	tickets qpsClient
+	qps     []QPSNode
 	nodes   []ticket.Node
 	broker  *session.Broker
 	owned   []func() error // what New made and Close closes: the jar, the store of logins
@@ -126,7 +127,7 @@ func New(ctx context.Context, cfg *config.Config, deps Deps) (g *Gateway, err er
 // handler with provider.
 func newGateway(cfg *config.Config, provider identity.Provider, jar session.Store, log *zap.Logger, deps Deps) (*Gateway, error) {
 	q := cfg.Qlik
-	qn, _, err := NewQPSClients(q, log.Named("ticket"))
+	qn, err := newQPSClients(q, log.Named("ticket"))
 	if err != nil {
 		return nil, err
 	}
@@ -180,7 +181,7 @@ func newGateway(cfg *config.Config, provider identity.Provider, jar session.Stor
 	if err != nil {
 		return nil, err
 	}
-	return &Gateway{handler: h, tickets: tickets, nodes: clients, broker: broker, closed: make(chan struct{})}, nil
+	return &Gateway{handler: h, tickets: tickets, qps: qn, nodes: clients, broker: broker, closed: make(chan struct{})}, nil
 }
 
 // ServeHTTP implements http.Handler: sensegate's public listener.
@@ -217,6 +218,11 @@ func (g *Gateway) Ping(ctx context.Context) error { return g.tickets.Ping(ctx) }
 // proxy host, for the background checks of QPS. The caller must not
 // change the slice.
 func (g *Gateway) Nodes() []ticket.Node { return g.nodes }
+
+// QPSNodes returns each Qlik node's URLs and QPS client, in the order of
+// the configuration (qlik.nodes, or qlik.url and qlik.qps alone): check
+// --connect calls them one by one. The caller must not change the slice.
+func (g *Gateway) QPSNodes() []QPSNode { return g.qps }
 
 // PingStore reports whether the jar answers (always nil in memory): the
 // readiness of the gateway.

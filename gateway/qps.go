@@ -9,35 +9,34 @@ import (
 	"go.uber.org/zap"
 )
 
-// QPSNode is one Qlik node's URLs and the QPS client sensegate talks to
-// it with.
+// QPSNode is one Qlik node's URLs, the QPS client sensegate talks to it
+// with, and how that client logs users in (qlik.login).
 type QPSNode struct {
 	URLs   config.NodeURLs
 	Client *ticket.Client
+	Mode   ticket.Mode
 }
 
-// NewQPSClients builds the QPS client of every node of q, as a gateway
-// uses them (check --connect's too), logging to log with the node's proxy
-// host, and returns the login mode they use. The caller closes their idle
-// connections when done.
-func NewQPSClients(q config.QlikConfig, log *zap.Logger) ([]QPSNode, ticket.Mode, error) {
+// newQPSClients builds the QPS client of every node of q, logging to log
+// with the node's proxy host.
+func newQPSClients(q config.QlikConfig, log *zap.Logger) ([]QPSNode, error) {
 	cert, err := ticket.LoadClientCert(q.QPS.ClientCert, q.QPS.ClientKey)
 	if err != nil {
-		return nil, 0, fmt.Errorf("qlik.qps.client_cert/client_key: %w", err)
+		return nil, fmt.Errorf("qlik.qps.client_cert/client_key: %w", err)
 	}
 	mode, err := ticket.ParseMode(string(q.Login))
 	if err != nil {
-		return nil, 0, fmt.Errorf("qlik.login: %w", err)
+		return nil, fmt.Errorf("qlik.login: %w", err)
 	}
 	var out []QPSNode
 	for _, n := range q.NodeURLs() {
 		tc, err := ticket.New(ticketConfig(q, n, cert, mode), log.With(zap.String("node", n.Proxy.Host)))
 		if err != nil {
-			return nil, 0, fmt.Errorf("qlik: %w", err)
+			return nil, fmt.Errorf("qlik: %w", err)
 		}
-		out = append(out, QPSNode{URLs: n, Client: tc})
+		out = append(out, QPSNode{URLs: n, Client: tc, Mode: mode})
 	}
-	return out, mode, nil
+	return out, nil
 }
 
 // ticketConfig is the QPS client configuration of node n. Values pass

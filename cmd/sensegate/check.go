@@ -40,18 +40,21 @@ func addConfigFlag(cmd *cobra.Command) func() string {
 	}
 }
 
-// checkConnect makes one QPS API call to every Qlik node with the QPS
-// clients serve would use (gateway.NewQPSClients) and reports each: with
-// qlik.nodes, a node that is down fails the check even when another
-// answers.
+// checkConnect builds sensegate as serve would (gateway.New: the identity
+// provider with its discovery or keys, the session store with its Redis
+// connection, the QPS clients) and makes one QPS API call to every Qlik
+// node, reporting each: with qlik.nodes, a node that is down fails the
+// check even when another answers.
 func checkConnect(cmd *cobra.Command, cfg *config.Config) error {
-	q := cfg.Qlik
-	nodes, _, err := gateway.NewQPSClients(q, zap.NewNop())
+	g, err := buildGateway(cmd.Context(), cfg)
 	if err != nil {
 		return err
 	}
+	defer g.Close()
+	fmt.Fprintf(cmd.OutOrStdout(), "sensegate OK: identity provider %s, store %s\n", cfg.Identity.Provider, cfg.Store.Type)
+	q := cfg.Qlik
 	var errs []error
-	for i, n := range nodes {
+	for i, n := range g.QPSNodes() {
 		key := "qlik.qps.url"
 		if len(q.Nodes) > 0 {
 			key = fmt.Sprintf("qlik.nodes[%d].qps_url", i)
@@ -59,7 +62,6 @@ func checkConnect(cmd *cobra.Command, cfg *config.Config) error {
 		ctx, cancel := context.WithTimeout(cmd.Context(), q.QPS.Timeout+5*time.Second)
 		err := n.Client.Ping(ctx)
 		cancel()
-		n.Client.CloseIdleConnections()
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s %s: %w", key, n.URLs.QPS, err))
 			continue
@@ -67,6 +69,16 @@ func checkConnect(cmd *cobra.Command, cfg *config.Config) error {
 		fmt.Fprintf(cmd.OutOrStdout(), "QPS OK: %s (client certificate accepted, prefix %q)\n", n.URLs.QPS, q.Prefix)
 	}
 	return errors.Join(errs...)
+}
+
+// buildGateway builds the gateway serve would run from cfg, for check
+// --connect; its failure names the key to fix.
+func buildGateway(ctx context.Context, cfg *config.Config) (*gateway.Gateway, error) {
+	g, err := gateway.New(ctx, cfg, gateway.Deps{Logger: zap.NewNop()})
+	if err != nil {
+		return nil, fmt.Errorf("building sensegate as serve would: %w", err)
+	}
+	return g, nil
 }
 
 // checkConnectAs is check --connect --as: the preflight of a real login
@@ -99,7 +111,10 @@ What is allowed but risky (trusted_proxies broader than a /24 or a /64) is
 printed on standard error as "warning: ..." lines before "config OK"; the
 exit status stays 0.
 
---connect also calls the QPS API with the client certificate. With
+--connect also builds sensegate as serve would (the identity provider, with
+OIDC discovery or the JWKS; the session store, with its Redis connection; the
+QPS clients) and calls the QPS API of every node with the client
+certificate. With
 --as 'DIRECTORY\user' it makes a real login as that user, as serve would,
 and prints each step: a ticket from QPS; its redemption on qlik.url (the
 session cookie name is checked); GET /qps/csrftoken (websocket CSRF token
@@ -116,7 +131,7 @@ checked.`,
 		Args: cobra.NoArgs,
 	}
 	configFile := addConfigFlag(cmd)
-	connect := cmd.Flags().Bool("connect", false, "also call the QPS API with the client certificate (proves qlik.qps.*, qlik.ca and qlik.prefix)")
+	connect := cmd.Flags().Bool("connect", false, "also build sensegate as serve would (identity provider, store) and call the QPS API with the client certificate (proves qlik.qps.*, qlik.ca and qlik.prefix)")
 	as := cmd.Flags().String("as", "", `with --connect: log in as this Qlik user ('DIRECTORY\id') and open an Engine websocket, then end the session`)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if *as != "" && !*connect {

@@ -15,11 +15,9 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/sensegate/sensegate/config"
-	"github.com/sensegate/sensegate/gateway"
 	"github.com/sensegate/sensegate/identity"
 	"github.com/sensegate/sensegate/qlik"
 	"github.com/sensegate/sensegate/ticket"
-	"go.uber.org/zap"
 )
 
 // preflightEngineTimeout bounds the Engine websocket step: the handshake
@@ -47,16 +45,14 @@ var _ preflightClient = (*ticket.Client)(nil)
 // it leaves nothing behind. The first failing step is the error, naming
 // the fix.
 func preflight(ctx context.Context, out io.Writer, cfg *config.Config, u identity.User) error {
-	q := cfg.Qlik
-	nodes, mode, err := gateway.NewQPSClients(q, zap.NewNop())
+	g, err := buildGateway(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	for _, n := range nodes {
-		p := &preflightRun{out: out, q: q, node: n.URLs, mode: mode, tc: n.Client, user: u}
-		err := p.run(ctx)
-		n.Client.CloseIdleConnections()
-		if err != nil {
+	defer g.Close()
+	for _, n := range g.QPSNodes() {
+		p := &preflightRun{out: out, q: cfg.Qlik, node: n.URLs, mode: n.Mode, tc: n.Client, user: u}
+		if err := p.run(ctx); err != nil {
 			return fmt.Errorf("preflight as %s on %s: %w", u, n.URLs.Proxy.Host, err)
 		}
 	}
