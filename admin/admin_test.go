@@ -20,7 +20,7 @@ import (
 	"github.com/sensegate/sensegate/ticket"
 	"github.com/sensegate/sensegate/tooling/fakeclock"
 	"github.com/sensegate/sensegate/tooling/qliksim"
-	"github.com/sensegate/sensegate/tooling/qliksim/qliksimtest"
+	"github.com/sensegate/sensegate/tooling/sensegatetest"
 	"go.uber.org/goleak"
 	"go.uber.org/zap/zaptest"
 )
@@ -72,7 +72,7 @@ func qpsClient(t *testing.T, sim *qliksim.Sim) *ticket.Client {
 // the cached result is older than the TTL, and clearing it makes it 200
 // again; within the TTL the cached result is served without a QPS call.
 func TestReadinessFollowsQPS(t *testing.T) {
-	sim := qliksimtest.Start(t, nil, qliksim.Options{})
+	sim := sensegatetest.StartSim(t)
 	tc := qpsClient(t, sim)
 	broker := session.NewBroker(session.NewMemory(time.Minute, nil), tc, session.BrokerOptions{})
 	clock := fakeclock.New()
@@ -125,7 +125,7 @@ func TestReadinessFollowsQPS(t *testing.T) {
 
 // A QPS that does not answer fails readiness within the timeout.
 func TestReadinessTimeout(t *testing.T) {
-	sim := qliksimtest.Start(t, nil, qliksim.Options{})
+	sim := sensegatetest.StartSim(t)
 	tc := qpsClient(t, sim)
 	sim.SetQPSFault(qliksim.FaultHang)
 	r := NewReadiness([]Check{PingCheck("qps", tc)}, ReadinessOptions{Timeout: 200 * time.Millisecond})
@@ -256,28 +256,11 @@ func TestRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := NewServer(Options{Gatherer: NewRegistry()})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx, ln) }()
-	c := &http.Client{Transport: &http.Transport{}}
-	resp, err := c.Get("http://" + ln.Addr().String() + PathHealthz)
-	if err != nil {
-		t.Fatal(err)
+	p := sensegatetest.StartProc(context.Background(), t, "Run", func(ctx context.Context) error { return srv.Run(ctx, ln) })
+	if code, _ := sensegatetest.Get(t, "http://"+ln.Addr().String()+PathHealthz); code != http.StatusOK {
+		t.Errorf("GET /healthz = %d", code)
 	}
-	resp.Body.Close()
-	c.CloseIdleConnections()
-	if resp.StatusCode != http.StatusOK {
-		t.Errorf("GET /healthz = %d", resp.StatusCode)
-	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Run = %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Run did not return after its context ended")
-	}
+	p.Stop(t)
 }
 
 // What readiness pings in serve.

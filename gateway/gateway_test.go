@@ -2,29 +2,13 @@ package gateway
 
 import (
 	"context"
-	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/sensegate/sensegate/config"
-	"github.com/sensegate/sensegate/tooling/qliksim"
-	"github.com/sensegate/sensegate/tooling/qliksim/qliksimtest"
-	"github.com/sensegate/sensegate/tooling/sensegatetest"
 	"go.uber.org/zap"
 )
-
-func startSim(t *testing.T) *qliksim.Sim {
-	t.Helper()
-	return qliksimtest.Start(t, nil, qliksim.Options{})
-}
-
-// writeSimConfig writes a sensegate config for a running simulator, with
-// the header identity and extra.
-func writeSimConfig(t *testing.T, sim *qliksim.Sim, extra string) string {
-	t.Helper()
-	return sensegatetest.WriteConfig(t, sim, extra)
-}
 
 // loadConfig loads file.
 func loadConfig(t *testing.T, file string) *config.Config {
@@ -67,17 +51,4 @@ func serveGateway(t *testing.T, cfg *config.Config, log *zap.Logger) string {
 		srv.Close()
 	})
 	return srv.Listener.Addr().String()
-}
-
-// hubAs asks for the hub with header name set to user and returns the status.
-func hubAs(t *testing.T, addr, header, user string) int {
-	t.Helper()
-	req, _ := http.NewRequest("GET", "http://"+addr+"/hub/", nil)
-	req.Header.Set(header, user)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	return resp.StatusCode
 }

@@ -9,19 +9,17 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/sensegate/sensegate/config"
+	"github.com/sensegate/sensegate/tooling/sensegatetest"
 	"go.uber.org/zap/zaptest"
 )
 
 // A user over qlik.login_rate gets 429 with Retry-After instead of a new
 // Qlik login; other users do not wait.
 func TestServeLoginRate(t *testing.T) {
-	sim := startSim(t)
+	sim := sensegatetest.StartSim(t)
 	t.Setenv("SENSEGATE_QLIK_LOGIN_RATE_PER_MINUTE", "1")
 	t.Setenv("SENSEGATE_QLIK_LOGIN_RATE_BURST", "1")
-	cfg, err := config.Load(writeSimConfig(t, sim, ""))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := loadConfig(t, sensegatetest.WriteConfig(t, sim, ""))
 	addr := serveGateway(t, cfg, zaptest.NewLogger(t))
 	get := func(user string) *http.Response {
 		t.Helper()
@@ -58,12 +56,9 @@ func TestServeLoginRate(t *testing.T) {
 // A user over qlik.websocket_per_user gets 429 on the next websocket
 // upgrade; other users do not.
 func TestServeWebsocketsPerUser(t *testing.T) {
-	sim := startSim(t)
+	sim := sensegatetest.StartSim(t)
 	t.Setenv("SENSEGATE_QLIK_WEBSOCKET_PER_USER", "1")
-	cfg, err := config.Load(writeSimConfig(t, sim, ""))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := loadConfig(t, sensegatetest.WriteConfig(t, sim, ""))
 	addr := serveGateway(t, cfg, zaptest.NewLogger(t))
 	dial := func(user string) (*websocket.Conn, int) {
 		t.Helper()
@@ -93,16 +88,13 @@ func TestServeWebsocketsPerUser(t *testing.T) {
 // qlik.login_rate a user gets config.DefaultLoginRateBurst logins at once,
 // then 429s, and Qlik issues no more tickets than that.
 func TestServeLoginRateOnByDefault(t *testing.T) {
-	sim := startSim(t)
-	cfg, err := config.Load(writeSimConfig(t, sim, ""))
-	if err != nil {
-		t.Fatal(err)
-	}
+	sim := sensegatetest.StartSim(t)
+	cfg := loadConfig(t, sensegatetest.WriteConfig(t, sim, ""))
 	addr := serveGateway(t, cfg, zaptest.NewLogger(t))
 	limited, start := 0, time.Now()
 	for range 30 {
 		sim.ExpireUser(`ACME\alice`)
-		if hubAs(t, addr, "X-Forwarded-User", "alice") == http.StatusTooManyRequests {
+		if sensegatetest.HubAs(t, addr, "X-Forwarded-User", "alice") == http.StatusTooManyRequests {
 			limited++
 		}
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/sensegate/sensegate/session"
+	"github.com/sensegate/sensegate/tooling/sensegatetest"
 	"go.uber.org/goleak"
 	"go.uber.org/zap/zaptest"
 )
@@ -36,40 +37,6 @@ func waitClosed(t *testing.T, g *Gateway, what string) {
 	}
 }
 
-// engineSocket opens an Engine websocket through addr as user and waits
-// for the answer to EngineVersion.
-func engineSocket(t *testing.T, addr, user string) *websocket.Conn {
-	t.Helper()
-	ws, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/app/engineData", http.Header{"X-Forwarded-User": {user}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ws.Close() })
-	engineVersion(t, ws, 1)
-	return ws
-}
-
-// engineVersion asks for EngineVersion with id and reads up to its answer.
-func engineVersion(t *testing.T, ws *websocket.Conn, id int) {
-	t.Helper()
-	if err := ws.WriteJSON(map[string]any{"jsonrpc": "2.0", "id": id, "method": "EngineVersion", "handle": -1, "params": []any{}}); err != nil {
-		t.Fatal(err)
-	}
-	for range 5 { // OnAuthenticationInformation and OnConnected come first on a new socket
-		ws.SetReadDeadline(time.Now().Add(10 * time.Second))
-		var m struct {
-			ID int `json:"id"`
-		}
-		if err := ws.ReadJSON(&m); err != nil {
-			t.Fatalf("EngineVersion %d: %v", id, err)
-		}
-		if m.ID == id {
-			return
-		}
-	}
-	t.Fatalf("EngineVersion %d: no answer", id)
-}
-
 // closeSocket closes ws with a close handshake and waits for its end.
 func closeSocket(t *testing.T, ws *websocket.Conn) {
 	t.Helper()
@@ -89,7 +56,7 @@ func closeSocket(t *testing.T, ws *websocket.Conn) {
 // their handler (proxy.relay hands them to goroutines of their own), so
 // the hijacked connection holds the gateway, not the request.
 func TestLiveClosesReplacedGatewayOnceDrained(t *testing.T) {
-	sim := startSim(t)
+	sim := sensegatetest.StartSim(t)
 	arrived := make(chan struct{}, 1)
 	release := make(chan struct{})
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -101,7 +68,7 @@ func TestLiveClosesReplacedGatewayOnceDrained(t *testing.T) {
 	var releaseOnce sync.Once
 	unblock := func() { releaseOnce.Do(func() { close(release) }) }
 	t.Cleanup(unblock) // before slow.Close, which waits for the handler
-	cfg := loadConfig(t, writeSimConfig(t, sim, fmt.Sprintf("routes:\n  - path: /slow/\n    upstream: %q\n", slow.URL)))
+	cfg := loadConfig(t, sensegatetest.WriteConfig(t, sim, fmt.Sprintf("routes:\n  - path: /slow/\n    upstream: %q\n", slow.URL)))
 	log := zaptest.NewLogger(t)
 	g1, g2 := newTestGateway(t, cfg, log), newTestGateway(t, cfg, log)
 	lv := NewLive(g1, log)
@@ -134,7 +101,7 @@ func TestLiveClosesReplacedGatewayOnceDrained(t *testing.T) {
 		t.Fatal("the held request did not reach its upstream")
 	}
 	// And a websocket relayed by g1.
-	ws := engineSocket(t, addr, "bob")
+	ws := sensegatetest.DialEngine(t, addr, "bob")
 
 	lv.Swap(g2)
 	if isClosed(g1) || lv.retiredCount() != 1 {
@@ -144,7 +111,7 @@ func TestLiveClosesReplacedGatewayOnceDrained(t *testing.T) {
 		t.Fatal("Current is not the new gateway")
 	}
 	// New requests go to g2 meanwhile.
-	if got := hubAs(t, addr, "X-Forwarded-User", "carol"); got != 200 {
+	if got := sensegatetest.HubAs(t, addr, "X-Forwarded-User", "carol"); got != 200 {
 		t.Errorf("GET /hub/ after the swap = %d", got)
 	}
 
@@ -153,7 +120,7 @@ func TestLiveClosesReplacedGatewayOnceDrained(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The websocket still holds g1, which goes on relaying it.
-	engineVersion(t, ws, 2)
+	sensegatetest.EngineVersion(t, ws, 2, 5)
 	if isClosed(g1) || lv.retiredCount() != 1 {
 		t.Fatalf("with the websocket open: g1 closed %t, %d replaced gateways kept; want g1 open and kept", isClosed(g1), lv.retiredCount())
 	}
@@ -170,8 +137,8 @@ func TestLiveClosesReplacedGatewayOnceDrained(t *testing.T) {
 
 // A gateway replaced with nothing in flight is closed by Swap itself.
 func TestLiveClosesIdleReplacedGatewayAtOnce(t *testing.T) {
-	sim := startSim(t)
-	cfg := loadConfig(t, writeSimConfig(t, sim, ""))
+	sim := sensegatetest.StartSim(t)
+	cfg := loadConfig(t, sensegatetest.WriteConfig(t, sim, ""))
 	log := zaptest.NewLogger(t)
 	g1, g2 := newTestGateway(t, cfg, log), newTestGateway(t, cfg, log)
 	lv := NewLive(g1, log)
@@ -181,7 +148,7 @@ func TestLiveClosesIdleReplacedGatewayAtOnce(t *testing.T) {
 	}
 	srv := httptest.NewServer(lv)
 	t.Cleanup(srv.Close)
-	if got := hubAs(t, srv.Listener.Addr().String(), "X-Forwarded-User", "alice"); got != 200 || isClosed(g2) {
+	if got := sensegatetest.HubAs(t, srv.Listener.Addr().String(), "X-Forwarded-User", "alice"); got != 200 || isClosed(g2) {
 		t.Errorf("GET /hub/ on the new gateway = %d (closed %t), want 200 and open", got, isClosed(g2))
 	}
 }
@@ -190,17 +157,17 @@ func TestLiveClosesIdleReplacedGatewayAtOnce(t *testing.T) {
 // one still relaying, which then drains and is closed; Close closes the
 // current one. Nothing is left running.
 func TestLiveShutdown(t *testing.T) {
-	sim := startSim(t)
-	cfg := loadConfig(t, writeSimConfig(t, sim, ""))
+	sim := sensegatetest.StartSim(t)
+	cfg := loadConfig(t, sensegatetest.WriteConfig(t, sim, ""))
 	log := zaptest.NewLogger(t)
 	before := goleak.IgnoreCurrent()
 	g1, g2 := newTestGateway(t, cfg, log), newTestGateway(t, cfg, log)
 	lv := NewLive(g1, log)
 	srv := httptest.NewServer(lv)
 	addr := srv.Listener.Addr().String()
-	old := engineSocket(t, addr, "alice")
+	old := sensegatetest.DialEngine(t, addr, "alice")
 	lv.Swap(g2)
-	cur := engineSocket(t, addr, "bob")
+	cur := sensegatetest.DialEngine(t, addr, "bob")
 	if isClosed(g1) {
 		t.Fatal("g1 closed with a websocket open")
 	}
@@ -238,8 +205,8 @@ func TestLiveShutdown(t *testing.T) {
 // Requests racing with swaps each run on one gateway to their end, and
 // every replaced gateway is closed once, after its last request.
 func TestLiveSwapUnderLoad(t *testing.T) {
-	sim := startSim(t)
-	cfg := loadConfig(t, writeSimConfig(t, sim, ""))
+	sim := sensegatetest.StartSim(t)
+	cfg := loadConfig(t, sensegatetest.WriteConfig(t, sim, ""))
 	log := zaptest.NewLogger(t)
 	// One jar for all, as a reloading server has: users keep their Qlik
 	// sessions across swaps.

@@ -1,13 +1,12 @@
 package gateway
 
 import (
-	"io"
 	"net/http"
 	"strings"
 	"testing"
 
-	"github.com/sensegate/sensegate/config"
 	"github.com/sensegate/sensegate/tooling/qliksim"
+	"github.com/sensegate/sensegate/tooling/sensegatetest"
 	"go.uber.org/zap/zaptest"
 )
 
@@ -15,29 +14,21 @@ import (
 // 1 + retries: the value reaches the QPS client as it is. (What 0 means
 // is ticket.Config.Retries', which qlik.qps.retries shares.)
 func TestQPSRetriesBoundTicketRequests(t *testing.T) {
-	for _, tt := range []struct {
+	tests := []struct {
 		retries string
-		want    int
-	}{{"0", 1}, {"1", 2}} {
+		want    int // ticket requests
+	}{
+		{"0", 1},
+		{"1", 2},
+	}
+	for _, tt := range tests {
 		t.Run("retries "+tt.retries, func(t *testing.T) {
-			sim := startSim(t)
+			sim := sensegatetest.StartSim(t)
 			t.Setenv("SENSEGATE_QLIK_QPS_RETRIES", tt.retries)
-			cfg, err := config.Load(writeSimConfig(t, sim, ""))
-			if err != nil {
-				t.Fatal(err)
-			}
-			addr := serveGateway(t, cfg, zaptest.NewLogger(t))
+			addr := serveGateway(t, loadConfig(t, sensegatetest.WriteConfig(t, sim, "")), zaptest.NewLogger(t))
 			sim.SetQPSFault(qliksim.Fault5xx)
-			req, _ := http.NewRequest("GET", "http://"+addr+"/hub/", nil)
-			req.Header.Set("X-Forwarded-User", "alice")
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusServiceUnavailable {
-				t.Errorf("GET /hub/ with QPS failing = %d, want 503", resp.StatusCode)
+			if code := sensegatetest.HubAs(t, addr, "X-Forwarded-User", "alice"); code != http.StatusServiceUnavailable {
+				t.Errorf("GET /hub/ with QPS failing = %d, want 503", code)
 			}
 			n := 0
 			for _, e := range sim.Events(0) {

@@ -3,9 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net"
-	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -15,38 +13,21 @@ import (
 	"github.com/sensegate/sensegate/config"
 	"github.com/sensegate/sensegate/proxy"
 	"github.com/sensegate/sensegate/tooling/qliksim"
+	"github.com/sensegate/sensegate/tooling/sensegatetest"
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 )
 
-// httpGet returns the status and body of a GET with a fresh client.
-func httpGet(t *testing.T, url string, hdr ...string) (int, string) {
-	t.Helper()
-	req, _ := http.NewRequest("GET", url, nil)
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	c := &http.Client{Transport: &http.Transport{}, Timeout: 20 * time.Second}
-	defer c.CloseIdleConnections()
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
-
 // serve with the admin listener as the serve command wires it: metrics
 // count what the proxy does, the audit log gets the login, readiness
 // follows QPS, turns not ready as soon as shutdown starts, and everything
 // stops when serve returns.
 func TestServeWithAdmin(t *testing.T) {
-	sim := startSim(t)
+	sim := sensegatetest.StartSim(t)
 	before := goleak.IgnoreCurrent()
-	cfg, err := config.Load(writeSimConfig(t, sim, ""))
+	cfg, err := config.Load(sensegatetest.WriteConfig(t, sim, ""))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,12 +55,13 @@ func TestServeWithAdmin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, ln, cfg.Server, s.live, ready, log) }()
-	addr := (<-ready).String()
+	p := sensegatetest.StartProc(ctx, t, "serve", func(ctx context.Context) error {
+		return serve(ctx, ln, cfg.Server, s.live, ready, log)
+	})
+	addr := sensegatetest.Await(t, p, ready).String()
 	mon := s.mon
 
-	if code, body := httpGet(t, "http://"+addr+"/hub/", "X-Forwarded-User", "bob"); code != 200 {
+	if code, body := sensegatetest.Get(t, "http://"+addr+"/hub/", "X-Forwarded-User", "bob"); code != 200 {
 		t.Fatalf("GET /hub/ = %d %q", code, body)
 	}
 	// A request is counted when its handler returns, which may be just
@@ -93,7 +75,7 @@ func TestServeWithAdmin(t *testing.T) {
 	var metrics string
 	for deadline := time.Now().Add(5 * time.Second); ; {
 		var code int
-		code, metrics = httpGet(t, adminURL+admin.PathMetrics)
+		code, metrics = sensegatetest.Get(t, adminURL+admin.PathMetrics)
 		if code != 200 {
 			t.Fatalf("GET /metrics = %d", code)
 		}
@@ -109,7 +91,7 @@ func TestServeWithAdmin(t *testing.T) {
 		}
 	}
 	healthz := func() map[string]admin.CheckStatus {
-		code, body := httpGet(t, adminURL+admin.PathHealthz)
+		code, body := sensegatetest.Get(t, adminURL+admin.PathHealthz)
 		var h struct {
 			Status string              `json:"status"`
 			QPS    []admin.CheckStatus `json:"qps"`
@@ -129,7 +111,7 @@ func TestServeWithAdmin(t *testing.T) {
 		t.Errorf("GET /healthz qps[%s] = %+v, want up", node, n)
 	}
 	readyz := func() (int, admin.Report) {
-		code, body := httpGet(t, adminURL+admin.PathReadyz)
+		code, body := sensegatetest.Get(t, adminURL+admin.PathReadyz)
 		var rep admin.Report
 		if err := json.Unmarshal([]byte(body), &rep); err != nil {
 			t.Fatalf("GET /readyz: %v in %q", err, body)
@@ -140,7 +122,7 @@ func TestServeWithAdmin(t *testing.T) {
 		t.Errorf("GET /readyz = %d %+v, want 200 with the store check alone", code, rep)
 	}
 	qpsUp := func() string {
-		_, m := httpGet(t, adminURL+admin.PathMetrics)
+		_, m := sensegatetest.Get(t, adminURL+admin.PathMetrics)
 		for line := range strings.Lines(m) {
 			if strings.HasPrefix(line, `sensegate_qps_up{node="`+node+`"} `) {
 				return strings.TrimSpace(line[strings.LastIndexByte(line, ' ')+1:])
@@ -174,7 +156,7 @@ func TestServeWithAdmin(t *testing.T) {
 		t.Errorf("GET /readyz with QPS back = %d, or not up in /healthz and sensegate_qps_up", code)
 	}
 	for _, want := range []string{`sensegate_build_info{commit="`, `sensegate_config_last_reload_success_timestamp_seconds `} {
-		if _, m := httpGet(t, adminURL+admin.PathMetrics); !strings.Contains(m, want) {
+		if _, m := sensegatetest.Get(t, adminURL+admin.PathMetrics); !strings.Contains(m, want) {
 			t.Errorf("GET /metrics without %s", want)
 		}
 	}
@@ -183,15 +165,8 @@ func TestServeWithAdmin(t *testing.T) {
 		t.Errorf("audit logins = %+v, want one for bob", logins)
 	}
 
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("serve = %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("serve did not return after its context ended")
-	}
+	cancel() // what start started too
+	p.Stop(t)
 	// The admin listener outlives the proxy's shutdown, reporting it.
 	if code, rep := readyz(); code != 503 || rep.Checks[0].Name != "shutdown" {
 		t.Errorf("GET /readyz after shutdown began = %d %+v, want 503 shutdown", code, rep)

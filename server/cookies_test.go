@@ -2,7 +2,6 @@ package server
 
 import (
 	"crypto/tls"
-	"encoding/base64"
 	"fmt"
 	"net"
 	"net/http"
@@ -28,7 +27,7 @@ func TestCookieFlags(t *testing.T) {
 }
 
 func testCookieFlags(t *testing.T, scheme string) {
-	sim := startSim(t)
+	sim := sensegatetest.StartSim(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -42,14 +41,7 @@ func testCookieFlags(t *testing.T, scheme string) {
 		t.Setenv("SENSEGATE_SERVER_TLS_CERT", sim.Certs().Server)
 		t.Setenv("SENSEGATE_SERVER_TLS_KEY", sim.Certs().ServerKey)
 	}
-	cfg, err := config.Load(sensegatetest.WriteConfigWith(t, sim, public, fmt.Sprintf(`identity:
-  provider: oidc
-  oidc:
-    issuer: %q
-    client_id: sensegate
-    client_secret: client-secret
-    cookie_secrets: [%q]
-`, idp.Issuer(), base64.StdEncoding.EncodeToString(make([]byte, 32)))))
+	cfg, err := config.Load(sensegatetest.WriteConfigWith(t, sim, public, sensegatetest.OIDCIdentity(idp.Issuer())))
 	if err != nil {
 		t.Fatal(err)
 	}

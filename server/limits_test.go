@@ -18,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
 	"github.com/sensegate/sensegate/config"
 	"github.com/sensegate/sensegate/tooling/sensegatetest"
 	"go.uber.org/goleak"
@@ -34,18 +33,44 @@ var upgradeHeaders = []struct{ name, header string }{
 	{"upgrade connection", "Connection: Upgrade\r\nUpgrade: x\r\n"},
 }
 
+// serveRoute runs sensegate, its configuration changed by set, with a
+// route of the path prefix to a mashup server of h, and returns its
+// address.
+func serveRoute(t *testing.T, prefix string, h http.HandlerFunc, set func(*config.Config)) string {
+	t.Helper()
+	sim := sensegatetest.StartSim(t)
+	mashup := httptest.NewServer(h)
+	t.Cleanup(mashup.Close)
+	cfg, err := config.Load(sensegatetest.WriteConfig(t, sim, fmt.Sprintf("routes:\n  - path: %s\n    upstream: %q\n", prefix, mashup.URL)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	set(cfg)
+	return runServer(t, cfg, zaptest.NewLogger(t), nil)
+}
+
+// dial opens a connection to addr, closed when the test ends.
+func dial(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
 // serve cuts off a client that stops reading after server.write_timeout,
 // whatever it was downloading through sensegate, and the upstream's
 // transfer ends with it. An Upgrade header that is no websocket changes
 // nothing.
 func TestServeWriteTimeout(t *testing.T) {
-	sim := startSim(t)
 	// The upstream's end of each download, by file name (a case's index).
 	upstreamDone := make([]chan error, len(upgradeHeaders))
 	for i := range upstreamDone {
 		upstreamDone[i] = make(chan error, 1)
 	}
-	mashup := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	addr := serveRoute(t, "/files/", func(w http.ResponseWriter, r *http.Request) {
 		i, _ := strconv.Atoi(path.Base(r.URL.Path))
 		chunk := bytes.Repeat([]byte("m"), 64<<10)
 		for range 1 << 14 { // 1 GiB at most
@@ -55,25 +80,11 @@ func TestServeWriteTimeout(t *testing.T) {
 			}
 		}
 		upstreamDone[i] <- nil
-	}))
-	t.Cleanup(mashup.Close)
-	cfg, err := config.Load(writeSimConfig(t, sim, fmt.Sprintf(`routes:
-  - path: /files/
-    upstream: %q
-`, mashup.URL)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Server.WriteTimeout = 500 * time.Millisecond
-	addr := runServer(t, cfg, zaptest.NewLogger(t), nil)
+	}, func(cfg *config.Config) { cfg.Server.WriteTimeout = 500 * time.Millisecond })
 
 	for i, tt := range upgradeHeaders {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := net.Dial("tcp", addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
+			c := dial(t, addr)
 			io.WriteString(c, "GET /files/"+strconv.Itoa(i)+" HTTP/1.1\r\nHost: "+addr+"\r\nX-Forwarded-User: alice\r\n"+tt.header+"\r\n")
 			// Never read.
 			select {
@@ -98,7 +109,6 @@ func TestServeWriteTimeout(t *testing.T) {
 // server.body_timeout: the route's upstream sees its request end short.
 // An Upgrade header that is no websocket changes nothing.
 func TestServeBodyTimeout(t *testing.T) {
-	sim := startSim(t)
 	type upload struct {
 		n   int64
 		err error
@@ -108,29 +118,15 @@ func TestServeBodyTimeout(t *testing.T) {
 	for i := range got {
 		got[i] = make(chan upload, 1)
 	}
-	mashup := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	addr := serveRoute(t, "/upload/", func(w http.ResponseWriter, r *http.Request) {
 		i, _ := strconv.Atoi(path.Base(r.URL.Path))
 		n, err := io.Copy(io.Discard, r.Body)
 		got[i] <- upload{n, err}
-	}))
-	t.Cleanup(mashup.Close)
-	cfg, err := config.Load(writeSimConfig(t, sim, fmt.Sprintf(`routes:
-  - path: /upload/
-    upstream: %q
-`, mashup.URL)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Server.BodyTimeout = 500 * time.Millisecond
-	addr := runServer(t, cfg, zaptest.NewLogger(t), nil)
+	}, func(cfg *config.Config) { cfg.Server.BodyTimeout = 500 * time.Millisecond })
 
 	for i, tt := range upgradeHeaders {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := net.Dial("tcp", addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
+			c := dial(t, addr)
 			io.WriteString(c, "POST /upload/"+strconv.Itoa(i)+" HTTP/1.1\r\nHost: "+addr+"\r\nX-Forwarded-User: alice\r\nContent-Length: 1000\r\n"+tt.header+"\r\n"+strings.Repeat("b", 100))
 			// The other 900 bytes never come.
 			start := time.Now()
@@ -155,8 +151,8 @@ func TestServeBodyTimeout(t *testing.T) {
 // it stays open, then still relays (issue 14: only an accepted upgrade
 // may lift them, and then nothing they set may remain).
 func TestServeWebsocketOutlivesStallBounds(t *testing.T) {
-	sim := startSim(t)
-	cfg, err := config.Load(writeSimConfig(t, sim, ""))
+	sim := sensegatetest.StartSim(t)
+	cfg, err := config.Load(sensegatetest.WriteConfig(t, sim, ""))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,31 +160,7 @@ func TestServeWebsocketOutlivesStallBounds(t *testing.T) {
 	cfg.Server.WriteTimeout, cfg.Server.BodyTimeout = bound, bound
 	addr := runServer(t, cfg, zaptest.NewLogger(t), nil)
 
-	ws, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/app/engineData", http.Header{"X-Forwarded-User": {"alice"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.Close()
-	engineVersion := func(id int, replies int) {
-		t.Helper()
-		if err := ws.WriteJSON(map[string]any{"jsonrpc": "2.0", "id": id, "method": "EngineVersion", "handle": -1, "params": []any{}}); err != nil {
-			t.Fatal(err)
-		}
-		for range replies {
-			ws.SetReadDeadline(time.Now().Add(10 * time.Second))
-			var m struct {
-				ID int `json:"id"`
-			}
-			if err := ws.ReadJSON(&m); err != nil {
-				t.Fatalf("EngineVersion %d: %v", id, err)
-			}
-			if m.ID == id {
-				return
-			}
-		}
-		t.Fatalf("EngineVersion %d: no answer", id)
-	}
-	engineVersion(1, 3) // OnAuthenticationInformation, OnConnected, the answer
+	ws := sensegatetest.DialEngine(t, addr, "alice")
 	// Idle for several bounds: nothing comes, and the socket stays open
 	// (a close would end the read early, without a timeout).
 	raw := ws.UnderlyingConn()
@@ -196,12 +168,12 @@ func TestServeWebsocketOutlivesStallBounds(t *testing.T) {
 	if n, err := raw.Read(make([]byte, 1)); n != 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("idle websocket: read %d bytes, %v; want nothing until the deadline", n, err)
 	}
-	engineVersion(2, 1)
+	sensegatetest.EngineVersion(t, ws, 2, 1)
 }
 
 // serve speaks TLS 1.2 and 1.3 only.
 func TestServeTLSVersions(t *testing.T) {
-	sim := startSim(t)
+	sim := sensegatetest.StartSim(t)
 	certs := sim.Certs()
 	t.Setenv("SENSEGATE_SERVER_TLS_CERT", certs.Server)
 	t.Setenv("SENSEGATE_SERVER_TLS_KEY", certs.ServerKey)
@@ -257,8 +229,8 @@ func TestLimitsOnReload(t *testing.T) {
 // connection, does not wait on them for good. Once cut off, they hold
 // no goroutine.
 func TestServeCutsStalledUnreadBodies(t *testing.T) {
-	sim := startSim(t)
-	cfg, err := config.Load(writeSimConfig(t, sim, ""))
+	sim := sensegatetest.StartSim(t)
+	cfg, err := config.Load(sensegatetest.WriteConfig(t, sim, ""))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/sensegate/sensegate/config"
 	"github.com/sensegate/sensegate/tooling/qliksim"
+	"github.com/sensegate/sensegate/tooling/sensegatetest"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
@@ -17,8 +18,8 @@ import (
 // one line at warn or above, the proxy's answer, which has the request id,
 // the user and the cause; the audit entry is apart (logger audit).
 func TestFailedLoginIsOneLogLine(t *testing.T) {
-	sim := startSim(t)
-	cfg, err := config.Load(writeSimConfig(t, sim, ""))
+	sim := sensegatetest.StartSim(t)
+	cfg, err := config.Load(sensegatetest.WriteConfig(t, sim, ""))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,15 +28,8 @@ func TestFailedLoginIsOneLogLine(t *testing.T) {
 	if err := sim.SetQPSFault(qliksim.Fault5xx); err != nil {
 		t.Fatal(err)
 	}
-	req, _ := http.NewRequest("GET", "http://"+addr+"/qrs/about", nil)
-	req.Header.Set(config.DefaultHeaderName, `ACME\alice`)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusServiceUnavailable {
-		t.Fatalf("GET with QPS failing = %d, want 503", resp.StatusCode)
+	if code, _ := sensegatetest.Get(t, "http://"+addr+"/qrs/about", config.DefaultHeaderName, `ACME\alice`); code != http.StatusServiceUnavailable {
+		t.Fatalf("GET with QPS failing = %d, want 503", code)
 	}
 	var lines []observer.LoggedEntry
 	for _, e := range logs.All() {

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sensegate/sensegate/tooling/sensegatetest"
 )
 
 // configMapDir lays out dir as the kubelet does for a ConfigMap volume
@@ -52,15 +54,15 @@ func configMapDir(t *testing.T, dir, name, content string) (update func(string))
 // The configuration mounted from a ConfigMap as a directory (the chart's
 // mount, not subPath): the kubelet's ..data symlink swap is a change.
 func TestReloadOnConfigMapSwap(t *testing.T) {
-	sim := startSim(t)
-	orig, err := os.ReadFile(writeSimConfig(t, sim, ""))
+	sim := sensegatetest.StartSim(t)
+	orig, err := os.ReadFile(sensegatetest.WriteConfig(t, sim, ""))
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
 	update := configMapDir(t, dir, "sensegate.yaml", string(orig))
 	addr, _ := startReloadable(t, filepath.Join(dir, "sensegate.yaml"), true)
-	if got := hubAs(t, addr, "X-Forwarded-User", "alice"); got != 200 {
+	if got := sensegatetest.HubAs(t, addr, "X-Forwarded-User", "alice"); got != 200 {
 		t.Fatalf("before the swap: %d", got)
 	}
 
@@ -69,11 +71,11 @@ func TestReloadOnConfigMapSwap(t *testing.T) {
 		t.Fatal("the test's config has no header identity to change")
 	}
 	update(changed)
-	eventually(t, "the new header name after the ..data swap", func() bool { return hubAs(t, addr, "X-Remote-User", "alice") == 200 })
-	if got := hubAs(t, addr, "X-Forwarded-User", "alice"); got != http.StatusUnauthorized {
+	eventually(t, "the new header name after the ..data swap", func() bool { return sensegatetest.HubAs(t, addr, "X-Remote-User", "alice") == 200 })
+	if got := sensegatetest.HubAs(t, addr, "X-Forwarded-User", "alice"); got != http.StatusUnauthorized {
 		t.Errorf("old header after the swap: %d, want 401", got)
 	}
 	// The watch survives the swap (and the removal of the old directory).
 	update(string(orig))
-	eventually(t, "the old header name after a second swap", func() bool { return hubAs(t, addr, "X-Forwarded-User", "alice") == 200 })
+	eventually(t, "the old header name after a second swap", func() bool { return sensegatetest.HubAs(t, addr, "X-Forwarded-User", "alice") == 200 })
 }

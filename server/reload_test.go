@@ -12,6 +12,7 @@ import (
 
 	"github.com/sensegate/sensegate/config"
 	"github.com/sensegate/sensegate/gateway"
+	"github.com/sensegate/sensegate/tooling/sensegatetest"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
@@ -34,38 +35,19 @@ func startReloadable(t *testing.T, file string, watch bool) (string, *server) {
 		cancel()
 		t.Fatal(err)
 	}
+	// Cleanups run last first: run returns (the Proc's), then the rest of
+	// the server stops.
+	t.Cleanup(func() { cancel(); s.close() })
 	s.reloader.watchFile = watch
 	s.watching = make(chan struct{})
 	ln, err := net.Listen("tcp", cfg.Server.Listen)
 	if err != nil {
-		cancel()
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- s.run(ctx, ln) }()
-	addr := (<-ready).String()
+	p := sensegatetest.StartProc(ctx, t, "run", func(ctx context.Context) error { return s.run(ctx, ln) })
+	addr := sensegatetest.Await(t, p, ready).String()
 	<-s.watching
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-		s.close()
-	})
 	return addr, s
-}
-
-// hubAs asks for the hub with header name set to user and returns the status.
-func hubAs(t *testing.T, addr, header, user string) int {
-	t.Helper()
-	req, _ := http.NewRequest("GET", "http://"+addr+"/hub/", nil)
-	req.Header.Set(header, user)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	return resp.StatusCode
 }
 
 // eventually polls cond for up to 10 s.
@@ -80,8 +62,8 @@ func eventually(t *testing.T, what string, cond func() bool) {
 }
 
 func TestReloadOnFileChange(t *testing.T) {
-	sim := startSim(t)
-	file := writeSimConfig(t, sim, "")
+	sim := sensegatetest.StartSim(t)
+	file := sensegatetest.WriteConfig(t, sim, "")
 	addr, s := startReloadable(t, file, true)
 	rl := s.reloader
 	t.Cleanup(func() {
@@ -100,7 +82,7 @@ func TestReloadOnFileChange(t *testing.T) {
 			t.Errorf("sensegate_config_reloads_total = %v, want 2 failures and a success", got)
 		}
 	})
-	if got := hubAs(t, addr, "X-Forwarded-User", "alice"); got != 200 {
+	if got := sensegatetest.HubAs(t, addr, "X-Forwarded-User", "alice"); got != 200 {
 		t.Fatalf("before reload: %d", got)
 	}
 	orig, _ := os.ReadFile(file)
@@ -112,7 +94,7 @@ func TestReloadOnFileChange(t *testing.T) {
 	if err := rl.reload(); err == nil || !strings.Contains(err.Error(), "bogus_key") {
 		t.Errorf("reload of a bad file = %v, want an error naming bogus_key", err)
 	}
-	if got := hubAs(t, addr, "X-Forwarded-User", "alice"); got != 200 {
+	if got := sensegatetest.HubAs(t, addr, "X-Forwarded-User", "alice"); got != 200 {
 		t.Errorf("after a bad reload: %d, want the old configuration still serving", got)
 	}
 	// A key that needs a restart is refused too.
@@ -128,34 +110,34 @@ func TestReloadOnFileChange(t *testing.T) {
 	if err := os.WriteFile(file, []byte(changed), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the new header name", func() bool { return hubAs(t, addr, "X-Remote-User", "alice") == 200 })
-	if got := hubAs(t, addr, "X-Forwarded-User", "alice"); got != http.StatusUnauthorized {
+	eventually(t, "the new header name", func() bool { return sensegatetest.HubAs(t, addr, "X-Remote-User", "alice") == 200 })
+	if got := sensegatetest.HubAs(t, addr, "X-Forwarded-User", "alice"); got != http.StatusUnauthorized {
 		t.Errorf("old header after reload: %d, want 401", got)
 	}
 }
 
 func TestReloadOnSIGHUP(t *testing.T) {
-	sim := startSim(t)
-	file := writeSimConfig(t, sim, "")
+	sim := sensegatetest.StartSim(t)
+	file := sensegatetest.WriteConfig(t, sim, "")
 	addr, _ := startReloadable(t, file, false)
 	orig, _ := os.ReadFile(file)
 	changed := strings.Replace(string(orig), "identity:\n  provider: header\n  header:\n", "identity:\n  provider: header\n  header:\n    name: X-Remote-User\n", 1)
 	if err := os.WriteFile(file, []byte(changed), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if got := hubAs(t, addr, "X-Remote-User", "alice"); got == 200 {
+	if got := sensegatetest.HubAs(t, addr, "X-Remote-User", "alice"); got == 200 {
 		t.Fatal("changed without SIGHUP although the file is not watched")
 	}
 	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the reload on SIGHUP", func() bool { return hubAs(t, addr, "X-Remote-User", "alice") == 200 })
+	eventually(t, "the reload on SIGHUP", func() bool { return sensegatetest.HubAs(t, addr, "X-Remote-User", "alice") == 200 })
 }
 
 // A reload logs the new configuration's warnings (config.Config.Warnings),
 // as serve does at startup, and still applies it.
 func TestReloadLogsWarnings(t *testing.T) {
-	file := writeSimConfig(t, startSim(t), "")
+	file := sensegatetest.WriteConfig(t, sensegatetest.StartSim(t), "")
 	cfg, err := config.Load(file)
 	if err != nil {
 		t.Fatal(err)

@@ -1,43 +1,33 @@
 package server
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
 	"github.com/sensegate/sensegate/config"
+	"github.com/sensegate/sensegate/tooling/sensegatetest"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
-
-// syncLog collects everything logged, as JSON lines, at debug level.
-type syncLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncLog) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncLog) Sync() error                 { return nil }
-func (s *syncLog) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // A whole run at debug level — logins, QRS, websockets, a Qlik restart with
 // recovery, client-sent credentials, logout — logs no session cookie, no
 // key material and nothing the client sent as a credential.
 func TestLogsCarryNoSecrets(t *testing.T) {
-	sim := startSim(t)
-	cfg, err := config.Load(writeSimConfig(t, sim, "log:\n  level: debug\n"))
+	sim := sensegatetest.StartSim(t)
+	cfg, err := config.Load(sensegatetest.WriteConfig(t, sim, "log:\n  level: debug\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := &syncLog{}
-	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), out, zapcore.DebugLevel))
+	// Everything logged, as JSON lines, at debug level.
+	out := &sensegatetest.SyncBuffer{}
+	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(out), zapcore.DebugLevel))
 	addr := runServer(t, cfg, log, nil)
 
 	const clientSecret = "client-sent-secret-0123456789"

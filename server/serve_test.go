@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"encoding/base64"
 	"fmt"
 	"io"
 	"net"
@@ -25,100 +24,53 @@ import (
 	"go.uber.org/zap/zaptest"
 )
 
-func startSim(t *testing.T) *qliksim.Sim {
-	t.Helper()
-	return qliksimtest.Start(t, nil, qliksim.Options{})
-}
-
-// writeSimConfig writes a sensegate config for a running simulator, with
-// the header identity and extra.
-func writeSimConfig(t *testing.T, sim *qliksim.Sim, extra string) string {
-	t.Helper()
-	return sensegatetest.WriteConfig(t, sim, extra)
-}
-
 // runServer runs sensegate from cfg as serve does (Run, without reloads)
 // on ln (a listener on cfg.Server.Listen when nil) until the test ends,
 // when Run must return cleanly. It returns the address.
 func runServer(t *testing.T, cfg *config.Config, log *zap.Logger, ln net.Listener) string {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
+	_, addr := startServer(t, cfg, log, ln)
+	return addr
+}
+
+// startServer is runServer that returns Run's Proc too, for tests that
+// stop it themselves.
+func startServer(t *testing.T, cfg *config.Config, log *zap.Logger, ln net.Listener) (*sensegatetest.Proc, string) {
+	t.Helper()
 	ready := make(chan net.Addr, 1)
-	done := make(chan error, 1)
-	go func() { done <- Run(ctx, Options{Config: cfg, Listener: ln, Logger: log, Ready: ready}) }()
-	var addr net.Addr
-	select {
-	case addr = <-ready:
-	case err := <-done:
-		cancel()
-		t.Fatalf("Run = %v before it listened", err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run returned %v", err)
-		}
+	p := sensegatetest.StartProc(context.Background(), t, "Run", func(ctx context.Context) error {
+		return Run(ctx, Options{Config: cfg, Listener: ln, Logger: log, Ready: ready})
 	})
-	return addr.String()
+	return p, sensegatetest.Await(t, p, ready).String()
 }
 
 // The wiring of `serve` from a config file: a request through it reaches
 // the simulator as the header's user, and shutdown closes websockets with
 // 1001 and returns, leaving nothing behind.
 func TestServeFromConfig(t *testing.T) {
-	sim := startSim(t)
+	sim := sensegatetest.StartSim(t)
 	// Everything Run starts must be gone when it returns.
 	before := goleak.IgnoreCurrent()
-	cfg, err := config.Load(writeSimConfig(t, sim, ""))
+	cfg, err := config.Load(sensegatetest.WriteConfig(t, sim, ""))
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := zaptest.NewLogger(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan net.Addr, 1)
-	done := make(chan error, 1)
-	go func() { done <- Run(ctx, Options{Config: cfg, Logger: log, Ready: ready}) }()
-	addr := (<-ready).String()
+	p, addr := startServer(t, cfg, zaptest.NewLogger(t), nil)
 
-	req, _ := http.NewRequest("GET", "http://"+addr+"/hub/", nil)
-	req.Header.Set("X-Forwarded-User", "bob")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || !strings.Contains(string(body), `ACME\bob`) {
-		t.Fatalf("GET /hub/ through serve = %d %q", resp.StatusCode, body)
+	code, body := sensegatetest.Get(t, "http://"+addr+"/hub/", "X-Forwarded-User", "bob")
+	if code != 200 || !strings.Contains(body, `ACME\bob`) {
+		t.Fatalf("GET /hub/ through serve = %d %q", code, body)
 	}
 
-	ws, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/app/engineData", http.Header{"X-Forwarded-User": {"bob"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.Close()
-	ws.WriteJSON(map[string]any{"jsonrpc": "2.0", "id": 1, "method": "EngineVersion", "handle": -1, "params": []any{}})
-	for i := 0; i < 3; i++ { // OnAuthenticationInformation, OnConnected, the answer
-		ws.SetReadDeadline(time.Now().Add(10 * time.Second))
-		if _, _, err := ws.ReadMessage(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cancel()
+	ws := sensegatetest.DialEngine(t, addr, "bob")
+	p.Cancel()
 	ws.SetReadDeadline(time.Now().Add(10 * time.Second))
 	_, _, err = ws.ReadMessage()
 	if ce, ok := err.(*websocket.CloseError); !ok || ce.Code != websocket.CloseGoingAway {
 		t.Errorf("websocket on shutdown: %v, want close 1001", err)
 	}
 	ws.Close()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("serve returned %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("serve did not return after its context ended")
-	}
+	p.Stop(t)
 	http.DefaultClient.CloseIdleConnections()
 	if err := goleak.Find(before); err != nil {
 		t.Errorf("goroutines left after shutdown: %v", err)
@@ -154,14 +106,7 @@ func TestServeOIDCLogin(t *testing.T) {
 	idp := sensegatetest.StartIDP(t, public, devidp.User{Username: "alice", Password: "wonderland", Email: "alice@acme.example", Groups: []string{"Sales"}}, log)
 	issuer := idp.Issuer()
 
-	cfg, err := config.Load(sensegatetest.WriteConfigWith(t, sim, public, fmt.Sprintf(`identity:
-  provider: oidc
-  oidc:
-    issuer: %q
-    client_id: sensegate
-    client_secret: client-secret
-    cookie_secrets: [%q]
-  mapping:
+	cfg, err := config.Load(sensegatetest.WriteConfigWith(t, sim, public, sensegatetest.OIDCIdentity(issuer)+fmt.Sprintf(`  mapping:
     user_id_claim: preferred_username
     groups_claim: groups
     attributes:
@@ -169,7 +114,7 @@ func TestServeOIDCLogin(t *testing.T) {
 routes:
   - path: /
     upstream: %q
-`, issuer, base64.StdEncoding.EncodeToString(make([]byte, 32)), home.URL)))
+`, home.URL)))
 	if err != nil {
 		t.Fatal(err)
 	}

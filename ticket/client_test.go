@@ -22,13 +22,9 @@ import (
 )
 
 func TestLoginTicketDefaultVirtualProxy(t *testing.T) {
-	sim := newSim(t, nil)
-	c, logs := newClient(t, simConfig(t, sim, "", "X-Qlik-Session"), nil)
+	sim, c, logs := simClient(t, nil, nil)
 
-	cookie, err := c.Login(context.Background(), alice)
-	if err != nil {
-		t.Fatalf("Login: %v", err)
-	}
+	cookie := mustLogin(t, c, alice)
 	if cookie.Name != "X-Qlik-Session" || cookie.Value == "" {
 		t.Fatalf("Login cookie = %q (value empty: %t), want X-Qlik-Session with a value", cookie.Name, cookie.Value == "")
 	}
@@ -50,14 +46,10 @@ func TestLoginTicketDefaultVirtualProxy(t *testing.T) {
 }
 
 func TestLoginAttributesReachQlik(t *testing.T) {
-	sim := newSim(t, nil)
-	c, _ := newClient(t, simConfig(t, sim, "", "X-Qlik-Session"), nil)
+	sim, c, _ := simClient(t, nil, nil)
 	// alice is seeded in Sales only; the ticket attribute adds Finance.
 	u := identity.User{Directory: "ACME", ID: "alice", Attributes: []identity.Attribute{{Key: "Group", Value: "Finance"}, {Key: "Email", Value: ""}}}
-	cookie, err := c.Login(context.Background(), u)
-	if err != nil {
-		t.Fatalf("Login: %v", err)
-	}
+	cookie := mustLogin(t, c, u)
 	sessions := sim.Sessions()
 	if len(sessions) != 1 {
 		t.Fatalf("sim sessions = %d, want 1", len(sessions))
@@ -76,10 +68,7 @@ func TestLoginAttributesReachQlik(t *testing.T) {
 func TestLoginTicketPrefixedVirtualProxy(t *testing.T) {
 	sim := newSim(t, nil)
 	c, _ := newClient(t, simConfig(t, sim, "ticket", "X-Qlik-Session-ticket"), nil)
-	cookie, err := c.Login(context.Background(), identity.User{Directory: "ACME", ID: "bob"})
-	if err != nil {
-		t.Fatalf("Login: %v", err)
-	}
+	cookie := mustLogin(t, c, identity.User{Directory: "ACME", ID: "bob"})
 	if cookie.Name != "X-Qlik-Session-ticket" {
 		t.Errorf("cookie name = %q, want X-Qlik-Session-ticket", cookie.Name)
 	}
@@ -92,14 +81,8 @@ func TestLoginTicketPrefixedVirtualProxy(t *testing.T) {
 }
 
 func TestLoginSessionMode(t *testing.T) {
-	sim := newSim(t, nil)
-	cfg := simConfig(t, sim, "", "X-Qlik-Session")
-	cfg.Mode = ModeSession
-	c, logs := newClient(t, cfg, nil)
-	cookie, err := c.Login(context.Background(), alice)
-	if err != nil {
-		t.Fatalf("Login: %v", err)
-	}
+	sim, c, logs := simClient(t, nil, func(cfg *Config) { cfg.Mode = ModeSession })
+	cookie := mustLogin(t, c, alice)
 	if cookie.Name != "X-Qlik-Session" || !regexp.MustCompile(`^[0-9a-f]{32}$`).MatchString(cookie.Value) {
 		t.Errorf("cookie = %s=<%d chars>, want X-Qlik-Session with 32 hex chars (128 bits)", cookie.Name, len(cookie.Value))
 	}
@@ -114,10 +97,7 @@ func TestLoginSessionMode(t *testing.T) {
 		t.Errorf("TicketsIssued in session mode = %d, want 0", n)
 	}
 	// A second login gets a different id.
-	cookie2, err := c.Login(context.Background(), alice)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cookie2 := mustLogin(t, c, alice)
 	if cookie2.Value == cookie.Value {
 		t.Error("two session-mode logins got the same id")
 	}
@@ -125,8 +105,7 @@ func TestLoginSessionMode(t *testing.T) {
 }
 
 func TestRedeemCookieNameMismatch(t *testing.T) {
-	sim := newSim(t, func(c *qliksim.Config) { c.ProxyHTTP = true })
-	c, logs := newClient(t, simConfig(t, sim, "", "X-Qlik-Session"), nil)
+	sim, c, logs := simClient(t, func(c *qliksim.Config) { c.ProxyHTTP = true }, nil)
 	_, err := c.Login(context.Background(), alice)
 	var e *Error
 	if !errors.As(err, &e) || !errors.Is(err, ErrRejected) || e.Temporary {
@@ -216,10 +195,7 @@ func TestTLSErrors(t *testing.T) {
 }
 
 func TestRetriesOnQPS5xx(t *testing.T) {
-	sim := newSim(t, nil)
-	cfg := simConfig(t, sim, "", "X-Qlik-Session")
-	cfg.Retries = 2
-	c, logs := newClient(t, cfg, nil)
+	sim, c, logs := simClient(t, nil, func(cfg *Config) { cfg.Retries = 2 })
 	sim.SetQPSFault(qliksim.Fault5xx)
 	_, err := c.Login(context.Background(), alice)
 	var e *Error
@@ -244,11 +220,7 @@ func TestRetriesOnQPS5xx(t *testing.T) {
 func TestRetriesCountsExtraAttempts(t *testing.T) {
 	for _, retries := range []int{0, 1, DefaultRetries} {
 		t.Run(strconv.Itoa(retries), func(t *testing.T) {
-			var n counter
-			_, cfg := fakeQPS(t, func(w http.ResponseWriter, r *http.Request) {
-				n.inc()
-				http.Error(w, "Service Unavailable", http.StatusServiceUnavailable)
-			})
+			cfg, n := unavailableQPS(t)
 			cfg.Retries = retries
 			c, _ := newClient(t, cfg, nil)
 			_, err := c.Ticket(context.Background(), alice)
@@ -282,10 +254,7 @@ func TestRetry503ThenSuccess(t *testing.T) {
 }
 
 func TestNoRetryOn400(t *testing.T) {
-	sim := newSim(t, nil)
-	cfg := simConfig(t, sim, "", "X-Qlik-Session")
-	cfg.Retries = 3
-	c, _ := newClient(t, cfg, nil)
+	sim, c, _ := simClient(t, nil, func(cfg *Config) { cfg.Retries = 3 })
 	// QPS refuses an attribute with an empty key.
 	u := identity.User{Directory: "ACME", ID: "alice", Attributes: []identity.Attribute{{Key: "", Value: "x"}}}
 	_, err := c.Ticket(context.Background(), u)
@@ -296,23 +265,13 @@ func TestNoRetryOn400(t *testing.T) {
 	if !strings.Contains(err.Error(), "attribute key must not be empty") {
 		t.Errorf("error %q does not quote QPS's reason", err)
 	}
-	qps := 0
-	for _, ev := range sim.Events(0) {
-		if ev.Kind == "qps" {
-			qps++
-		}
-	}
-	if qps != 1 {
+	if qps := qpsCalls(sim); qps != 1 {
 		t.Errorf("QPS requests seen by the simulator = %d, want 1", qps)
 	}
 }
 
 func TestTimeoutOnHang(t *testing.T) {
-	sim := newSim(t, nil)
-	cfg := simConfig(t, sim, "", "X-Qlik-Session")
-	cfg.Timeout = 200 * time.Millisecond
-	cfg.Retries = 1
-	c, _ := newClient(t, cfg, nil)
+	sim, c, _ := simClient(t, nil, func(cfg *Config) { cfg.Timeout = 200 * time.Millisecond; cfg.Retries = 1 })
 	sim.SetQPSFault(qliksim.FaultHang)
 	start := time.Now()
 	_, err := c.Ticket(context.Background(), alice)
@@ -331,10 +290,7 @@ func TestTimeoutOnHang(t *testing.T) {
 }
 
 func TestRetriesOnClosedConnection(t *testing.T) {
-	sim := newSim(t, nil)
-	cfg := simConfig(t, sim, "", "X-Qlik-Session")
-	cfg.Retries = 2
-	c, _ := newClient(t, cfg, nil)
+	sim, c, _ := simClient(t, nil, func(cfg *Config) { cfg.Retries = 2 })
 	sim.SetQPSFault(qliksim.FaultClose)
 	_, err := c.Ticket(context.Background(), alice)
 	var e *Error
@@ -349,23 +305,14 @@ func TestRetriesOnClosedConnection(t *testing.T) {
 // A success whose body is not JSON is a passing failure: retried, then
 // reported as ErrUnavailable.
 func TestRetriesOnBadJSON(t *testing.T) {
-	sim := newSim(t, nil)
-	cfg := simConfig(t, sim, "", "X-Qlik-Session")
-	cfg.Retries = 1
-	c, _ := newClient(t, cfg, nil)
+	sim, c, _ := simClient(t, nil, func(cfg *Config) { cfg.Retries = 1 })
 	sim.SetQPSFault(qliksim.FaultBadJSON)
 	_, err := c.Login(context.Background(), alice)
 	var e *Error
 	if !errors.As(err, &e) || !errors.Is(err, ErrUnavailable) || !e.Temporary || e.Permanent() || e.Attempts != 2 || e.Status != http.StatusCreated {
 		t.Fatalf("Login on QPS answering bad JSON = %v, want a temporary ErrUnavailable with status 201 after 2 attempts", err)
 	}
-	calls := 0
-	for _, ev := range sim.Events(0) {
-		if ev.Kind == "qps" {
-			calls++
-		}
-	}
-	if calls != 2 {
+	if calls := qpsCalls(sim); calls != 2 {
 		t.Errorf("QPS calls seen by the simulator = %d, want 2 (Retries+1)", calls)
 	}
 	sim.SetQPSFault(qliksim.FaultNone)
@@ -375,11 +322,7 @@ func TestRetriesOnBadJSON(t *testing.T) {
 }
 
 func TestCancelDuringBackoff(t *testing.T) {
-	var n counter
-	_, cfg := fakeQPS(t, func(w http.ResponseWriter, r *http.Request) {
-		n.inc()
-		http.Error(w, "Service Unavailable", http.StatusServiceUnavailable)
-	})
+	cfg, n := unavailableQPS(t)
 	cfg.Backoff = time.Hour
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -413,11 +356,7 @@ func TestCancelDuringBackoff(t *testing.T) {
 }
 
 func TestDeadlineShorterThanBackoff(t *testing.T) {
-	var n counter
-	_, cfg := fakeQPS(t, func(w http.ResponseWriter, r *http.Request) {
-		n.inc()
-		http.Error(w, "Service Unavailable", http.StatusServiceUnavailable)
-	})
+	cfg, n := unavailableQPS(t)
 	cfg.Backoff = time.Hour
 	c, _ := newClient(t, cfg, nil)
 	// The first retry would wait at least maxBackoff/2 (15s).
@@ -512,8 +451,7 @@ func TestQPSStatusMessages(t *testing.T) {
 }
 
 func TestRedeemRefusedAndNoSecrets(t *testing.T) {
-	sim := newSim(t, nil)
-	c, logs := newClient(t, simConfig(t, sim, "", "X-Qlik-Session"), nil)
+	sim, c, logs := simClient(t, nil, nil)
 	ctx := context.Background()
 	tk, err := c.Ticket(ctx, alice)
 	if err != nil {
@@ -642,15 +580,11 @@ func TestCreateSessionConflictOnRetryIsSuccess(t *testing.T) {
 }
 
 func TestLogout(t *testing.T) {
-	sim := newSim(t, nil)
-	c, _ := newClient(t, simConfig(t, sim, "", "X-Qlik-Session"), nil)
+	sim, c, _ := simClient(t, nil, nil)
 	ctx := context.Background()
 	var cookies []*http.Cookie
 	for range 2 {
-		k, err := c.Login(ctx, alice)
-		if err != nil {
-			t.Fatal(err)
-		}
+		k := mustLogin(t, c, alice)
 		cookies = append(cookies, k)
 	}
 	if _, err := c.Login(ctx, identity.User{Directory: "ACME", ID: "bob"}); err != nil {
@@ -725,10 +659,7 @@ func TestPing(t *testing.T) {
 func TestTooManySessions(t *testing.T) {
 	for _, mode := range []Mode{ModeTicket, ModeSession} {
 		t.Run(mode.String(), func(t *testing.T) {
-			sim := newSim(t, nil)
-			cfg := simConfig(t, sim, "", "X-Qlik-Session")
-			cfg.Mode = mode
-			c, _ := newClient(t, cfg, nil)
+			_, c, _ := simClient(t, nil, func(cfg *Config) { cfg.Mode = mode })
 			for i := range qliksim.MaxParallelSessions {
 				if _, err := c.Login(context.Background(), alice); err != nil {
 					t.Fatalf("Login %d: %v", i+1, err)
@@ -773,10 +704,7 @@ func TestLoginRetriesATicketForgottenByARestart(t *testing.T) {
 			sim.ExpireAll()
 		}
 	})
-	cookie, err := c.Login(context.Background(), alice)
-	if err != nil {
-		t.Fatalf("Login across a restart: %v", err)
-	}
+	cookie := mustLogin(t, c, alice)
 	if status, body := get(t, sim, "/hub/", cookie); status != http.StatusOK || !strings.Contains(body, `ACME\alice`) {
 		t.Errorf("GET /hub/ with the cookie = %d %q", status, body)
 	}

@@ -57,10 +57,7 @@ func TestCSRFToken(t *testing.T) {
 			sim := newSim(t, tt.mutate)
 			c, logs := newClient(t, simConfig(t, sim, tt.prefix, tt.cookie), nil)
 			ctx := context.Background()
-			cookie, err := c.Login(ctx, alice)
-			if err != nil {
-				t.Fatal(err)
-			}
+			cookie := mustLogin(t, c, alice)
 			tok, ok, err := c.CSRFToken(ctx, cookie.Value)
 			if err != nil || !ok || tok == "" {
 				t.Fatalf("CSRFToken = <%d chars>, %t, %v; want a token, true, nil", len(tok), ok, err)
@@ -69,10 +66,7 @@ func TestCSRFToken(t *testing.T) {
 			if err != nil || !ok || again != tok {
 				t.Errorf("second CSRFToken = <%d chars> (same: %t), %t, %v; want the same token for the session", len(again), again == tok, ok, err)
 			}
-			other, err := c.Login(ctx, alice)
-			if err != nil {
-				t.Fatal(err)
-			}
+			other := mustLogin(t, c, alice)
 			if tok2, _, err := c.CSRFToken(ctx, other.Value); err != nil || tok2 == tok || tok2 == "" {
 				t.Errorf("CSRFToken of another session = %v (same token: %t), want a different token", err, tok2 == tok)
 			}
@@ -82,13 +76,9 @@ func TestCSRFToken(t *testing.T) {
 }
 
 func TestCSRFTokenOpensEngineWebsocket(t *testing.T) {
-	sim := newSim(t, func(c *qliksim.Config) { c.WebsocketCSRF = true })
-	c, _ := newClient(t, simConfig(t, sim, "", "X-Qlik-Session"), nil)
+	sim, c, _ := simClient(t, func(c *qliksim.Config) { c.WebsocketCSRF = true }, nil)
 	ctx := context.Background()
-	cookie, err := c.Login(ctx, alice)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cookie := mustLogin(t, c, alice)
 	tok, _, err := c.CSRFToken(ctx, cookie.Value)
 	if err != nil {
 		t.Fatal(err)
@@ -104,12 +94,8 @@ func TestCSRFTokenOpensEngineWebsocket(t *testing.T) {
 }
 
 func TestCSRFTokenUnsupported(t *testing.T) {
-	sim := newSim(t, nil)
-	c, _ := newClient(t, simConfig(t, sim, "", "X-Qlik-Session"), nil)
-	cookie, err := c.Login(context.Background(), alice)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, c, _ := simClient(t, nil, nil)
+	cookie := mustLogin(t, c, alice)
 	tok, ok, err := c.CSRFToken(context.Background(), cookie.Value)
 	if err != nil || ok || tok != "" {
 		t.Errorf("CSRFToken without websocket CSRF protection = %q, %t, %v; want \"\", false, nil", tok, ok, err)
@@ -132,14 +118,8 @@ func TestCSRFTokenStaleSession(t *testing.T) {
 				name = tt.name + "/csrf on"
 			}
 			t.Run(name, func(t *testing.T) {
-				sim := newSim(t, func(c *qliksim.Config) { c.WebsocketCSRF = csrf })
-				cfg := simConfig(t, sim, "", "X-Qlik-Session")
-				cfg.Retries = 3
-				c, logs := newClient(t, cfg, nil)
-				cookie, err := c.Login(context.Background(), alice)
-				if err != nil {
-					t.Fatal(err)
-				}
+				sim, c, logs := simClient(t, func(c *qliksim.Config) { c.WebsocketCSRF = csrf }, func(cfg *Config) { cfg.Retries = 3 })
+				cookie := mustLogin(t, c, alice)
 				tt.expire(sim)
 				tok, ok, err := c.CSRFToken(context.Background(), cookie.Value)
 				var e *Error
@@ -160,14 +140,8 @@ func TestCSRFTokenStaleSession(t *testing.T) {
 }
 
 func TestCSRFTokenForeignOrigin(t *testing.T) {
-	sim := newSim(t, func(c *qliksim.Config) { c.WebsocketCSRF = true })
-	cfg := simConfig(t, sim, "", "X-Qlik-Session")
-	cfg.Origin = "https://evil.example"
-	c, _ := newClient(t, cfg, nil)
-	cookie, err := c.Login(context.Background(), alice)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, c, _ := simClient(t, func(c *qliksim.Config) { c.WebsocketCSRF = true }, func(cfg *Config) { cfg.Origin = "https://evil.example" })
+	cookie := mustLogin(t, c, alice)
 	_, ok, err := c.CSRFToken(context.Background(), cookie.Value)
 	var e *Error
 	if !errors.As(err, &e) || !errors.Is(err, ErrRejected) || e.Status != http.StatusForbidden || e.Attempts != 1 || ok {
@@ -306,14 +280,8 @@ func TestEndSession(t *testing.T) {
 	sim := newSim(t, nil)
 	c, logs := newClient(t, simConfig(t, sim, "ticket", "X-Qlik-Session-ticket"), nil)
 	ctx := context.Background()
-	cookie, err := c.Login(ctx, alice)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keep, err := c.Login(ctx, alice)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cookie := mustLogin(t, c, alice)
+	keep := mustLogin(t, c, alice)
 	ended, err := c.EndSession(ctx, cookie.Value)
 	if err != nil || !ended {
 		t.Fatalf("EndSession of a live session = %t, %v; want true, nil", ended, err)
@@ -422,14 +390,8 @@ func TestSessionCallsNoSecrets(t *testing.T) {
 	nope, nopeLogs := newClient(t, nopeCfg, nil)
 	ctx := context.Background()
 
-	cookie, err := c.Login(ctx, alice)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bob, err := c.Login(ctx, identity.User{Directory: "ACME", ID: "bob"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cookie := mustLogin(t, c, alice)
+	bob := mustLogin(t, c, identity.User{Directory: "ACME", ID: "bob"})
 	tok, _, err := c.CSRFToken(ctx, cookie.Value)
 	if err != nil || tok == "" {
 		t.Fatalf("CSRFToken = %v", err)

@@ -1,6 +1,7 @@
 package ticket
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -92,6 +93,41 @@ func newClient(t *testing.T, cfg Config, hook func(zapcore.Entry)) (*Client, *ob
 	return cl, logs
 }
 
+// simClient starts a simulator (newSim with simMutate) and returns it
+// with a Client of its default virtual proxy, from the simConfig mutate
+// changes (each of them may be nil).
+func simClient(t *testing.T, simMutate func(*qliksim.Config), mutate func(*Config)) (*qliksim.Sim, *Client, *observer.ObservedLogs) {
+	t.Helper()
+	sim := newSim(t, simMutate)
+	cfg := simConfig(t, sim, "", "X-Qlik-Session")
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	c, logs := newClient(t, cfg, nil)
+	return sim, c, logs
+}
+
+// mustLogin logs u in with c and returns the session cookie.
+func mustLogin(t *testing.T, c *Client, u identity.User) *http.Cookie {
+	t.Helper()
+	cookie, err := c.Login(context.Background(), u)
+	if err != nil {
+		t.Fatalf("Login(%s): %v", u, err)
+	}
+	return cookie
+}
+
+// qpsCalls counts the QPS API requests the simulator has seen.
+func qpsCalls(sim *qliksim.Sim) int {
+	n := 0
+	for _, ev := range sim.Events(0) {
+		if ev.Kind == "qps" {
+			n++
+		}
+	}
+	return n
+}
+
 // otherExport writes an unrelated certificate export (another Qlik site).
 func otherExport(t *testing.T) qliksim.CertFiles {
 	t.Helper()
@@ -125,6 +161,18 @@ func fakeQPS(t *testing.T, h http.HandlerFunc) (*httptest.Server, Config) {
 		Retries:       DefaultRetries,
 		Backoff:       time.Millisecond,
 	}
+}
+
+// unavailableQPS starts a fake QPS (fakeQPS) that answers every request
+// 503 and returns its Config and the count of its requests.
+func unavailableQPS(t *testing.T) (Config, *counter) {
+	t.Helper()
+	n := &counter{}
+	_, cfg := fakeQPS(t, func(w http.ResponseWriter, r *http.Request) {
+		n.inc()
+		http.Error(w, "Service Unavailable", http.StatusServiceUnavailable)
+	})
+	return cfg, n
 }
 
 // counter counts requests.

@@ -9,27 +9,17 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/sensegate/sensegate/tooling/qliksim"
+	"github.com/sensegate/sensegate/tooling/sensegatetest"
 )
-
-// run executes the command with args and returns its output.
-func run(ctx context.Context, t *testing.T, out io.Writer, args ...string) error {
-	t.Helper()
-	cmd := newQliksimCmd()
-	cmd.SetArgs(args)
-	cmd.SetOut(out)
-	cmd.SetErr(io.Discard)
-	return cmd.ExecuteContext(ctx)
-}
 
 func TestQliksimCerts(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "certs")
 	var out bytes.Buffer
-	if err := run(context.Background(), t, &out, "certs", "--dir", dir); err != nil {
+	if err := sensegatetest.Execute(context.Background(), newQliksimCmd(), &out, io.Discard, "certs", "--dir", dir); err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range []string{"root.pem", "server.pem", "server_key.pem", "client.pem", "client_key.pem"} {
@@ -42,52 +32,20 @@ func TestQliksimCerts(t *testing.T) {
 	}
 	// A partial export is refused rather than overwritten.
 	os.Remove(filepath.Join(dir, "client.pem"))
-	if err := run(context.Background(), t, io.Discard, "certs", "--dir", dir); err == nil || !strings.Contains(err.Error(), "client.pem") {
+	if err := sensegatetest.Execute(context.Background(), newQliksimCmd(), io.Discard, io.Discard, "certs", "--dir", dir); err == nil || !strings.Contains(err.Error(), "client.pem") {
 		t.Errorf("certs on a partial export = %v, want an error naming client.pem", err)
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for a writer and a poller.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-func (b *syncBuffer) String() string { b.mu.Lock(); defer b.mu.Unlock(); return b.b.String() }
-
 func TestQliksimStartsAndPrintsAddresses(t *testing.T) {
 	dir := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	out := &syncBuffer{}
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, t, out, "--cert-dir", dir, "--proxy-listen", "127.0.0.1:0", "--qps-listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0")
-	}()
-	qpsRE := regexp.MustCompile(`QPS +\(4243\) (https://\S+)`)
-	var qpsURL string
-	deadline := time.Now().Add(20 * time.Second)
-	for qpsURL == "" {
-		if m := qpsRE.FindStringSubmatch(out.String()); m != nil {
-			qpsURL = m[1]
-			break
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("qliksim exited early: %v; output %q", err, out.String())
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no QPS address printed: %q", out.String())
-		}
-	}
+	p := sensegatetest.StartCommand(context.Background(), t, "qliksim", func(ctx context.Context, out io.Writer) error {
+		return sensegatetest.Execute(ctx, newQliksimCmd(), out, io.Discard, "--cert-dir", dir, "--proxy-listen", "127.0.0.1:0", "--qps-listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0")
+	})
+	qpsURL := p.WaitOutput(t, regexp.MustCompile(`QPS +\(4243\) (https://\S+)`))[1]
 	for _, want := range []string{"proxy (443)  https://localhost:", "admin        http://localhost:", filepath.Join(dir, "client.pem"), "curl --cert"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("output lacks %q:\n%s", want, out.String())
+		if !strings.Contains(p.Out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, p.Out)
 		}
 	}
 	// The printed QPS address answers with the printed certificates.
@@ -108,13 +66,6 @@ func TestQliksimStartsAndPrintsAddresses(t *testing.T) {
 	if resp.StatusCode != http.StatusCreated {
 		t.Errorf("ticket from the printed QPS address = %d, want 201", resp.StatusCode)
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("qliksim after cancel = %v, want clean shutdown", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("qliksim did not stop after its context ended")
-	}
+	// It stops cleanly when its context ends.
+	p.Stop(t)
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -10,9 +9,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/sensegate/sensegate/config"
@@ -22,18 +19,18 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 )
 
-// syncBuffer is a bytes.Buffer safe for a writer and a poller.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+// startDemo runs the demo with o, listening on a free loopback port with
+// a data directory of the test's, until the test ends, when it must
+// return cleanly. It returns the demo and its public address.
+func startDemo(t *testing.T, o demoOptions, log *zap.Logger) (*sensegatetest.Proc, net.Addr) {
+	t.Helper()
+	o.listen, o.dataDir = "127.0.0.1:0", t.TempDir()
+	ready := make(chan net.Addr, 1)
+	p := sensegatetest.StartCommand(context.Background(), t, "demo", func(ctx context.Context, out io.Writer) error {
+		return runDemo(ctx, out, o, log, ready)
+	})
+	return p, sensegatetest.Await(t, p, ready)
 }
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-func (b *syncBuffer) String() string { b.mu.Lock(); defer b.mu.Unlock(); return b.b.String() }
 
 // Issue 16: `make demo` ran without the admin listener and the audit log,
 // so a newcomer could not see /metrics. The demo serves them as serve
@@ -51,27 +48,9 @@ func TestDemoAdminAndAudit(t *testing.T) {
 	ln.Close()
 
 	core, logs := observer.New(zap.InfoLevel)
-	ctx, cancel := context.WithCancel(context.Background())
-	out := &syncBuffer{}
-	ready := make(chan net.Addr, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- runDemo(ctx, out, demoOptions{listen: "127.0.0.1:0", dataDir: t.TempDir(), adminListen: adminAddr}, zap.New(core), ready)
-	}()
-	var addr net.Addr
-	select {
-	case addr = <-ready:
-	case err := <-done:
-		t.Fatalf("demo exited: %v\n%s", err, out.String())
-	}
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("demo returned %v", err)
-		}
-	}()
-	if !strings.Contains(out.String(), "Metrics: http://"+adminAddr+"/metrics") {
-		t.Errorf("demo output does not name the metrics:\n%s", out.String())
+	demo, addr := startDemo(t, demoOptions{adminListen: adminAddr}, zap.New(core))
+	if !strings.Contains(demo.Out.String(), "Metrics: http://"+adminAddr+"/metrics") {
+		t.Errorf("demo output does not name the metrics:\n%s", demo.Out)
 	}
 
 	// Sign in as alice and reach Qlik: a Qlik login, audited.
@@ -94,14 +73,8 @@ func TestDemoAdminAndAudit(t *testing.T) {
 		t.Errorf("no audit entry for alice's Qlik login; logs: %v", logs.All())
 	}
 
-	resp, err = http.Get("http://" + adminAddr + "/metrics")
-	if err != nil {
-		t.Fatalf("GET /metrics on the demo's admin listener: %v", err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "sensegate_") {
-		t.Errorf("GET /metrics = %d:\n%.500s", resp.StatusCode, body)
+	if code, body := sensegatetest.Get(t, "http://"+adminAddr+"/metrics"); code != http.StatusOK || !strings.Contains(body, "sensegate_") {
+		t.Errorf("GET /metrics on the demo's admin listener = %d:\n%.500s", code, body)
 	}
 }
 
@@ -109,35 +82,10 @@ func TestDemoAdminAndAudit(t *testing.T) {
 // browser signs in there as bob, gets the mashup and bob's groups, and
 // "Sign out" brings it back to the IdP's form.
 func TestDemoOIDC(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	out := &syncBuffer{}
-	ready := make(chan net.Addr, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- runDemo(ctx, out, demoOptions{listen: "127.0.0.1:0", dataDir: t.TempDir(), oidc: true}, zaptest.NewLogger(t), ready)
-	}()
-	var addr net.Addr
-	select {
-	case addr = <-ready:
-	case err := <-done:
-		t.Fatalf("demo exited: %v\n%s", err, out.String())
-	case <-time.After(30 * time.Second):
-		t.Fatalf("demo did not start:\n%s", out.String())
-	}
-	defer func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("demo returned %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Error("demo did not stop")
-		}
-	}()
-	m := regexp.MustCompile(`Identity provider \(devidp\): (http://127\.0\.0\.1:\d+)`).FindStringSubmatch(out.String())
-	if m == nil || !strings.Contains(out.String(), `Users: alice, bob, carol, dev; password "demo"`) {
-		t.Fatalf("demo output lacks the IdP or the credentials:\n%s", out.String())
+	demo, addr := startDemo(t, demoOptions{oidc: true}, zaptest.NewLogger(t))
+	m := regexp.MustCompile(`Identity provider \(devidp\): (http://127\.0\.0\.1:\d+)`).FindStringSubmatch(demo.Out.String())
+	if m == nil || !strings.Contains(demo.Out.String(), `Users: alice, bob, carol, dev; password "demo"`) {
+		t.Fatalf("demo output lacks the IdP or the credentials:\n%s", demo.Out)
 	}
 	issuer := m[1]
 	public := fmt.Sprintf("http://localhost:%d", addr.(*net.TCPAddr).Port)

@@ -12,7 +12,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/sensegate/sensegate/tooling/qliksim"
-	"github.com/sensegate/sensegate/tooling/qliksim/qliksimtest"
 	"github.com/sensegate/sensegate/tooling/sensegatetest"
 )
 
@@ -21,11 +20,7 @@ import (
 func runCheck(t *testing.T, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	cmd := newRootCmd()
-	cmd.SetArgs(args)
-	cmd.SetOut(&out)
-	cmd.SetErr(&errOut)
-	err = cmd.ExecuteContext(context.Background())
+	err = sensegatetest.Execute(context.Background(), newRootCmd(), &out, &errOut, args...)
 	return out.String(), errOut.String(), err
 }
 
@@ -237,20 +232,20 @@ func TestExampleConfigsPassCheck(t *testing.T) {
 // check --connect calls every node's QPS with the clients serve uses, and
 // names the key of each that fails.
 func TestCheckConnect(t *testing.T) {
-	sim := qliksimtest.Start(t, nil, qliksim.Options{})
+	sim := sensegatetest.StartSim(t)
 	f := sensegatetest.WriteConfig(t, sim, "")
 	var out strings.Builder
-	if err := run(context.Background(), t, &out, "check", "--connect", "--config", f); err != nil || !strings.Contains(out.String(), "QPS OK") {
+	if err := run(context.Background(), &out, "check", "--connect", "--config", f); err != nil || !strings.Contains(out.String(), "QPS OK") {
 		t.Fatalf("check --connect = %v, %q", err, out.String())
 	}
 	sim.SetQPSFault(qliksim.Fault5xx)
-	err := run(context.Background(), t, io.Discard, "check", "--connect", "--config", f)
+	err := run(context.Background(), io.Discard, "check", "--connect", "--config", f)
 	if err == nil || !strings.Contains(err.Error(), "qlik.qps.url") {
 		t.Errorf("check --connect with QPS failing = %v, want an error naming qlik.qps.url", err)
 	}
 	// With several nodes every one is checked: one down fails the check,
 	// naming it, though the other answers.
-	down := qliksimtest.Start(t, nil, qliksim.Options{})
+	down := sensegatetest.StartSim(t)
 	nodes := sensegatetest.WriteConfig(t, sim, "")
 	b, err := os.ReadFile(nodes)
 	if err != nil {
@@ -264,7 +259,7 @@ func TestCheckConnect(t *testing.T) {
 	sim.SetQPSFault(qliksim.FaultNone)
 	down.SetQPSFault(qliksim.FaultDown)
 	out.Reset()
-	err = run(context.Background(), t, &out, "check", "--connect", "--config", nodes)
+	err = run(context.Background(), &out, "check", "--connect", "--config", nodes)
 	if err == nil || !strings.Contains(err.Error(), "qlik.nodes[1].qps_url") || !strings.Contains(out.String(), "QPS OK: "+sim.QPSURL()) {
 		t.Errorf("check --connect with the second node down = %v, %q; want node 0 OK and an error naming qlik.nodes[1].qps_url", err, out.String())
 	}
@@ -273,7 +268,7 @@ func TestCheckConnect(t *testing.T) {
 	t.Setenv("SENSEGATE_QLIK_QPS_CLIENT_CERT", other.Client)
 	t.Setenv("SENSEGATE_QLIK_QPS_CLIENT_KEY", other.ClientKey)
 	sim.SetQPSFault(qliksim.FaultNone)
-	err = run(context.Background(), t, io.Discard, "check", "--connect", "--config", f)
+	err = run(context.Background(), io.Discard, "check", "--connect", "--config", f)
 	if err == nil || !strings.Contains(err.Error(), "client_cert") {
 		t.Errorf("check --connect with a foreign client certificate = %v, want it to name client_cert", err)
 	}

@@ -43,10 +43,10 @@ func engWSURL(sim *Sim, prefix, path string) string {
 	return "ws://" + strings.TrimPrefix(u, "http://")
 }
 
-// engDial opens an Engine websocket with an optional session cookie and
-// extra headers (name, value pairs). It does not fail the test on a
-// refused handshake: callers check the response.
-func engDial(t *testing.T, sim *Sim, prefix, path string, c *http.Cookie, hdr ...string) (*websocket.Conn, *http.Response, error) {
+// engHandshake opens an Engine websocket with an optional session cookie
+// and extra headers (name, value pairs). The socket, if any, is closed
+// when the test ends; the response's body, if any, is the caller's.
+func engHandshake(t *testing.T, sim *Sim, prefix, path string, c *http.Cookie, hdr ...string) (*websocket.Conn, *http.Response, error) {
 	t.Helper()
 	tlsCfg, err := sim.Certs().ClientTLS()
 	if err != nil {
@@ -61,11 +61,19 @@ func engDial(t *testing.T, sim *Sim, prefix, path string, c *http.Cookie, hdr ..
 		h.Set(hdr[i], hdr[i+1])
 	}
 	ws, resp, err := d.Dial(engWSURL(sim, prefix, path), h)
-	if resp != nil && resp.Body != nil {
-		resp.Body.Close()
-	}
 	if ws != nil {
 		t.Cleanup(func() { ws.Close() })
+	}
+	return ws, resp, err
+}
+
+// engDial is engHandshake that closes the response's body. It does not
+// fail the test on a refused handshake: callers check the response.
+func engDial(t *testing.T, sim *Sim, prefix, path string, c *http.Cookie, hdr ...string) (*websocket.Conn, *http.Response, error) {
+	t.Helper()
+	ws, resp, err := engHandshake(t, sim, prefix, path, c, hdr...)
+	if resp != nil && resp.Body != nil {
+		resp.Body.Close()
 	}
 	return ws, resp, err
 }
@@ -202,6 +210,21 @@ func engWantClose(t *testing.T, ws *websocket.Conn, code int, text string) {
 	var ce *websocket.CloseError
 	if !errors.As(err, &ce) || ce.Code != code || ce.Text != text {
 		t.Fatalf("read error = %v, want close %d %q", err, code, text)
+	}
+}
+
+// engWantDrop reads and requires the connection to end without a data
+// frame and without a close frame (close 1006 or a plain EOF/reset).
+func engWantDrop(t *testing.T, ws *websocket.Conn) {
+	t.Helper()
+	err := engReadErr(t, ws)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("read: %v, want the connection dropped", err)
+	}
+	var ce *websocket.CloseError
+	if errors.As(err, &ce) && ce.Code != websocket.CloseAbnormalClosure {
+		t.Fatalf("read: close frame %d %q, want a drop without a close frame", ce.Code, ce.Text)
 	}
 }
 
@@ -709,15 +732,7 @@ func TestEngineExpireAllDrops(t *testing.T) {
 	ws := engMustDial(t, sim, "", "/app/engineData", login(t, sim, "", `ACME\alice`))
 	engGreet(t, ws, `ACME\alice`)
 	sim.ExpireAll()
-	err := engReadErr(t, ws)
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		t.Fatalf("read: %v, want the connection dropped", err)
-	}
-	var ce *websocket.CloseError
-	if errors.As(err, &ce) && ce.Code != websocket.CloseAbnormalClosure {
-		t.Fatalf("read: close frame %d %q, want a drop without a close frame", ce.Code, ce.Text)
-	}
+	engWantDrop(t, ws)
 }
 
 func TestEngineInvalidJSON(t *testing.T) {

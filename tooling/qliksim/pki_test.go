@@ -32,17 +32,25 @@ func pkiWrite(t *testing.T, hosts []string) CertFiles {
 	return f
 }
 
-// pkiReadCert parses the single certificate in the PEM file at path.
-func pkiReadCert(t *testing.T, path string) *x509.Certificate {
+// pkiReadPEM returns the first PEM block of the file at path, which must
+// be of type typ, and what follows it.
+func pkiReadPEM(t *testing.T, path, typ string) (*pem.Block, []byte) {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	block, rest := pem.Decode(data)
-	if block == nil || block.Type != "CERTIFICATE" {
-		t.Fatalf("%s: no CERTIFICATE PEM block", path)
+	if block == nil || block.Type != typ {
+		t.Fatalf("%s: no %q PEM block, got %v", path, typ, block)
 	}
+	return block, rest
+}
+
+// pkiReadCert parses the single certificate in the PEM file at path.
+func pkiReadCert(t *testing.T, path string) *x509.Certificate {
+	t.Helper()
+	block, rest := pkiReadPEM(t, path, "CERTIFICATE")
 	if len(bytes.TrimSpace(rest)) != 0 {
 		t.Fatalf("%s: trailing data after certificate", path)
 	}
@@ -214,14 +222,7 @@ func TestWriteCertsKeysArePKCS8(t *testing.T) {
 	f := pkiWrite(t, nil)
 	for _, p := range []string{f.ServerKey, f.ClientKey} {
 		t.Run(filepath.Base(p), func(t *testing.T) {
-			data, err := os.ReadFile(p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			block, _ := pem.Decode(data)
-			if block == nil || block.Type != "PRIVATE KEY" {
-				t.Fatalf("want a PKCS#8 \"PRIVATE KEY\" block, got %v", block)
-			}
+			block, _ := pkiReadPEM(t, p, "PRIVATE KEY") // PKCS#8
 			key, err := x509.ParsePKCS8PrivateKey(block.Bytes)
 			if err != nil {
 				t.Fatalf("ParsePKCS8PrivateKey: %v", err)

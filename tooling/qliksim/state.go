@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -514,16 +515,8 @@ func (st *state) sweep() int {
 			n++
 		}
 	}
-	for t, rec := range st.tickets {
-		if !now.Before(rec.expires) {
-			delete(st.tickets, t)
-		}
-	}
-	for id, t := range st.targets {
-		if !now.Before(t.expires) {
-			delete(st.targets, id)
-		}
-	}
+	maps.DeleteFunc(st.tickets, func(_ string, rec *ticketRec) bool { return !now.Before(rec.expires) })
+	maps.DeleteFunc(st.targets, func(_ string, t target) bool { return !now.Before(t.expires) })
 	st.mu.Unlock()
 	notify(socks, endTimeout)
 	return n

@@ -45,6 +45,16 @@ var varKills = []varKill{
 	}},
 }
 
+// loginAndKill logs alice in on the virtual proxy prefix and ends her
+// session as k does. It returns her cookie and the sequence number of the
+// last event then.
+func (k varKill) loginAndKill(t *testing.T, sim *Sim, clock *fakeclock.Clock, prefix string) (*http.Cookie, int64) {
+	t.Helper()
+	c := login(t, sim, prefix, `ACME\alice`)
+	k.kill(t, sim, clock, prefix)
+	return c, lastSeq(sim)
+}
+
 // varEvents returns the events after seq whose Variant is set.
 func varEvents(sim *Sim, seq int64) []Event {
 	var out []Event
@@ -75,24 +85,12 @@ func varWaitEvent(t *testing.T, sim *Sim, seq int64, what string, keep func(Even
 	}
 }
 
-// varDial opens an Engine websocket and, when the handshake is refused,
-// returns the refusal's status, headers and body (gorilla keeps the first
-// KiB of it).
+// varDial opens an Engine websocket (engHandshake) and, when the
+// handshake is refused, returns the refusal's status, headers and body
+// (gorilla keeps the first KiB of it).
 func varDial(t *testing.T, sim *Sim, prefix, path string, c *http.Cookie, hdr ...string) (ws *websocket.Conn, status int, h http.Header, body string) {
 	t.Helper()
-	tlsCfg, err := sim.Certs().ClientTLS()
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := websocket.Dialer{TLSClientConfig: tlsCfg, HandshakeTimeout: 10 * time.Second}
-	rh := http.Header{}
-	if c != nil {
-		rh.Set("Cookie", c.Name+"="+c.Value)
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		rh.Set(hdr[i], hdr[i+1])
-	}
-	ws, resp, err := d.Dial(engWSURL(sim, prefix, path), rh)
+	ws, resp, err := engHandshake(t, sim, prefix, path, c, hdr...)
 	if resp == nil {
 		t.Fatalf("dial %s: %v, no response", path, err)
 	}
@@ -101,25 +99,7 @@ func varDial(t *testing.T, sim *Sim, prefix, path string, c *http.Cookie, hdr ..
 		resp.Body.Close()
 		body = string(b)
 	}
-	if ws != nil {
-		t.Cleanup(func() { ws.Close() })
-	}
 	return ws, resp.StatusCode, resp.Header, body
-}
-
-// varWantDrop reads and requires the connection to end without a data
-// frame and without a close frame (close 1006 or a plain EOF/reset).
-func varWantDrop(t *testing.T, ws *websocket.Conn) {
-	t.Helper()
-	err := engReadErr(t, ws)
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		t.Fatalf("read: %v, want the connection dropped", err)
-	}
-	var ce *websocket.CloseError
-	if errors.As(err, &ce) && ce.Code != websocket.CloseAbnormalClosure {
-		t.Fatalf("read: close frame %d %q, want a drop without a close frame", ce.Code, ce.Text)
-	}
 }
 
 func TestVariantConfigDefaults(t *testing.T) {
@@ -160,9 +140,7 @@ func TestVariantUnknownCookie(t *testing.T) {
 				played := "unknown-cookie=" + stdcmp.Or(tt.value, UnknownCookie500Text)
 				for _, k := range varKills {
 					t.Run(k.name, func(t *testing.T) {
-						c := login(t, sim, prefix, `ACME\alice`)
-						k.kill(t, sim, clock, prefix)
-						seq := lastSeq(sim)
+						c, seq := k.loginAndKill(t, sim, clock, prefix)
 						for _, path := range []string{"/hub/", "/qrs/about?xrfkey=" + testXrfkey, "/qps/csrftoken"} {
 							resp, body := proxyGet(t, sim, vpURL(sim, prefix, path), c, "X-Qlik-Xrfkey", testXrfkey)
 							if !k.unknown {
@@ -243,9 +221,7 @@ func TestVariantDeadSocket(t *testing.T) {
 			played := "dead-socket=" + stdcmp.Or(tt.value, DeadSocketMustAuthenticate)
 			for _, k := range varKills {
 				t.Run(k.name, func(t *testing.T) {
-					c := login(t, sim, prefix, `ACME\alice`)
-					k.kill(t, sim, clock, prefix)
-					seq := lastSeq(sim)
+					c, seq := k.loginAndKill(t, sim, clock, prefix)
 					ws, status, h, body := varDial(t, sim, prefix, "/app/engineData", c)
 					if status != tt.wantStatus {
 						t.Fatalf("handshake = %d %q, want %d", status, body, tt.wantStatus)
@@ -261,7 +237,7 @@ func TestVariantDeadSocket(t *testing.T) {
 						}
 					case DeadSocketClose:
 						engSendRaw(t, ws, map[string]any{"jsonrpc": "2.0", "id": 1, "method": "EngineVersion", "handle": -1, "params": []any{}, "tag": "first"})
-						varWantDrop(t, ws)
+						engWantDrop(t, ws)
 					case "", DeadSocketMustAuthenticate:
 						engSend(t, ws, 1, "EngineVersion", -1)
 						got := engRead(t, ws)

@@ -40,20 +40,6 @@ const (
 	redisStopTimeout  = 5 * time.Second
 )
 
-// lockedBuffer collects the server's output for failure messages.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
-
 // Start starts a redis-server for t and stops it when t ends. It
 // fails t, never skips it, when redis-server is not installed.
 func Start(t testing.TB) *Server {
@@ -144,7 +130,9 @@ func startOn(t testing.TB, bin string, port int) (stop func(), signal func(os.Si
 		"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", t.TempDir(),
 	)
-	out := &lockedBuffer{}
+	// The server's output, for failure messages: read only once it has
+	// exited, when Wait has copied all of it.
+	out := &bytes.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		return nil, nil, fmt.Errorf("start redis-server: %w", err)

@@ -1,17 +1,30 @@
 // Package sensegatetest holds what the integration tests of sensegate's
-// packages and commands share: configurations for a running simulator, a
-// development OpenID provider that knows sensegate as a client, and an
-// HTTP client that navigates like a browser and signs in there.
+// packages and commands share: a simulator and configurations for it, a
+// development OpenID provider that knows sensegate as a client, an HTTP
+// client that navigates like a browser and signs in there, and servers
+// and commands run in the background (Proc).
+//
+// It imports none of sensegate's product packages, only tooling/, so that
+// the tests of every one of them may use it.
 package sensegatetest
 
 import (
+	"encoding/base64"
 	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/sensegate/sensegate/tooling/qliksim"
+	"github.com/sensegate/sensegate/tooling/qliksim/qliksimtest"
 )
+
+// StartSim starts a simulator with the default seed and options for t
+// (qliksimtest.Start), shut down when t ends.
+func StartSim(t testing.TB) *qliksim.Sim {
+	t.Helper()
+	return qliksimtest.Start(t, nil, qliksim.Options{})
+}
 
 // HeaderIdentity is the identity section of WriteConfig: provider header
 // (X-Forwarded-User), trusting loopback peers.
@@ -20,6 +33,21 @@ const HeaderIdentity = `identity:
   header:
     trusted_proxies: ["127.0.0.1/32", "::1/128"]
 `
+
+// OIDCIdentity returns the identity section of a configuration that signs
+// users in at the development OpenID provider at issuer as the client
+// StartIDP registers, with a zero cookie secret. Keys of the section may
+// follow, indented.
+func OIDCIdentity(issuer string) string {
+	return fmt.Sprintf(`identity:
+  provider: oidc
+  oidc:
+    issuer: %q
+    client_id: sensegate
+    client_secret: client-secret
+    cookie_secrets: [%q]
+`, issuer, base64.StdEncoding.EncodeToString(make([]byte, 32)))
+}
 
 // WriteConfig writes a sensegate configuration for a running simulator,
 // with HeaderIdentity followed by extra, and returns its path.

@@ -145,8 +145,8 @@ func runBurst(ctx context.Context, o options) (bench.Result, error) {
 	return col.result(took.Seconds()), nil
 }
 
-// forUsers calls f for each user number below n, parallel calls at a
-// time, and returns how long they took.
+// forUsers calls f for each number below n (a user's, a socket's), parallel
+// calls at a time, and returns how long they took.
 func forUsers(n, parallel int, f func(i int)) time.Duration {
 	sem := make(chan struct{}, max(parallel, 1))
 	var wg sync.WaitGroup

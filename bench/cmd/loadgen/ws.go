@@ -218,34 +218,26 @@ func runIdle(ctx context.Context, o options) (bench.Result, error) {
 	conns := make([]*engineConn, o.conns)
 	var ec errorCount
 	var mu sync.Mutex
-	sem := make(chan struct{}, max(o.parallel, 1))
-	var wg sync.WaitGroup
-	start := time.Now()
-	for i := range conns {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			user := ""
-			if o.userHeader != "" {
-				user = o.user(i % max(o.users, 1))
+	took := forUsers(len(conns), o.parallel, func(i int) {
+		user := ""
+		if o.userHeader != "" {
+			user = o.user(i % max(o.users, 1))
+		}
+		c, err := dialEngine(ctx, d, o.url, o, user)
+		if err == nil {
+			if _, err = c.call("EngineVersion", -1, "[]"); err != nil {
+				c.close()
 			}
-			c, err := dialEngine(ctx, d, o.url, o, user)
-			if err == nil {
-				if _, err = c.call("EngineVersion", -1, "[]"); err != nil {
-					c.close()
-				}
-			}
-			if err != nil {
-				mu.Lock()
-				ec.add(err)
-				mu.Unlock()
-				return
-			}
-			conns[i] = c
-		})
-	}
-	wg.Wait()
-	r := bench.Result{Ready: true, Seconds: time.Since(start).Seconds(), Errors: ec.n, FirstError: ec.first}
+		}
+		if err != nil {
+			mu.Lock()
+			ec.add(err)
+			mu.Unlock()
+			return
+		}
+		conns[i] = c
+	})
+	r := bench.Result{Ready: true, Seconds: took.Seconds(), Errors: ec.n, FirstError: ec.first}
 	for _, c := range conns {
 		if c != nil {
 			r.Conns++
