@@ -36,7 +36,7 @@ func TestTokenExchangeFromConfig(t *testing.T) {
 	if err := os.WriteFile(pub, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	sim := startSim(t)
+	sim := sensegatetest.StartSim(t)
 	cfg := loadConfig(t, sensegatetest.WriteConfigWith(t, sim, "http://localhost:8080", fmt.Sprintf(`identity:
   provider: jwt
   cookie_secrets: ["AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="]

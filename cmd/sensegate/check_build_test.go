@@ -7,8 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sensegate/sensegate/tooling/qliksim"
-	"github.com/sensegate/sensegate/tooling/qliksim/qliksimtest"
 	"github.com/sensegate/sensegate/tooling/sensegatetest"
 )
 
@@ -16,7 +14,7 @@ import (
 // serve would fail on beyond QPS fails the check too, naming its key: here
 // a Redis store nobody answers at, with QPS itself fine.
 func TestCheckConnectBuildsTheGateway(t *testing.T) {
-	sim := qliksimtest.Start(t, nil, qliksim.Options{})
+	sim := sensegatetest.StartSim(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -29,7 +27,7 @@ func TestCheckConnectBuildsTheGateway(t *testing.T) {
   redis:
     addr: "`+dead+`"
 `)
-	err = run(context.Background(), t, io.Discard, "check", "--connect", "--config", f)
+	err = run(context.Background(), io.Discard, "check", "--connect", "--config", f)
 	if err == nil || !strings.Contains(err.Error(), "store.redis.addr") {
 		t.Fatalf("check --connect with Redis down = %v, want an error naming store.redis.addr", err)
 	}
