@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -61,16 +60,7 @@ func TestTokenExchangeFromConfig(t *testing.T) {
 	}
 	do := func(method, path string, hdr ...string) *http.Response {
 		t.Helper()
-		req, _ := http.NewRequest(method, base+path, nil)
-		for i := 0; i+1 < len(hdr); i += 2 {
-			req.Header.Set(hdr[i], hdr[i+1])
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
+		resp, _ := sensegatetest.Do(t, method, base+path, hdr...)
 		return resp
 	}
 

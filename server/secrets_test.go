@@ -2,7 +2,6 @@ package server
 
 import (
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"strings"
@@ -33,17 +32,7 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 	const clientSecret = "client-sent-secret-0123456789"
 	get := func(user, path string, hdr ...string) {
 		t.Helper()
-		req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
-		req.Header.Set("X-Forwarded-User", user)
-		for i := 0; i+1 < len(hdr); i += 2 {
-			req.Header.Set(hdr[i], hdr[i+1])
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
+		sensegatetest.Get(t, "http://"+addr+path, append([]string{"X-Forwarded-User", user}, hdr...)...)
 	}
 	for _, u := range []string{"alice", "bob", "carol"} {
 		get(u, "/hub/", "Cookie", "X-Qlik-Session="+clientSecret, "Authorization", "Bearer "+clientSecret)

@@ -7,12 +7,12 @@ import (
 	"time"
 )
 
-// Get sends GET url with the headers hdr (name, value pairs) on a client
-// of its own, whose connections it closes, and returns the status and the
-// body.
-func Get(t testing.TB, url string, hdr ...string) (int, string) {
+// Do sends a request of method to url with the headers hdr (name, value
+// pairs) on a client of its own, whose connections it closes, and returns
+// the response, its body read and closed, and the body.
+func Do(t testing.TB, method, url string, hdr ...string) (*http.Response, string) {
 	t.Helper()
-	req, err := http.NewRequest("GET", url, nil)
+	req, err := http.NewRequest(method, url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -23,11 +23,18 @@ func Get(t testing.TB, url string, hdr ...string) (int, string) {
 	defer c.CloseIdleConnections()
 	resp, err := c.Do(req)
 	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
+		t.Fatalf("%s %s: %v", method, url, err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return resp, string(b)
+}
+
+// Get is Do of GET, returning the status and the body.
+func Get(t testing.TB, url string, hdr ...string) (int, string) {
+	t.Helper()
+	resp, body := Do(t, "GET", url, hdr...)
+	return resp.StatusCode, body
 }
 
 // HubAs asks sensegate at addr for Qlik's hub as user, named in the
