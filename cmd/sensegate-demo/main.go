@@ -1,8 +1,9 @@
 // Command sensegate-demo runs the demo in one process: the QSEoW
 // simulator, a sample mashup, and sensegate in front of both with a
-// development login (or, with --oidc, a development OpenID provider). It
-// is a development tool, not part of the sensegate binary; sensegate runs
-// in it through the same path as `sensegate serve` (server.Run).
+// development login (or, with --oidc, a development OpenID provider; with
+// --spa, a single-page app signing in there itself). It is a development
+// tool, not part of the sensegate binary; sensegate runs in it through the
+// same path as `sensegate serve` (server.Run).
 package main
 
 import (
@@ -61,6 +62,7 @@ func newDemoCmd() *cobra.Command {
 		dead     string
 		debug    bool
 		oidc     bool
+		spaMode  bool
 		origins  []string
 		admin    string
 	)
@@ -76,12 +78,17 @@ you pick a user. Open the printed address in a browser.
 With --oidc, sensegate signs users in with OpenID Connect instead, at a
 development OpenID provider started alongside (devidp) that knows the
 simulator's users (alice, bob, carol, dev; password "demo") and sends their
-groups in the ID token.`,
+groups in the ID token.
+
+With --spa, sensegate verifies access tokens (identity provider jwt) of a
+single-page app it serves at /spa/: the page signs in at the development
+OpenID provider itself (oidc-client-ts, code flow with PKCE) and trades its
+token for sensegate's login cookie at /.sensegate/session.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := devlog.New(cmd.ErrOrStderr(), debug)
 			defer log.Sync()
-			return runDemo(cmd.Context(), cmd.OutOrStdout(), demoOptions{listen: listen, dataDir: dataDir, simAdmin: simAdmin, simCSRF: csrf, simDeadSocket: dead, csrfMode: csrfMode, oidc: oidc, allowedOrigins: origins, adminListen: admin}, log, nil)
+			return runDemo(cmd.Context(), cmd.OutOrStdout(), demoOptions{listen: listen, dataDir: dataDir, simAdmin: simAdmin, simCSRF: csrf, simDeadSocket: dead, csrfMode: csrfMode, oidc: oidc, spa: spaMode, allowedOrigins: origins, adminListen: admin}, log, nil)
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "address of sensegate")
@@ -91,6 +98,7 @@ groups in the ID token.`,
 	cmd.Flags().StringVar(&dead, "sim-dead-socket", "", `how the simulator answers an Engine websocket with a dead session cookie: its virtual proxies' dead_socket (must-authenticate, close, 500, 302, 401; empty: must-authenticate)`)
 	cmd.Flags().StringVar(&csrfMode, "qlik-websocket-csrf", string(config.DefaultWebsocketCSRF), "sensegate's qlik.websocket_csrf (auto, on, off)")
 	cmd.Flags().BoolVar(&oidc, "oidc", false, `sign in with OpenID Connect at a development identity provider started in process (the simulator's users, password "demo") instead of the development login page`)
+	cmd.Flags().BoolVar(&spaMode, "spa", false, `serve a single-page app at /spa/ that signs in at a development identity provider itself and trades its access token for sensegate's login cookie (identity provider jwt with identity.jwt.session)`)
 	cmd.Flags().BoolVar(&debug, "debug", false, "log at debug level")
 	cmd.Flags().StringVar(&admin, "admin-listen", config.DefaultAdminListen, "address of sensegate's admin listener: /metrics, /healthz, /readyz (empty: off)")
 	cmd.Flags().StringArrayVar(&origins, "allowed-origin", nil, "an origin added to server.allowed_origins, e.g. a mashup on another port (repeatable)")
@@ -106,6 +114,8 @@ type demoOptions struct {
 	simDeadSocket string
 	csrfMode      string
 	oidc          bool
+	// spa is --spa: startDemoSPA.
+	spa bool
 	// allowedOrigins are added to server.allowed_origins.
 	allowedOrigins []string
 	// adminListen is admin.listen ("" : no admin listener).
@@ -131,6 +141,9 @@ const (
 // receives sensegate's address once it listens.
 func runDemo(ctx context.Context, out io.Writer, o demoOptions, log *zap.Logger, ready chan<- net.Addr) error {
 	listen := o.listen
+	if o.oidc && o.spa {
+		return errors.New("--oidc and --spa: choose one")
+	}
 	simCfg := qliksim.DefaultConfig()
 	simCfg.ProxyListen, simCfg.QPSListen, simCfg.AdminListen = "127.0.0.1:0", "127.0.0.1:0", o.simAdmin
 	simCfg.CertDir = filepath.Join(o.dataDir, "qlik-certs")
@@ -178,6 +191,11 @@ func runDemo(ctx context.Context, out io.Writer, o demoOptions, log *zap.Logger,
 	c.Server.Listen = ln.Addr().String()
 	c.Server.RawPublicURL = "http://localhost:" + port
 	c.Server.RawAllowedOrigins = append([]string{"http://127.0.0.1:" + port}, o.allowedOrigins...)
+	if o.spa {
+		// 127.0.0.1 is another site than localhost: the exchange's
+		// cookie would have to be SameSite=None, which needs https.
+		c.Server.RawAllowedOrigins = o.allowedOrigins
+	}
 	c.Qlik.RawURL = sim.ProxyURL()
 	c.Qlik.UserDirectory = "ACME"
 	c.Qlik.CA = sim.Certs().Root
@@ -194,10 +212,19 @@ func runDemo(ctx context.Context, out io.Writer, o demoOptions, log *zap.Logger,
 	// (audit.enabled is on by default) on standard error.
 	c.Admin.Listen = o.adminListen
 	var idp *devidp.IDP
+	if o.spa {
+		var stopSPA func()
+		if idp, stopSPA, err = startDemoSPA(c, simCfg.Users, log.Named("devidp")); err != nil {
+			return err
+		}
+		defer stopSPA()
+	}
 	if o.oidc {
 		if idp, err = startDemoIDP(c, simCfg.Users, log.Named("devidp")); err != nil {
 			return err
 		}
+	}
+	if idp != nil {
 		defer func() {
 			sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 			defer cancel()
@@ -207,11 +234,11 @@ func runDemo(ctx context.Context, out io.Writer, o demoOptions, log *zap.Logger,
 	if err := c.Validate(); err != nil {
 		return fmt.Errorf("demo configuration: %w", err)
 	}
-	// Without --oidc, the development login replaces identity.provider
-	// static; with it, sensegate builds its OIDC provider from c as serve
-	// would.
+	// Without --oidc or --spa, the development login replaces
+	// identity.provider static; with them, sensegate builds its OIDC or
+	// JWT provider from c as serve would.
 	var provider identity.Provider
-	if !o.oidc {
+	if !o.oidc && !o.spa {
 		var users []identity.User
 		for _, u := range simCfg.Users {
 			users = append(users, identity.User{Directory: u.Directory, ID: u.ID})
@@ -235,7 +262,11 @@ func runDemo(ctx context.Context, out io.Writer, o demoOptions, log *zap.Logger,
 		// the sign that the demo is up and expect the rest with it.
 		var msg strings.Builder
 		if idp != nil {
-			fmt.Fprintf(&msg, "\nsensegate demo: open %s/ in a browser and sign in at the development identity provider.\n", c.Server.PublicURL())
+			open := "/"
+			if o.spa {
+				open = demoSPAPath
+			}
+			fmt.Fprintf(&msg, "\nsensegate demo: open %s%s in a browser and sign in at the development identity provider.\n", c.Server.PublicURL(), open)
 			fmt.Fprintf(&msg, "  Identity provider (devidp): %s\n", idp.Issuer())
 			fmt.Fprintf(&msg, "  Users: %s; password %q\n", strings.Join(usernames(demoIDPUsers(c.Qlik.UserDirectory, simCfg.Users)), ", "), demoPassword)
 		} else {

@@ -15,7 +15,11 @@
 // ID tokens carry sub, preferred_username and name (scope profile), email
 // and email_verified (scope email), and groups (unless the client has
 // GroupsInUserinfoOnly; userinfo always has them), which is what
-// sensegate's default claim mapping reads.
+// sensegate's default claim mapping reads. Access tokens are opaque, or
+// JWTs with the same claims for clients with JWTAccessTokens (single-page
+// apps calling sensegate's jwt provider). Every endpoint answers CORS
+// from any origin (the OP library's default), so that such an app's page
+// can read discovery and the keys and call the token endpoint.
 package devidp
 
 import (
@@ -100,6 +104,17 @@ type Client struct {
 	// tokens, as providers with many groups do (Entra ID's overage, Okta
 	// by default): the userinfo endpoint still answers it.
 	GroupsInUserinfoOnly bool
+	// JWTAccessTokens makes the client's access tokens JWTs signed with
+	// the IdP's key (RS256, verifiable against the JWKS), as an API such
+	// as sensegate's jwt provider needs: iss, sub, aud (the client ID),
+	// exp, iat, nbf, jti, client_id, scope (space-separated), and the
+	// user's claims for the scopes granted as in ID tokens
+	// (preferred_username, name, email, email_verified; groups unless
+	// GroupsInUserinfoOnly). A JWT stays valid until it expires, whatever
+	// RevokeUser or a logout does; the userinfo and introspection
+	// endpoints refuse it from then on. False (the default): opaque
+	// access tokens, which only the IdP itself understands.
+	JWTAccessTokens bool
 }
 
 // Config configures an IDP.
@@ -240,6 +255,10 @@ func Start(cfg Config) (*IDP, error) {
 // Issuer returns the issuer URL, such as http://127.0.0.1:port: discovery is at
 // Issuer() + "/.well-known/openid-configuration".
 func (i *IDP) Issuer() string { return i.issuer }
+
+// JWKSURL returns the URL of the IdP's signing keys (the discovery
+// document's jwks_uri), against which JWTs it issues verify.
+func (i *IDP) JWKSURL() string { return i.provider.KeysEndpoint().Absolute(i.issuer) }
 
 // Close stops the IdP, waiting up to ctx for requests in progress. Calling
 // it again is harmless.

@@ -7,9 +7,11 @@ import (
 	"crypto/rsa"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -654,10 +656,37 @@ func (s *storage) SetIntrospectionFromToken(_ context.Context, resp *oidc.Intros
 	return nil
 }
 
-// GetPrivateClaimsFromScopes implements op.OPStorage: no claims beyond the
-// standard ones in (JWT) access tokens.
+// GetPrivateClaimsFromScopes implements op.OPStorage. op asks
+// GetPrivateClaimsFromRequest instead, which sees the whole request.
 func (s *storage) GetPrivateClaimsFromScopes(context.Context, string, string, []string) (map[string]any, error) {
 	return nil, nil
+}
+
+// GetPrivateClaimsFromRequest implements op.CanGetPrivateClaimsFromRequest:
+// the claims a JWT access token (Client.JWTAccessTokens) carries beyond
+// op's registered ones: the scopes granted, and the user's claims for
+// them as in the client's ID tokens. op hands restricted scopes without
+// profile and email, so the request's own are read.
+func (s *storage) GetPrivateClaimsFromRequest(_ context.Context, req op.TokenRequest, _ []string) (map[string]any, error) {
+	scopes := req.GetScopes()
+	s.mu.Lock()
+	noGroups := s.clients[clientOf(req)].GroupsInUserinfoOnly
+	s.mu.Unlock()
+	var ui oidc.UserInfo
+	if err := s.setClaims(&ui, req.GetSubject(), scopes, noGroups); err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(&ui)
+	if err != nil {
+		return nil, err
+	}
+	var claims map[string]any
+	if err := json.Unmarshal(b, &claims); err != nil {
+		return nil, err
+	}
+	delete(claims, "sub") // op's
+	claims["scope"] = strings.Join(scopes, " ")
+	return claims, nil
 }
 
 // errNoJWTProfile answers the JWT profile grant and private_key_jwt, which
@@ -697,6 +726,13 @@ func (c *client) AuthMethod() oidc.AuthMethod {
 	return oidc.AuthMethodBasic // client_secret_post is accepted too (op.Config.AuthMethodPost)
 }
 
+func (c *client) AccessTokenType() op.AccessTokenType {
+	if c.c.JWTAccessTokens {
+		return op.AccessTokenTypeJWT
+	}
+	return op.AccessTokenTypeBearer
+}
+
 func (c *client) ResponseTypes() []oidc.ResponseType {
 	return []oidc.ResponseType{oidc.ResponseTypeCode}
 }
@@ -705,8 +741,8 @@ func (c *client) GrantTypes() []oidc.GrantType {
 	return []oidc.GrantType{oidc.GrantTypeCode, oidc.GrantTypeRefreshToken}
 }
 
-func (c *client) LoginURL(id string) string            { return c.loginURL + id }
-func (c *client) AccessTokenType() op.AccessTokenType  { return op.AccessTokenTypeBearer }
+func (c *client) LoginURL(id string) string { return c.loginURL + id }
+
 func (c *client) IDTokenLifetime() time.Duration       { return c.c.IDTokenLifetime }
 func (c *client) DevMode() bool                        { return false }
 func (c *client) ClockSkew() time.Duration             { return 0 }
@@ -725,6 +761,7 @@ var (
 	_ op.Storage                        = (*storage)(nil)
 	_ op.CanSetUserinfoFromRequest      = (*storage)(nil)
 	_ op.CanTerminateSessionFromRequest = (*storage)(nil)
+	_ op.CanGetPrivateClaimsFromRequest = (*storage)(nil)
 	_ op.AuthRequest                    = (*authRequest)(nil)
 	_ op.RefreshTokenRequest            = (*refreshTokenRequest)(nil)
 	_ op.Client                         = (*client)(nil)
