@@ -3,12 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/sensegate/sensegate/tooling/sensegatetest"
@@ -16,46 +16,14 @@ import (
 	"golang.org/x/oauth2"
 )
 
-// runSPADemo runs the demo with o until t ends and returns sensegate's
-// public URL and the demo's output.
-func runSPADemo(t *testing.T, o demoOptions) (public string, out *syncBuffer) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	out = &syncBuffer{}
-	ready := make(chan net.Addr, 1)
-	done := make(chan error, 1)
-	go func() { done <- runDemo(ctx, out, o, zaptest.NewLogger(t), ready) }()
-	var addr net.Addr
-	select {
-	case addr = <-ready:
-	case err := <-done:
-		cancel()
-		t.Fatalf("demo exited: %v\n%s", err, out.String())
-	case <-time.After(30 * time.Second):
-		cancel()
-		t.Fatalf("demo did not start:\n%s", out.String())
-	}
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("demo returned %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Error("demo did not stop")
-		}
-	})
-	return fmt.Sprintf("http://localhost:%d", addr.(*net.TCPAddr).Port), out
-}
-
 // `sensegate-demo --spa` (issue 18) serves the single-page app on
 // sensegate's origin and signs it in at devidp, whose JWT access tokens
 // sensegate's jwt provider trades for its login cookie. The app's steps,
 // played here by a Go client: the code flow with PKCE as the app's public
 // client, then POST and DELETE /.sensegate/session.
 func TestDemoSPA(t *testing.T) {
-	public, out := runSPADemo(t, demoOptions{listen: "127.0.0.1:0", dataDir: t.TempDir(), spa: true})
+	demo, addr := startDemo(t, demoOptions{spa: true}, zaptest.NewLogger(t))
+	public, out := fmt.Sprintf("http://localhost:%d", addr.(*net.TCPAddr).Port), demo.Out
 	m := regexp.MustCompile(`Identity provider \(devidp\): (http://127\.0\.0\.1:\d+)`).FindStringSubmatch(out.String())
 	if m == nil || !strings.Contains(out.String(), "open "+public+"/spa/ in a browser") {
 		t.Fatalf("demo output lacks the app's address or the IdP:\n%s", out.String())
@@ -124,7 +92,7 @@ func TestDemoSPA(t *testing.T) {
 
 // --spa and --oidc are two ways of signing in: together they are refused.
 func TestDemoSPAAndOIDC(t *testing.T) {
-	err := runDemo(context.Background(), &syncBuffer{}, demoOptions{listen: "127.0.0.1:0", dataDir: t.TempDir(), spa: true, oidc: true}, zaptest.NewLogger(t), nil)
+	err := runDemo(context.Background(), io.Discard, demoOptions{listen: "127.0.0.1:0", dataDir: t.TempDir(), spa: true, oidc: true}, zaptest.NewLogger(t), nil)
 	if err == nil || !strings.Contains(err.Error(), "--oidc and --spa") {
 		t.Errorf("runDemo(--spa --oidc) = %v, want a refusal naming both", err)
 	}
