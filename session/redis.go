@@ -142,16 +142,25 @@ type RedisOptions struct {
 	Logger *zap.Logger
 }
 
+// redisKeyspace returns the key prefix of a Redis store of prefix
+// (DefaultRedisPrefix when empty) and the ring of its keys.
+func redisKeyspace(prefix string, keys [][]byte) (string, *seal.Ring, error) {
+	ring, err := seal.New(keys)
+	if err != nil {
+		return "", nil, fmt.Errorf("session: encryption keys: %w", err)
+	}
+	if prefix == "" {
+		prefix = DefaultRedisPrefix
+	}
+	return prefix, ring, nil
+}
+
 // NewRedis returns a Store over c, which the caller keeps and closes. It
 // fails only on bad Keys.
 func NewRedis(c redis.UniversalClient, opts RedisOptions) (*Redis, error) {
-	ring, err := seal.New(opts.Keys)
+	prefix, ring, err := redisKeyspace(opts.Prefix, opts.Keys)
 	if err != nil {
-		return nil, fmt.Errorf("session: encryption keys: %w", err)
-	}
-	prefix := opts.Prefix
-	if prefix == "" {
-		prefix = DefaultRedisPrefix
+		return nil, err
 	}
 	r := &Redis{
 		c: c, prefix: prefix + redisJarNS, lockPrefix: prefix + redisLockNS,

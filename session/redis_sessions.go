@@ -36,13 +36,9 @@ type RedisSessionsOptions struct {
 // NewRedisSessions returns a SessionStore over c, which the caller keeps
 // and closes. It fails only on bad Keys.
 func NewRedisSessions(c redis.UniversalClient, opts RedisSessionsOptions) (*RedisSessions, error) {
-	ring, err := seal.New(opts.Keys)
+	prefix, ring, err := redisKeyspace(opts.Prefix, opts.Keys)
 	if err != nil {
-		return nil, fmt.Errorf("session: encryption keys: %w", err)
-	}
-	prefix := opts.Prefix
-	if prefix == "" {
-		prefix = DefaultRedisPrefix
+		return nil, err
 	}
 	return &RedisSessions{c: c, prefix: prefix + redisLoginNS, lockPrefix: prefix + redisLockNS + redisLoginNS, ring: ring}, nil
 }
