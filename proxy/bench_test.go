@@ -193,11 +193,11 @@ func BenchmarkHTTPSmall(b *testing.B) {
 	sg := newBenchSensegate(b, upstream.URL, nil, false) // the production default transport
 	sense := httptest.NewServer(sg)
 	defer sense.Close()
-	defer sg.opts.Transport.(*http.Transport).CloseIdleConnections()
+	defer sg.CloseIdleConnections()
 	sgm := newBenchSensegate(b, upstream.URL, nil, true)
 	senseMetrics := httptest.NewServer(sgm)
 	defer senseMetrics.Close()
-	defer sgm.opts.Transport.(*http.Transport).CloseIdleConnections()
+	defer sgm.CloseIdleConnections()
 
 	// The handler must really be on the warm path: the jar's cookie goes
 	// upstream, nothing else.
