@@ -242,6 +242,25 @@ func peakRSS(pid int, tree bool) (int64, error) {
 	return statusSum(pid, tree, "VmHWM")
 }
 
+// sampleAnon reads the anonymous RSS (RssAnon: the heap and stacks, not
+// the binary's pages) of pid and, with tree, its children, every interval
+// until stop is closed, and returns the largest sum it read (0 if none).
+func sampleAnon(pid int, tree bool, interval time.Duration, stop <-chan struct{}) int64 {
+	var peak int64
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		if n, err := statusSum(pid, tree, "RssAnon"); err == nil && n > peak {
+			peak = n
+		}
+		select {
+		case <-stop:
+			return peak
+		case <-tick.C:
+		}
+	}
+}
+
 // resetPeakRSS sets pid's peak RSS (and with tree its children's) to its
 // current RSS (Linux's clear_refs 5).
 func resetPeakRSS(pid int, tree bool) error {

@@ -97,3 +97,11 @@ func running(pid int) bool {
 	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
 	return len(f) > 0 && f[0] != "Z"
 }
+
+func TestSampleAnon(t *testing.T) {
+	stop := make(chan struct{})
+	close(stop)
+	if n := sampleAnon(os.Getpid(), false, time.Millisecond, stop); n <= 0 {
+		t.Errorf("sampleAnon(self) = %d, want a positive size", n)
+	}
+}

@@ -151,11 +151,17 @@ func (h *harness) httpLoad(ctx context.Context, key, workload, path string, size
 			return command(bctx, argv...).CombinedOutput()
 		}
 		// The peak RSS is the proxy's under this load alone, the warming
-		// included.
+		// included; so is the peak of its anonymous part, sampled.
+		var (
+			stopAnon chan struct{}
+			anonPeak = make(chan int64, 1)
+		)
 		if t.proc != nil {
 			if err := resetPeakRSS(t.proc.pid(), t.tree); err != nil {
 				h.note("%s, %s: peak RSS not reset: %v", workload, t.name, err)
 			}
+			stopAnon = make(chan struct{})
+			go func() { anonPeak <- sampleAnon(t.proc.pid(), t.tree, 50*time.Millisecond, stopAnon) }()
 		}
 		// An unmeasured second first: connection pools and the Go
 		// processes' heaps grow to the load, which otherwise costs the
@@ -168,6 +174,11 @@ func (h *harness) httpLoad(ctx context.Context, key, workload, path string, size
 		cpu0 := h.cpu(t)
 		h.profiled(ctx, t, key, secs, func() { out, err = wrk(secs) })
 		cpu1 := h.cpu(t)
+		var anon int64
+		if stopAnon != nil {
+			close(stopAnon)
+			anon = <-anonPeak
+		}
 		if err != nil {
 			h.note("%s, %s: wrk: %v: %s", workload, t.name, err, strings.TrimSpace(string(out)))
 			continue
@@ -199,6 +210,10 @@ func (h *harness) httpLoad(ctx context.Context, key, workload, path string, size
 			if peak, err := peakRSS(t.proc.pid(), t.tree); err == nil {
 				h.report.Set(key+"-peak", workload, "proxy peak RSS (MiB)", t.name, float64(peak)/mib, failed)
 				peakNote = fmt.Sprintf("  peak RSS %5.1f MiB", float64(peak)/mib)
+			}
+			if anon > 0 {
+				h.report.Set(key+"-anon", workload, "proxy peak anonymous RSS, sampled (MiB)", t.name, float64(anon)/mib, failed)
+				peakNote += fmt.Sprintf(" (anonymous %5.1f)", float64(anon)/mib)
 			}
 		}
 		logf("  %-9s %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms%s%s", t.name, w.RequestsPerSec, w.P50, w.P99, cpuNote, peakNote)
@@ -499,7 +514,8 @@ func (h *harness) describe() {
 		fmt.Sprintf("HTTP: `wrk -t 2 -c %d -d %s --latency`, GET of the 1 KiB or the 1 MiB resource, keep-alive, "+
 			"as fast as the target answers (saturating: latencies then are mostly queueing), after an unmeasured second of "+
 			"the same load; the CPU time (user and system) each proxy process used over the measured run, per request, "+
-			"and its peak RSS (VmHWM, reset before the warming second) under the load. For latency, `loadgen rate` "+
+			"and its peak RSS (VmHWM, reset before the warming second) under the load, and the peak of its anonymous part "+
+			"(RssAnon, sampled every 50 ms: the heap and stacks without the binary's own pages). For latency, `loadgen rate` "+
 			"sends 1 KiB GETs at a fixed rate, a quarter of the slowest target's saturated rate, over %d connections for %s, each "+
 			"timed from when it was due (a late answer's delay to the next request counts).", o.httpConns, d, o.httpConns, d),
 		fmt.Sprintf("Engine websocket: `loadgen ws` opens an app (OpenDoc) and sets its script (SetScript) so that each "+
