@@ -41,8 +41,9 @@ import (
 // checks: conflicting Content-Length, Transfer-Encoding). Unlike
 // Transport it adds no "Accept-Encoding: gzip" of its own (so it never
 // decompresses for a client that did not ask for compression), offers no
-// HTTP/2 over TLS (no ALPN), and leaves resp.TLS shared by the answers of
-// one connection. A connection goes back to the pool only once its
+// HTTP/2 over TLS (no ALPN), leaves resp.TLS shared by the answers of one
+// connection, and of an httptrace.ClientTrace calls Got1xxResponse only
+// (ReverseProxy's, which passes interim answers on). A connection goes back to the pool only once its
 // answer was read to the end, with nothing after it; one that has
 // anything to read while idle (an answer nobody asked for, or the
 // server's close) is dropped before it is used again, so an upstream
@@ -53,7 +54,7 @@ import (
 // (the connection is closed).
 type h1Transport struct {
 	std *http.Transport
-	tls *tls.Config // std's, without ALPN; nil until an https request
+	tls *tls.Config // std's without ALPN, cloned for each TLS connection
 
 	mu      sync.Mutex
 	idle    map[poolKey][]*h1Conn // most recently used last
@@ -518,44 +519,49 @@ func (c *h1Conn) releaseReader() {
 
 // h1Body is an answer's body: at its end the connection goes back to the
 // pool; closed before, the connection is closed (what is left of the body
-// is not read).
+// is not read). Close may come while a Read waits: it closes the
+// connection, which ends the Read.
 type h1Body struct {
 	c    *h1Conn
 	body io.ReadCloser // http.ReadResponse's
 	stop func() bool
 	keep bool
 	mu   sync.Mutex
-	end  error // what reads return once the connection is let go: io.EOF, or errBodyDone
+	end  error // once the connection was let go, what reads return: io.EOF, or errBodyDone
 }
 
 func (b *h1Body) Read(p []byte) (int, error) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.end != nil {
-		return 0, b.end
+	end := b.end
+	b.mu.Unlock()
+	if end != nil {
+		return 0, end
 	}
 	n, err := b.body.Read(p)
 	if err != nil {
-		b.finish(err)
+		b.finish(err, true)
 	}
 	return n, err
 }
 
 // errBodyDone is the error of a read after the body was closed.
-var errBodyDone = errors.New("proxy: read on a closed or finished Qlik answer body")
+var errBodyDone = errors.New("proxy: read on a closed Qlik answer body")
 
 func (b *h1Body) Close() error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.end == nil {
-		b.finish(errBodyDone)
-	}
+	b.finish(errBodyDone, false)
 	return nil
 }
 
-// finish hands the connection back (err io.EOF: the whole body was read)
-// or closes it. b.mu is held.
-func (b *h1Body) finish(err error) {
+// finish lets go of the connection, once: back to the pool when the
+// whole body was read (err io.EOF), closed otherwise. reader says whether
+// it runs on the reading goroutine: only then may the connection's reader
+// go back to its pool (a Read may be using it).
+func (b *h1Body) finish(err error, reader bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.end != nil {
+		return
+	}
 	if err == io.EOF {
 		b.end = io.EOF
 		b.c.done(b.stop, b.keep)
@@ -563,6 +569,8 @@ func (b *h1Body) finish(err error) {
 	}
 	b.end = errBodyDone
 	b.stop()
-	b.c.releaseReader()
+	if reader {
+		b.c.releaseReader()
+	}
 	b.c.close()
 }

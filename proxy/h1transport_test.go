@@ -369,6 +369,35 @@ func TestH1TransportEarlyClose(t *testing.T) {
 	}
 }
 
+// Close ends a Read that waits for more of the body.
+func TestH1TransportCloseDuringRead(t *testing.T) {
+	s := newCountingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "100")
+		w.Write([]byte("start"))
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	})
+	h1 := newTestH1(t, nil)
+	req, _ := http.NewRequest(http.MethodGet, s.URL, nil)
+	resp, err := h1.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(resp.Body, make([]byte, 5)); err != nil {
+		t.Fatal(err)
+	}
+	read := make(chan error, 1)
+	go func() {
+		_, err := resp.Body.Read(make([]byte, 10))
+		read <- err
+	}()
+	resp.Body.Close()
+	if err := <-read; err == nil {
+		t.Error("Read after a concurrent Close: nil error")
+	}
+	waitClosed(t, s)
+}
+
 // Answers that end their connection (Connection: close, HTTP/1.0) leave
 // nothing in the pool.
 func TestH1TransportConnectionClose(t *testing.T) {
