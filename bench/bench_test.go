@@ -150,7 +150,7 @@ func TestChecksPairRounds(t *testing.T) {
 		r.Round = s.round
 		r.Set(KeyHTTPSmallRate, "HTTP", "requests/s", s.target, s.v, false)
 	}
-	if got, want := r.ratios(KeyHTTPSmallRate, Sensegate, KeyHTTPSmallRate, Bare), []float64{1.1, 0.9}; !sameRatios(got, want) {
+	if got, want := r.Ratios(KeyHTTPSmallRate, Sensegate, KeyHTTPSmallRate, Bare), []float64{1.1, 0.9}; !sameRatios(got, want) {
 		t.Errorf("ratios = %v, want %v (rounds 0 and 2)", got, want)
 	}
 	for _, c := range r.Checks() {

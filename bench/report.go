@@ -154,10 +154,10 @@ func (r *Report) Value(key, target string) (float64, bool) {
 	return v, ok && !row.Failed[target]
 }
 
-// ratios returns, round by round, target's figure on the row with key
+// Ratios returns, round by round, target's figure on the row with key
 // divided by other's on the row with otherKey: one ratio for each round
 // in which both were measured, none when either had errors.
-func (r *Report) ratios(key, target, otherKey, other string) []float64 {
+func (r *Report) Ratios(key, target, otherKey, other string) []float64 {
 	a, b := r.row(key), r.row(otherKey)
 	if a == nil || b == nil || a.Failed[target] || b.Failed[other] {
 		return nil
@@ -175,8 +175,8 @@ func (r *Report) ratios(key, target, otherKey, other string) []float64 {
 	return qs
 }
 
-// spread formats ratios: their median, and their range over the rounds.
-func spread(qs []float64) string {
+// Spread formats ratios: their median, and their range over the rounds.
+func Spread(qs []float64) string {
 	m := median(qs)
 	if len(qs) == 1 {
 		return fmt.Sprintf("%.2f× (one run)", m)
@@ -203,11 +203,11 @@ func (r *Report) Checks() []Check {
 	// on otherKey with met; atLeast and atMost with a bound.
 	ratio := func(key, otherKey, other string, met func(q float64) bool) func() (string, bool, bool) {
 		return func() (string, bool, bool) {
-			qs := r.ratios(key, Sensegate, otherKey, other)
+			qs := r.Ratios(key, Sensegate, otherKey, other)
 			if len(qs) == 0 {
 				return "—", false, false
 			}
-			return spread(qs), met(median(qs)), true
+			return Spread(qs), met(median(qs)), true
 		}
 	}
 	atLeast := func(key, other string, want float64) func() (string, bool, bool) {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -105,7 +106,32 @@ func (h *harness) runWorkloads(ctx context.Context) error {
 			return err
 		}
 	}
+	h.contextNotes()
 	return nil
+}
+
+// contextNotes adds notes that put the targets that depend on the
+// machine in scale, from the figures measured.
+func (h *harness) contextNotes() {
+	r := h.report
+	if qs := r.Ratios(bench.KeyLoginP99, bench.Direct, bench.KeyTicketP50, bench.Direct); len(qs) > 0 {
+		h.note("Cold burst, for scale: a client doing the work itself (direct) reaches its first bytes at p99 in %s its own ticket + redemption p50, with one process fewer on the cores.", bench.Spread(qs))
+	}
+	for _, w := range []struct{ name, key string }{{"1 KiB", "http-1k"}, {"1 MiB", "http-1m"}} {
+		if qs := r.Ratios(w.key+"-anon", bench.Sensegate, w.key+"-anon", bench.Bare); len(qs) > 0 {
+			h.note("Peak RSS under HTTP %s, anonymous part alone (heap and stacks, without the pages of the binary, %s for sensegate and %s for the bare proxy): sensegate ÷ bare %s.",
+				w.name, binarySize(filepath.Join(h.o.bin, "sensegate")), binarySize(filepath.Join(h.o.bin, "bareproxy")), bench.Spread(qs))
+		}
+	}
+}
+
+// binarySize returns the size of the file at path in MiB, as text.
+func binarySize(path string) string {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "?"
+	}
+	return fmt.Sprintf("%.1f MiB", float64(fi.Size())/mib)
 }
 
 // ordered returns the targets in this round's order: rotated by one per
