@@ -102,3 +102,33 @@ func TestIdleConnDeadlineAndClose(t *testing.T) {
 		t.Errorf("after Close: err = %v, want net.ErrClosed", err)
 	}
 }
+
+// A write deadline moved by little keeps the one set; an earlier one, or
+// none, is set at once.
+func TestIdleConnWriteDeadline(t *testing.T) {
+	ic, _ := tcpPair(t)
+	now := time.Now()
+	steps := []struct {
+		set, want time.Time
+	}{
+		{now.Add(30 * time.Second), now.Add(30 * time.Second)},
+		{now.Add(31 * time.Second), now.Add(30 * time.Second)}, // 1 s later: within 1/16 of 31 s
+		{now.Add(40 * time.Second), now.Add(40 * time.Second)},
+		{now.Add(time.Second), now.Add(time.Second)}, // earlier: at once
+		{time.Time{}, time.Time{}},
+		{now.Add(time.Minute), now.Add(time.Minute)},
+	}
+	for i, s := range steps {
+		if err := ic.SetWriteDeadline(s.set); err != nil {
+			t.Fatal(err)
+		}
+		if !ic.wd.Equal(s.want) {
+			t.Errorf("step %d: deadline %v, want %v", i, ic.wd.Sub(now), s.want.Sub(now))
+		}
+	}
+	// The deadline really is the connection's: past it, a write fails.
+	ic.SetWriteDeadline(time.Now().Add(-time.Second))
+	if _, err := ic.Write([]byte("x")); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("write past the deadline: err = %v, want os.ErrDeadlineExceeded", err)
+	}
+}

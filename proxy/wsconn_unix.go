@@ -8,6 +8,7 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // idleConn is a TCP connection of a relayed websocket that holds a read
@@ -22,6 +23,13 @@ import (
 //
 // It does what net.TCPConn's Read does, in the same system calls: a read,
 // and when nothing is there, a wait for the poller and another read.
+//
+// Write deadlines are moved lazily: gorilla sets one before every frame
+// it writes (the relay asks for DefaultWriteWait from each message), and
+// moving a connection's deadline costs a timer update in the runtime. A
+// deadline later than the one set by at most a sixteenth of what is left
+// of it keeps the one set, so a write is given 15/16 of its time at least.
+// An earlier deadline, or none, is set at once.
 type idleConn struct {
 	*net.TCPConn
 	rc   syscall.RawConn
@@ -31,6 +39,9 @@ type idleConn struct {
 	fillFn func(fd uintptr) bool
 	n      int
 	err    error
+
+	wmu sync.Mutex
+	wd  time.Time // the write deadline set on the connection
 }
 
 // wsChunkSize is the size of an idleConn's read chunk: a small Engine
@@ -77,6 +88,23 @@ func (c *idleConn) Read(p []byte) (int, error) {
 	}
 	c.r, c.w = 0, c.n
 	return c.drain(p), nil
+}
+
+func (c *idleConn) SetWriteDeadline(t time.Time) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if !t.IsZero() && !c.wd.IsZero() && !t.Before(c.wd) && t.Sub(c.wd) <= time.Until(t)/16 {
+		return nil
+	}
+	c.wd = t
+	return c.TCPConn.SetWriteDeadline(t)
+}
+
+func (c *idleConn) SetDeadline(t time.Time) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.wd = t
+	return c.TCPConn.SetDeadline(t)
 }
 
 // drain returns what is held, into p, and lets go of the chunk once it
