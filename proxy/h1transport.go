@@ -460,11 +460,12 @@ func (c *h1Conn) exchange(req *http.Request) (*http.Response, error) {
 	} else {
 		c.br.Reset(c)
 	}
-	if d := c.t.std.ResponseHeaderTimeout; d > 0 {
-		// Cleared below: it bounds the wait for the header only. The
-		// context's end closes the connection, which no deadline undoes.
-		c.conn.SetReadDeadline(time.Now().Add(d))
-		defer c.conn.SetReadDeadline(time.Time{})
+	timed := c.t.std.ResponseHeaderTimeout > 0
+	if timed {
+		// It bounds the wait for the header only: it is cleared before
+		// the body is read (below). The context's end closes the
+		// connection, which no deadline undoes.
+		c.conn.SetReadDeadline(time.Now().Add(c.t.std.ResponseHeaderTimeout))
 	}
 	trace := httptrace.ContextClientTrace(req.Context())
 	c.limit = c.maxHeader()
@@ -484,6 +485,12 @@ func (c *h1Conn) exchange(req *http.Request) (*http.Response, error) {
 		}
 		if code >= 200 {
 			resp.TLS = c.tlsState
+			if timed && !(resp.Body == http.NoBody || resp.ContentLength >= 0 && int64(c.br.Buffered()) >= resp.ContentLength) {
+				// The body is read from the connection. A body already
+				// in the buffer is not, nor is the next answer's header
+				// read before the next exchange sets its own deadline.
+				c.conn.SetReadDeadline(time.Time{})
+			}
 			return resp, nil
 		}
 		if trace != nil && trace.Got1xxResponse != nil {

@@ -298,6 +298,45 @@ func TestH1TransportResponseHeaderTimeout(t *testing.T) {
 	waitClosed(t, s)
 }
 
+// ResponseHeaderTimeout bounds the header only: a body that comes slower
+// is read whole, and a pooled connection gets the full bound again.
+func TestH1TransportHeaderTimeoutSparesTheBody(t *testing.T) {
+	const timeout = 50 * time.Millisecond
+	release := make(chan struct{})
+	s := newCountingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow-body" {
+			w.Header().Set("Content-Length", "10")
+			w.Write([]byte("first"))
+			w.(http.Flusher).Flush()
+			<-release
+			w.Write([]byte("-last"))
+			return
+		}
+		io.WriteString(w, "small")
+	})
+	h1 := newTestH1(t, func(std *http.Transport) { std.ResponseHeaderTimeout = timeout })
+	if _, body, err := get(t, h1, s.URL+"/small"); err != nil || body != "small" {
+		t.Fatalf("GET /small: %q, %v", body, err)
+	}
+	req, _ := http.NewRequest(http.MethodGet, s.URL+"/slow-body", nil)
+	resp, err := h1.RoundTrip(req)
+	if err != nil {
+		t.Fatalf("GET /slow-body on the pooled connection: %v", err)
+	}
+	defer resp.Body.Close()
+	go func() {
+		// Past the header timeout, the rest of the body comes.
+		<-time.After(3 * timeout)
+		close(release)
+	}()
+	if b, err := io.ReadAll(resp.Body); err != nil || string(b) != "first-last" {
+		t.Errorf("body %q, %v; want first-last", b, err)
+	}
+	if n := s.conns.Load(); n != 1 {
+		t.Errorf("%d connections, want 1", n)
+	}
+}
+
 // The request's context ends the wait for the answer and the body read;
 // the connection is closed, not pooled.
 func TestH1TransportContextEnds(t *testing.T) {
