@@ -90,6 +90,10 @@ func testReport() *Report {
 	r.Set(KeyLoginP99, "Cold burst", "p99 ms", Sensegate, 7.5, false)
 	r.Set(KeyTickets, "Cold burst", "tickets", Sensegate, 500, false)
 	r.Set(KeySessionRSS, "Memory", "KiB per session", Sensegate, 2.5, false)
+	r.Set(KeyHTTPSmallPeak, "HTTP 1 KB", "peak RSS", Bare, 20, false)
+	r.Set(KeyHTTPSmallPeak, "HTTP 1 KB", "peak RSS", Sensegate, 25, false)
+	r.Set(KeyHTTPLargePeak, "HTTP 1 MB", "peak RSS", Bare, 20, false)
+	r.Set(KeyHTTPLargePeak, "HTTP 1 MB", "peak RSS", Sensegate, 27, false)
 	return r
 }
 
@@ -101,15 +105,16 @@ func TestChecks(t *testing.T) {
 	tests := []struct {
 		goalPart, status, measured string
 	}{
-		{"0.95× bare", "met", "0.97×"},
-		{"≥ nginx", "not met", "0.78×"},
+		{"1.0× bare", "not met", "0.97× (one run)"},
+		{"distance to nginx", "met", "0.78× (one run)"},
 		{"added over direct", "not met", "+1.40 ms"},
-		{"0.8× direct messages", "not measured", "—"}, // sensegate's run failed
+		{"0.95× bare ReverseProxy messages", "not measured", "—"}, // sensegate's run failed
 		{"0.9× direct MiB/s", "not measured", "—"},
 		{"exactly one ticket", "met", "500 tickets for 500 users, 0 users without exactly one"},
-		{"p99 time to first byte", "met", "7.50 ms = 1.88× 4.00 ms"},
+		{"p99 time to first byte", "met", "7.50 ms ÷ 4.00 ms: 1.88× (one run)"},
+		{"peak RSS", "not met", "1 KiB: 1.25× (one run); 1 MiB: 1.35× (one run)"},
 		{"2 KiB", "not met", "2.50 KiB"},
-		{"40 KiB", "not measured", "—"},
+		{"30 KiB", "not measured", "—"},
 	}
 	if len(got) != len(tests) {
 		t.Errorf("Checks() gave %d goals, want %d", len(got), len(tests))
@@ -130,6 +135,43 @@ func TestChecks(t *testing.T) {
 			t.Errorf("%s: %q %q, want %q %q", c.Goal, c.Measured, c.Status, tt.measured, tt.status)
 		}
 	}
+}
+
+// The ratios of a target pair the figures of one round, and the check
+// shows their median and range.
+func TestChecksPairRounds(t *testing.T) {
+	var r Report
+	// Sensegate's 2nd round failed to run at all: rounds 0 and 2 pair.
+	for _, s := range []struct {
+		round  int
+		target string
+		v      float64
+	}{{0, Bare, 100}, {0, Sensegate, 110}, {1, Bare, 50}, {2, Sensegate, 108}, {2, Bare, 120}} {
+		r.Round = s.round
+		r.Set(KeyHTTPSmallRate, "HTTP", "requests/s", s.target, s.v, false)
+	}
+	if got, want := r.Ratios(KeyHTTPSmallRate, Sensegate, KeyHTTPSmallRate, Bare), []float64{1.1, 0.9}; !sameRatios(got, want) {
+		t.Errorf("ratios = %v, want %v (rounds 0 and 2)", got, want)
+	}
+	for _, c := range r.Checks() {
+		if strings.Contains(c.Goal, "1.0× bare") {
+			if want := "1.00× (0.90–1.10 over 2 rounds)"; c.Measured != want || c.Status != "met" {
+				t.Errorf("%s: %q %s, want %q met", c.Goal, c.Measured, c.Status, want)
+			}
+		}
+	}
+}
+
+func sameRatios(a, b []float64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if d := a[i] - b[i]; d > 1e-9 || d < -1e-9 {
+			return false
+		}
+	}
+	return true
 }
 
 func TestSetMedian(t *testing.T) {
@@ -171,11 +213,23 @@ func TestMarkdown(t *testing.T) {
 			t.Errorf("Markdown() lacks %q:\n%s", want, md)
 		}
 	}
+	// A baseline gets a column, and a ratio.
+	r.Set(KeyHTTPSmallRate, "HTTP 1 KB", "requests/s", Baseline, 15000, false)
+	md = r.Markdown()
+	for _, want := range []string{
+		"| workload | metric | direct | bare ReverseProxy | nginx | sensegate | sensegate (baseline) | sensegate ÷ direct | sensegate ÷ bare | sensegate ÷ baseline |",
+		"| HTTP 1 KB | requests/s | 40000 | 20000 | 25000 | 19500 | 15000 | 0.49× | 0.97× | 1.30× |",
+		"| Memory | KiB per session | — | — | — | 2.50 | — | — | — | — |",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("Markdown() with a baseline lacks %q:\n%s", want, md)
+		}
+	}
 	// Every table line has as many cells as the header.
 	for _, line := range strings.Split(md, "\n") {
 		if strings.HasPrefix(line, "| HTTP 1 KB |") || strings.HasPrefix(line, "| Memory |") {
-			if n := strings.Count(line, "|"); n != 9 {
-				t.Errorf("%q has %d bars, want 9", line, n)
+			if n := strings.Count(line, "|"); n != 11 {
+				t.Errorf("%q has %d bars, want 11", line, n)
 			}
 		}
 	}

@@ -122,9 +122,11 @@ type Options struct {
 	// request that cannot reach the node is replayed on a new session
 	// from Sessions, after Nodes.Down.
 	Nodes Nodes
-	// Transport carries requests to Qlik (nil: a clone of
-	// http.DefaultTransport). Its TLS config also serves websocket dials
-	// when it is an *http.Transport.
+	// Transport carries requests to Qlik (nil: NewTransport's). When it
+	// is an *http.Transport, requests without a body (GET, HEAD,
+	// OPTIONS) go over connections of the Handler's own that follow its
+	// settings (see h1Transport), the others through it; its TLS config
+	// also serves websocket dials.
 	Transport http.RoundTripper
 	// Routes are the non-Qlik upstreams.
 	Routes []Route
@@ -183,6 +185,7 @@ type Options struct {
 type Handler struct {
 	opts         Options
 	log          *zap.Logger
+	upstream     http.RoundTripper // opts.Transport, or an h1Transport in front of it
 	qlik         *qlikProxy
 	ws           *relay
 	routes       []*routeProxy   // longest path first
@@ -296,6 +299,10 @@ func New(opts Options) (*Handler, error) {
 	if ex, ok := opts.Identity.(identity.TokenExchanger); ok && ex.ExchangesTokens() {
 		h.own.HandleFunc("POST "+ReservedPrefix+"session", func(w http.ResponseWriter, r *http.Request) { h.serveSessionStart(w, r, ex) })
 		h.own.HandleFunc("DELETE "+ReservedPrefix+"session", h.serveSessionEnd)
+	}
+	h.upstream = opts.Transport
+	if t, ok := opts.Transport.(*http.Transport); ok {
+		h.upstream = newH1Transport(t)
 	}
 	h.qlik = newQlikProxy(h)
 	h.ws = newRelay(h)
@@ -648,7 +655,7 @@ func (h *Handler) Shutdown(ctx context.Context) error { return h.ws.shutdown(ctx
 // and route transports (after Shutdown, so that nothing lingers).
 func (h *Handler) CloseIdleConnections() {
 	type idleCloser interface{ CloseIdleConnections() }
-	if c, ok := h.opts.Transport.(idleCloser); ok {
+	if c, ok := h.upstream.(idleCloser); ok {
 		c.CloseIdleConnections()
 	}
 	for _, rp := range h.routes {

@@ -143,11 +143,12 @@ func (l *limiter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	sw := l.pool.Get().(*stallWriter)
 	*sw = stallWriter{ResponseWriter: w, dl: dl, d: l.l.Write}
-	if sw.d > 0 {
-		// A kept-alive connection still has the deadline of its previous
-		// response, which may have passed.
-		dl.SetWriteDeadline(time.Time{})
-	}
+	// A kept-alive connection still has the deadline of its previous
+	// response, which may have passed: the bound starts now (what
+	// net/http may write before the handler does, a 100 Continue, is
+	// bound too), and the first writes of a prompt answer need not move
+	// it again.
+	sw.extend()
 	var body io.ReadCloser
 	if bodied {
 		body = r.Body

@@ -30,7 +30,7 @@ func newQlikProxy(h *Handler) *qlikProxy {
 	q := &qlikProxy{h: h}
 	q.rp = &httputil.ReverseProxy{
 		Rewrite:        q.rewrite,
-		Transport:      &sessionTransport{h: h, next: h.mQlik.transport(h.opts.Transport)},
+		Transport:      &sessionTransport{h: h, next: h.mQlik.transport(h.upstream)},
 		ModifyResponse: q.modifyResponse,
 		ErrorHandler:   q.errorHandler,
 		BufferPool:     newBufferPool(),

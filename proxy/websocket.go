@@ -30,16 +30,16 @@ const invalidateTimeout = 10 * time.Second
 // other side's close before dropping both connections.
 const closeGrace = 5 * time.Second
 
-// Buffer sizes of relayed websockets. An idle socket holds only its read
-// buffers, so they stay small: a message larger than the read buffer is
-// read straight into the other side's write buffer. Clients mostly send
-// small requests, Qlik answers of a few KiB. Write buffers come from a
-// pool while a message is being written; a large one means few frames and
-// system calls for large messages.
+// Buffer sizes of relayed websockets. An idle socket should hold no
+// buffer: reads go through an idleConn, which takes a chunk from a pool
+// only while data is there, and gorilla's reader over it is as small as
+// gorilla allows (it must hold a control frame); a message larger than a
+// chunk is read straight into the other side's write buffer. Write
+// buffers come from a pool while a message is being written; a large one
+// means few frames and system calls for large messages.
 const (
-	wsClientReadBufferSize = 1 << 10
-	wsQlikReadBufferSize   = 4 << 10
-	wsWriteBufferSize      = 64 << 10
+	wsReadBufferSize  = 256
+	wsWriteBufferSize = 64 << 10
 )
 
 // relay relays Engine websockets between clients and Qlik, frame by frame,
@@ -63,19 +63,27 @@ func newRelay(h *Handler) *relay {
 		tlsCfg = t.TLSClientConfig.Clone()
 	}
 	pool := &sync.Pool{}
+	var nd net.Dialer
 	return &relay{
 		h: h,
 		dialer: websocket.Dialer{
+			NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				c, err := nd.DialContext(ctx, network, addr)
+				if err != nil {
+					return nil, err
+				}
+				return newIdleConn(c), nil
+			},
 			TLSClientConfig:  tlsCfg,
 			HandshakeTimeout: DefaultHandshakeTimeout,
-			ReadBufferSize:   wsQlikReadBufferSize,
+			ReadBufferSize:   wsReadBufferSize,
 			WriteBufferSize:  wsWriteBufferSize,
 			WriteBufferPool:  pool,
 		},
 		upgrader: websocket.Upgrader{
 			// A reader of its own: reusing net/http's (size 0) would keep
 			// its connection state, and a larger buffer, alive.
-			ReadBufferSize:  wsClientReadBufferSize,
+			ReadBufferSize:  wsReadBufferSize,
 			WriteBufferSize: wsWriteBufferSize,
 			WriteBufferPool: pool,
 			// The Origin is checked in serve, before Qlik is dialled.
@@ -170,7 +178,7 @@ func (rl *relay) serve(w http.ResponseWriter, r *http.Request, u identity.User, 
 	if sp := up.Subprotocol(); sp != "" {
 		respHdr.Set("Sec-WebSocket-Protocol", sp)
 	}
-	client, err := rl.upgrader.Upgrade(w, r, respHdr)
+	client, err := rl.upgrader.Upgrade(idleHijacker{w}, r, respHdr)
 	if err != nil {
 		// Upgrade has answered the client.
 		up.Close()
@@ -802,29 +810,33 @@ const maxNotification = 4 << 10
 // It decides before the message goes on, so a client that reacts to it
 // at once already finds the jar without the dead session.
 type fatalWatcher struct {
-	p    *wsPair
-	s    rpcScanner
-	head [peekSize]byte
-	more []byte // maxNotification+1 bytes, made when first needed and kept for the pair's life
+	p   *wsPair
+	s   rpcScanner
+	buf *[maxNotification + 1]byte // the head of the message being relayed, from headBufs
 }
+
+// headBufs holds the buffers of the heads of Qlik's messages: peekSize
+// bytes, or up to maxNotification+1 for those that may be session
+// notifications.
+var headBufs = sync.Pool{New: func() any { return new([maxNotification + 1]byte) }}
 
 func (w *fatalWatcher) start(r io.Reader) (io.Reader, []byte, error) {
 	w.s.reset()
-	n, err := io.ReadFull(r, w.head[:])
-	w.s.Write(w.head[:n])
-	head := w.head[:n]
+	// A buffer of the pool's for the message's head, given back once the
+	// message was sent on (end): a socket waiting for its next message
+	// holds none.
+	w.buf = headBufs.Get().(*[maxNotification + 1]byte)
+	n, err := io.ReadFull(r, w.buf[:peekSize])
+	w.s.Write(w.buf[:n])
 	if err == nil && !w.s.ruledOut() {
 		// The head may begin a notification: read on to its bound, one
 		// byte past it to tell a message of exactly the bound.
-		if w.more == nil {
-			w.more = make([]byte, maxNotification+1)
-		}
-		copy(w.more, head)
 		var m int
-		m, err = io.ReadFull(r, w.more[n:])
-		w.s.Write(w.more[n : n+m])
-		head = w.more[:n+m]
+		m, err = io.ReadFull(r, w.buf[n:])
+		w.s.Write(w.buf[n : n+m])
+		n += m
 	}
+	head := w.buf[:n]
 	if (err == io.EOF || err == io.ErrUnexpectedEOF) && w.s.notification() {
 		w.p.sessionEnded(w.s.method)
 	}
@@ -834,7 +846,12 @@ func (w *fatalWatcher) start(r io.Reader) (io.Reader, []byte, error) {
 	return r, head, err
 }
 
-func (w *fatalWatcher) end() {}
+func (w *fatalWatcher) end() {
+	if w.buf != nil {
+		headBufs.Put(w.buf)
+		w.buf = nil
+	}
+}
 
 // isFatalMethod reports whether a proxy notification's method ends the
 // session.

@@ -185,7 +185,10 @@ func itoa(n int) string {
 // BenchmarkWebsocketIdleMemory reports the heap and stack sensegate holds
 // per idle relayed websocket: the same number of sockets is opened direct
 // and through sensegate (whose clients and engine live in this process
-// too), and the difference is sensegate's.
+// too), and the difference is sensegate's. Run it alone with -benchtime
+// 1x: a second round would count what the first is still closing.
+//
+//	go test -run XXX -bench WebsocketIdleMemory -benchtime 1x -count 6 ./proxy/
 func BenchmarkWebsocketIdleMemory(b *testing.B) {
 	const sockets = 1000
 	engine := benchEngine(b)

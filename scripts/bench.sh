@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The load harness (make bench): installs wrk and nginx from Debian when
-# missing, builds sensegate, the load generator and the bare ReverseProxy
-# into bin/bench, and runs bench/cmd/bench, which starts everything on
-# loopback, runs every workload against every target and writes
-# docs/performance.md. Arguments go to bench/cmd/bench (e.g. -quick, -out '').
+# missing, builds sensegate, the simulator, the load generator and the
+# bare ReverseProxy into bin/bench, and runs bench/cmd/bench, which starts
+# everything on loopback, runs every workload against every target and
+# writes docs/performance.md. Arguments go to bench/cmd/bench (e.g. -quick, -out '').
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
@@ -30,5 +30,6 @@ export PATH="$PATH:/usr/sbin"
 
 mkdir -p bin/bench
 GO="$GO" ./scripts/build.sh bin/bench/sensegate
+GO="$GO" ./scripts/build.sh bin/bench/qliksim ./cmd/qliksim
 "$GO" build -o bin/bench/ ./bench/cmd/loadgen ./bench/cmd/bareproxy ./bench/cmd/bench
 exec bin/bench/bench -bin bin/bench "$@"

@@ -70,7 +70,7 @@ type harness struct {
 }
 
 func newHarness(o options) (*harness, error) {
-	for _, name := range []string{"sensegate", "loadgen", "bareproxy"} {
+	for _, name := range []string{"sensegate", "qliksim", "loadgen", "bareproxy"} {
 		if _, err := os.Stat(filepath.Join(o.bin, name)); err != nil {
 			return nil, fmt.Errorf("%s: build the programs first (scripts/bench.sh does): %w", name, err)
 		}
@@ -158,7 +158,7 @@ func (h *harness) startAll(ctx context.Context) error {
 		smallPath, smallSize, largePath, largeSize)), 0o644); err != nil {
 		return err
 	}
-	sim, err := h.start("qliksim", nil, filepath.Join(h.o.bin, "sensegate"), "qliksim", "--config", simCfg)
+	sim, err := h.start("qliksim", nil, filepath.Join(h.o.bin, "qliksim"), "--config", simCfg)
 	if err != nil {
 		return err
 	}
@@ -208,27 +208,39 @@ func (h *harness) startAll(ctx context.Context) error {
 	}
 	h.addTarget(&target{name: bench.Nginx, base: "http://" + nginxAddr, auth: cookieAuth, proc: ng, tree: true})
 
-	sgCfg := filepath.Join(h.dir, "sensegate.yaml")
-	if err := os.WriteFile(sgCfg, []byte(fmt.Sprintf(sensegateConfig, sgAddr, sgAddr, simProxy, qliksim.DefaultCookieName+"-HTTP",
-		directory, h.certDir, simQPS, h.certDir, h.certDir, userHeader, sgAdmin)), 0o644); err != nil {
-		return err
-	}
 	var sgEnv []string
 	if g := h.o.sensegateGOGC; g != "" {
 		sgEnv = append(sgEnv, "GOGC="+g)
 		h.note("sensegate ran with GOGC=%s (the other Go processes with Go's default)", g)
 	}
-	sg, err := h.start("sensegate", sgEnv, filepath.Join(h.o.bin, "sensegate"), "serve", "--config", sgCfg)
-	if err != nil {
-		return err
+	sensegates := []struct{ name, bin, addr, admin string }{{bench.Sensegate, filepath.Join(h.o.bin, "sensegate"), sgAddr, sgAdmin}}
+	if h.o.baseline != "" {
+		addr, err1 := freePort()
+		admin, err2 := freePort()
+		if err := errors.Join(err1, err2); err != nil {
+			return err
+		}
+		sensegates = append(sensegates, struct{ name, bin, addr, admin string }{bench.Baseline, h.o.baseline, addr, admin})
+		h.note("The baseline is another sensegate binary (%s) with the same configuration, measured in the same rounds.", h.o.baseline)
 	}
-	if err := waitReady(ctx, sg, 30*time.Second, httpOK(h.sgAdmin+"/readyz")); err != nil {
-		return err
-	}
-	h.addTarget(&target{name: bench.Sensegate, base: "http://" + sgAddr, auth: []string{userHeader + ": " + benchUser}, proc: sg})
-
-	if err := h.warm(ctx); err != nil {
-		return err
+	for _, s := range sensegates {
+		cfg := filepath.Join(h.dir, s.name+".yaml")
+		if err := os.WriteFile(cfg, []byte(fmt.Sprintf(sensegateConfig, s.addr, s.addr, simProxy, qliksim.DefaultCookieName+"-HTTP",
+			directory, h.certDir, simQPS, h.certDir, h.certDir, userHeader, s.admin, h.o.profile != "" && s.name == bench.Sensegate)), 0o644); err != nil {
+			return err
+		}
+		p, err := h.start(s.name, sgEnv, s.bin, "serve", "--config", cfg)
+		if err != nil {
+			return err
+		}
+		if err := waitReady(ctx, p, 30*time.Second, httpOK("http://"+s.admin+"/readyz")); err != nil {
+			return err
+		}
+		t := &target{name: s.name, base: "http://" + s.addr, auth: []string{userHeader + ": " + benchUser}, proc: p}
+		h.addTarget(t)
+		if err := h.warm(ctx, t); err != nil {
+			return err
+		}
 	}
 	for _, t := range h.targets {
 		if err := check(ctx, t); err != nil {
@@ -238,21 +250,22 @@ func (h *harness) startAll(ctx context.Context) error {
 	return nil
 }
 
-// warm sends the bench user's first request through sensegate, so that the
-// jar holds their session, and checks at the simulator that it ran as them.
-func (h *harness) warm(ctx context.Context) error {
-	sg := h.byName[bench.Sensegate]
+// warm sends the bench user's first request through sg, a sensegate, so
+// that its jar holds their session, and checks at the simulator that it
+// ran as them.
+func (h *harness) warm(ctx context.Context, sg *target) error {
+	tag := "bench-warm-" + sg.name
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, sg.base+smallPath, nil)
 	req.Header.Set(userHeader, benchUser)
-	req.Header.Set("X-Sim-Tag", "bench-warm")
+	req.Header.Set("X-Sim-Tag", tag)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("warming sensegate: %w", err)
+		return fmt.Errorf("warming %s: %w", sg.name, err)
 	}
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("warming sensegate: status %d", resp.StatusCode)
+		return fmt.Errorf("warming %s: status %d", sg.name, resp.StatusCode)
 	}
 	var events []qliksim.Event
 	if err := getJSON(ctx, h.simAdmin+"/events", &events); err != nil {
@@ -260,14 +273,14 @@ func (h *harness) warm(ctx context.Context) error {
 	}
 	want := directory + `\` + benchUser
 	for _, e := range events {
-		if e.Tag == "bench-warm" {
+		if e.Tag == tag {
 			if e.User != want || e.Status != http.StatusOK {
-				return fmt.Errorf("warming sensegate: the simulator saw user %q status %d, want %q 200", e.User, e.Status, want)
+				return fmt.Errorf("warming %s: the simulator saw user %q status %d, want %q 200", sg.name, e.User, e.Status, want)
 			}
 			return nil
 		}
 	}
-	return errors.New("warming sensegate: the request did not reach the simulator")
+	return fmt.Errorf("warming %s: the request did not reach the simulator", sg.name)
 }
 
 // check makes one request of each size through t.
@@ -408,4 +421,56 @@ identity:
     trusted_proxies: ["127.0.0.1/32"]
 admin:
   listen: %s
+  pprof: %t
 `
+
+// profiled runs run, a workload's measured load against t, and with
+// -profile, when t is sensegate, fetches sensegate's CPU profile and its
+// allocations over secs seconds of it into the profile directory as
+// NAME.cpu.pprof and NAME.allocs.pprof.
+func (h *harness) profiled(ctx context.Context, t *target, name string, secs int, run func()) {
+	if h.o.profile == "" || t.name != bench.Sensegate || secs < 2 {
+		run()
+		return
+	}
+	if err := os.MkdirAll(h.o.profile, 0o755); err != nil {
+		h.note("profile: %v", err)
+		run()
+		return
+	}
+	// A second less than the load, so that the profile sees only load.
+	secs--
+	errs := make(chan error, 2)
+	for kind, path := range map[string]string{"cpu": "/debug/pprof/profile", "allocs": "/debug/pprof/allocs"} {
+		file := filepath.Join(h.o.profile, fmt.Sprintf("%s-round%d.%s.pprof", name, h.round+1, kind))
+		go func() { errs <- fetch(ctx, fmt.Sprintf("%s%s?seconds=%d", h.sgAdmin, path, secs), file) }()
+	}
+	run()
+	for range 2 {
+		if err := <-errs; err != nil {
+			h.note("profile of %s: %v", name, err)
+		}
+	}
+}
+
+// fetch writes the body of a GET of url to file.
+func fetch(ctx context.Context, url, file string) error {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: status %d", url, resp.StatusCode)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

@@ -43,11 +43,16 @@ type options struct {
 
 	// sensegateGOGC, if set, is GOGC for sensegate only.
 	sensegateGOGC string
+	// baseline, if set, is another sensegate binary measured alongside.
+	baseline string
+	// profile, if set, is where sensegate's CPU and allocation profiles
+	// of each throughput workload go (admin.pprof on).
+	profile string
 }
 
 func main() {
 	var o options
-	flag.StringVar(&o.bin, "bin", "bin/bench", "directory holding the sensegate, loadgen and bareproxy binaries")
+	flag.StringVar(&o.bin, "bin", "bin/bench", "directory holding the sensegate, qliksim, loadgen and bareproxy binaries")
 	flag.StringVar(&o.wrk, "wrk", "wrk", "the wrk binary")
 	flag.StringVar(&o.nginx, "nginx", "nginx", "the nginx binary")
 	flag.StringVar(&o.out, "out", "docs/performance.md", "where to write the report ('' prints it only)")
@@ -65,7 +70,9 @@ func main() {
 	flag.IntVar(&o.burstParallel, "burst-parallel", 8, "burst users logging in at once")
 	flag.IntVar(&o.sessions, "sessions", 10000, "users with a cached session for the memory figure")
 	flag.IntVar(&o.sockets, "sockets", 10000, "idle relayed websockets for the memory figure")
-	flag.StringVar(&o.sensegateGOGC, "sensegate-gogc", "", "GOGC for sensegate alone (e.g. 400; '' leaves Go's default, 100)")
+	flag.StringVar(&o.sensegateGOGC, "sensegate-gogc", "", "GOGC for sensegate alone (e.g. 400; '' leaves sensegate's own default)")
+	flag.StringVar(&o.baseline, "baseline", "", "another sensegate binary to measure alongside, as target \"baseline\" (e.g. the one before a change), in the throughput and burst workloads")
+	flag.StringVar(&o.profile, "profile", "", "directory for sensegate's CPU and allocation profiles of each throughput workload (turns admin.pprof on; the profiling costs sensegate some of its figures)")
 	flag.Parse()
 	if o.quick {
 		// Smaller defaults; flags given explicitly still win.

@@ -232,58 +232,152 @@ func (h *holder) release() {
 // rss returns the resident set size in bytes of pid and, with tree, of
 // its children too (nginx's workers).
 func rss(pid int, tree bool) (int64, error) {
-	total, err := vmRSS(pid)
+	return statusSum(pid, tree, "VmRSS")
+}
+
+// peakRSS returns the peak resident set size in bytes (VmHWM) of pid
+// and, with tree, the sum of its children's peaks too, since it started
+// or since resetPeakRSS.
+func peakRSS(pid int, tree bool) (int64, error) {
+	return statusSum(pid, tree, "VmHWM")
+}
+
+// sampleAnon reads the anonymous RSS (RssAnon: the heap and stacks, not
+// the binary's pages) of pid and, with tree, its children, every interval
+// until stop is closed, and returns the largest sum it read (0 if none).
+func sampleAnon(pid int, tree bool, interval time.Duration, stop <-chan struct{}) int64 {
+	var peak int64
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		if n, err := statusSum(pid, tree, "RssAnon"); err == nil && n > peak {
+			peak = n
+		}
+		select {
+		case <-stop:
+			return peak
+		case <-tick.C:
+		}
+	}
+}
+
+// resetPeakRSS sets pid's peak RSS (and with tree its children's) to its
+// current RSS (Linux's clear_refs 5).
+func resetPeakRSS(pid int, tree bool) error {
+	pids := []int{pid}
+	if tree {
+		pids = append(pids, children(pid)...)
+	}
+	var errs []error
+	for _, p := range pids {
+		errs = append(errs, os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", p), []byte("5"), 0))
+	}
+	return errors.Join(errs...)
+}
+
+// statusSum returns the size in bytes of field (VmRSS, VmHWM) of pid's
+// /proc/PID/status and, with tree, the sum with its children's.
+func statusSum(pid int, tree bool, field string) (int64, error) {
+	total, err := statusSize(pid, field)
 	if err != nil || !tree {
 		return total, err
 	}
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return 0, err
-	}
-	for _, e := range entries {
-		child, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if ppid(child) == pid {
-			n, err := vmRSS(child)
-			if err == nil {
-				total += n
-			}
+	for _, child := range children(pid) {
+		if n, err := statusSize(child, field); err == nil {
+			total += n
 		}
 	}
 	return total, nil
 }
 
-// vmRSS reads VmRSS from /proc/PID/status.
-func vmRSS(pid int) (int64, error) {
+// statusSize reads a size field of /proc/PID/status in bytes.
+func statusSize(pid int, field string) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
 	}
 	for line := range strings.Lines(string(b)) {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
 			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 			return kb << 10, err
 		}
 	}
-	return 0, fmt.Errorf("/proc/%d/status: no VmRSS", pid)
+	return 0, fmt.Errorf("/proc/%d/status: no %s", pid, field)
+}
+
+// clockTick is the unit of the CPU times in /proc/PID/stat (USER_HZ,
+// 100 on Linux whatever the kernel's own tick).
+const clockTick = 10 * time.Millisecond
+
+// cpuTime returns the CPU time (user and system) pid has used so far
+// and, with tree, its children too (nginx's workers).
+func cpuTime(pid int, tree bool) (time.Duration, error) {
+	total, err := procCPU(pid)
+	if err != nil || !tree {
+		return total, err
+	}
+	for _, child := range children(pid) {
+		if n, err := procCPU(child); err == nil {
+			total += n
+		}
+	}
+	return total, nil
+}
+
+// procCPU reads utime and stime from /proc/PID/stat.
+func procCPU(pid int) (time.Duration, error) {
+	f, err := statFields(pid)
+	if err != nil {
+		return 0, err
+	}
+	// After "pid (comm)": state is f[0], utime f[11], stime f[12].
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: too few fields", pid)
+	}
+	u, err1 := strconv.ParseInt(f[11], 10, 64)
+	s, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+	}
+	return time.Duration(u+s) * clockTick, nil
+}
+
+// statFields returns the fields of /proc/PID/stat after "pid (comm)";
+// comm may hold spaces and parentheses.
+func statFields(pid int) ([]string, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil, err
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return nil, fmt.Errorf("/proc/%d/stat: no comm", pid)
+	}
+	return strings.Fields(s[i+1:]), nil
+}
+
+// children returns the processes whose parent is pid.
+func children(pid int) []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err == nil && ppid(child) == pid {
+			out = append(out, child)
+		}
+	}
+	return out
 }
 
 // ppid returns the parent of pid, or 0.
 func ppid(pid int) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// pid (comm) state ppid …; comm may hold spaces and parentheses.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 2 {
+	// state ppid …
+	f, err := statFields(pid)
+	if err != nil || len(f) < 2 {
 		return 0
 	}
 	n, _ := strconv.Atoi(f[1])

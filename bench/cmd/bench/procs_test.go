@@ -18,6 +18,27 @@ func TestRSS(t *testing.T) {
 	if got, want := ppid(os.Getpid()), os.Getppid(); got != want {
 		t.Errorf("ppid(self) = %d, want %d", got, want)
 	}
+	peak, err := peakRSS(os.Getpid(), false)
+	if err != nil || peak < n/2 {
+		t.Errorf("peakRSS(self) = %d, %v; want about RSS %d or more", peak, err, n)
+	}
+	if err := resetPeakRSS(os.Getpid(), false); err != nil {
+		t.Errorf("resetPeakRSS(self): %v", err)
+	}
+}
+
+func TestCPUTime(t *testing.T) {
+	before, err := cpuTime(os.Getpid(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Spin past a few clock ticks.
+	for start := time.Now(); time.Since(start) < 50*time.Millisecond; {
+	}
+	after, err := cpuTime(os.Getpid(), true)
+	if err != nil || after <= before {
+		t.Errorf("cpuTime(self) = %v then %v (%v); want it to grow over 50 ms of spinning", before, after, err)
+	}
 }
 
 // TestStopEndsTheGroup starts a shell with a child, and checks that stop
@@ -75,4 +96,12 @@ func running(pid int) bool {
 	s := string(b)
 	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
 	return len(f) > 0 && f[0] != "Z"
+}
+
+func TestSampleAnon(t *testing.T) {
+	stop := make(chan struct{})
+	close(stop)
+	if n := sampleAnon(os.Getpid(), false, time.Millisecond, stop); n <= 0 {
+		t.Errorf("sampleAnon(self) = %d, want a positive size", n)
+	}
 }

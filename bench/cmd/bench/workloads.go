@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -72,6 +73,7 @@ func (h *harness) runWorkloads(ctx context.Context) error {
 	}
 	for round := range n {
 		h.round = round
+		h.report.Round = round
 		for _, s := range steps {
 			if len(only) > 0 && !only[s.id] || !rounds[s.id] {
 				continue
@@ -82,15 +84,54 @@ func (h *harness) runWorkloads(ctx context.Context) error {
 		}
 	}
 	h.round = 0
+	h.report.Round = 0
 	for _, s := range steps {
 		if len(only) > 0 && !only[s.id] || rounds[s.id] {
+			continue
+		}
+		if s.id == "burst" {
+			// Short: repeated, for the spread of its target.
+			for round := range n {
+				h.round = round
+				h.report.Round = round
+				if err := run(s, fmt.Sprintf(" (round %d of %d)", round+1, n)); err != nil {
+					return err
+				}
+			}
+			h.round = 0
+			h.report.Round = 0
 			continue
 		}
 		if err := run(s, ""); err != nil {
 			return err
 		}
 	}
+	h.contextNotes()
 	return nil
+}
+
+// contextNotes adds notes that put the targets that depend on the
+// machine in scale, from the figures measured.
+func (h *harness) contextNotes() {
+	r := h.report
+	if qs := r.Ratios(bench.KeyLoginP99, bench.Direct, bench.KeyTicketP50, bench.Direct); len(qs) > 0 {
+		h.note("Cold burst, for scale: a client doing the work itself (direct) reaches its first bytes at p99 in %s its own ticket + redemption p50, with one process fewer on the cores.", bench.Spread(qs))
+	}
+	for _, w := range []struct{ name, key string }{{"1 KiB", "http-1k"}, {"1 MiB", "http-1m"}} {
+		if qs := r.Ratios(w.key+"-anon", bench.Sensegate, w.key+"-anon", bench.Bare); len(qs) > 0 {
+			h.note("Peak RSS under HTTP %s, anonymous part alone (heap and stacks, without the pages of the binary, %s for sensegate and %s for the bare proxy): sensegate ÷ bare %s.",
+				w.name, binarySize(filepath.Join(h.o.bin, "sensegate")), binarySize(filepath.Join(h.o.bin, "bareproxy")), bench.Spread(qs))
+		}
+	}
+}
+
+// binarySize returns the size of the file at path in MiB, as text.
+func binarySize(path string) string {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "?"
+	}
+	return fmt.Sprintf("%.1f MiB", float64(fi.Size())/mib)
 }
 
 // ordered returns the targets in this round's order: rotated by one per
@@ -135,11 +176,35 @@ func (h *harness) httpLoad(ctx context.Context, key, workload, path string, size
 			defer cancel()
 			return command(bctx, argv...).CombinedOutput()
 		}
+		// The peak RSS is the proxy's under this load alone, the warming
+		// included; so is the peak of its anonymous part, sampled.
+		var (
+			stopAnon chan struct{}
+			anonPeak = make(chan int64, 1)
+		)
+		if t.proc != nil {
+			if err := resetPeakRSS(t.proc.pid(), t.tree); err != nil {
+				h.note("%s, %s: peak RSS not reset: %v", workload, t.name, err)
+			}
+			stopAnon = make(chan struct{})
+			go func() { anonPeak <- sampleAnon(t.proc.pid(), t.tree, 50*time.Millisecond, stopAnon) }()
+		}
 		// An unmeasured second first: connection pools and the Go
 		// processes' heaps grow to the load, which otherwise costs the
 		// first target of a round some of its figure.
 		wrk(1)
-		out, err := wrk(secs)
+		var (
+			out []byte
+			err error
+		)
+		cpu0 := h.cpu(t)
+		h.profiled(ctx, t, key, secs, func() { out, err = wrk(secs) })
+		cpu1 := h.cpu(t)
+		var anon int64
+		if stopAnon != nil {
+			close(stopAnon)
+			anon = <-anonPeak
+		}
 		if err != nil {
 			h.note("%s, %s: wrk: %v: %s", workload, t.name, err, strings.TrimSpace(string(out)))
 			continue
@@ -160,9 +225,39 @@ func (h *harness) httpLoad(ctx context.Context, key, workload, path string, size
 		h.report.Set(key+"-rate", workload, metric, t.name, w.RequestsPerSec, failed)
 		h.report.Set(key+"-p50", workload, "latency p50 (ms)", t.name, w.P50, failed)
 		h.report.Set(key+"-p99", workload, "latency p99 (ms)", t.name, w.P99, failed)
-		logf("  %-9s %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms", t.name, w.RequestsPerSec, w.P50, w.P99)
+		cpuNote := ""
+		if cpu0 >= 0 && cpu1 >= 0 && w.Requests > 0 {
+			us := float64(cpu1-cpu0) / float64(time.Microsecond) / float64(w.Requests)
+			h.report.Set(key+"-cpu", workload, "proxy CPU per request (µs)", t.name, us, failed)
+			cpuNote = fmt.Sprintf("  CPU %5.1f µs/req", us)
+		}
+		peakNote := ""
+		if t.proc != nil {
+			if peak, err := peakRSS(t.proc.pid(), t.tree); err == nil {
+				h.report.Set(key+"-peak", workload, "proxy peak RSS (MiB)", t.name, float64(peak)/mib, failed)
+				peakNote = fmt.Sprintf("  peak RSS %5.1f MiB", float64(peak)/mib)
+			}
+			if anon > 0 {
+				h.report.Set(key+"-anon", workload, "proxy peak anonymous RSS, sampled (MiB)", t.name, float64(anon)/mib, failed)
+				peakNote += fmt.Sprintf(" (anonymous %5.1f)", float64(anon)/mib)
+			}
+		}
+		logf("  %-9s %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms%s%s", t.name, w.RequestsPerSec, w.P50, w.P99, cpuNote, peakNote)
 	}
 	return nil
+}
+
+// cpu returns the CPU time t's proxy process has used, -1 when t has none
+// or it cannot be read.
+func (h *harness) cpu(t *target) time.Duration {
+	if t.proc == nil {
+		return -1
+	}
+	d, err := cpuTime(t.proc.pid(), t.tree)
+	if err != nil {
+		return -1
+	}
+	return d
 }
 
 // pacedFraction of the slowest target's saturated rate is the fixed rate
@@ -214,7 +309,15 @@ func (h *harness) wsLoad(ctx context.Context, key, workload string, conns, size 
 		ws := "ws" + strings.TrimPrefix(t.base, "http") + "/app/" + benchApp
 		argv := h.loadgen("ws", append([]string{"-url", ws, "-conns", strconv.Itoa(conns), "-size", strconv.Itoa(size),
 			"-duration", h.o.duration.String()}, headerFlags(t)...)...)
-		r, err := runLoad(ctx, h.o.duration+2*time.Minute, argv...)
+		var (
+			r   bench.Result
+			err error
+		)
+		// The profile starts with loadgen, so it also sees the sockets
+		// being opened and the app set up, a small part of it.
+		cpu0 := h.cpu(t)
+		h.profiled(ctx, t, key, max(int(h.o.duration/time.Second), 1), func() { r, err = runLoad(ctx, h.o.duration+2*time.Minute, argv...) })
+		cpu1 := h.cpu(t)
 		if err != nil {
 			h.note("%s, %s: %v", workload, t.name, err)
 			continue
@@ -227,6 +330,10 @@ func (h *harness) wsLoad(ctx context.Context, key, workload string, conns, size 
 		h.report.Set(key+"-mbps", workload, "MiB/s", t.name, r.PerSecond(r.Bytes)/mib, failed)
 		h.report.Set(key+"-p50", workload, "round trip p50 (ms)", t.name, r.P50, failed)
 		h.report.Set(key+"-p99", workload, "round trip p99 (ms)", t.name, r.P99, failed)
+		if cpu0 >= 0 && cpu1 >= 0 && r.Ops > 0 {
+			// The sockets' setup is in it too: a small part of a run.
+			h.report.Set(key+"-cpu", workload, "proxy CPU per message (µs)", t.name, float64(cpu1-cpu0)/float64(time.Microsecond)/float64(r.Ops), failed)
+		}
 		logf("  %-9s %8.0f msg/s  %7.1f MiB/s  p50 %6.2f ms  p99 %6.2f ms", t.name, r.PerSecond(r.Ops), r.PerSecond(r.Bytes)/mib, r.P50, r.P99)
 	}
 	return nil
@@ -240,7 +347,7 @@ func (h *harness) burst(ctx context.Context) error {
 	workload := fmt.Sprintf("Cold-login burst, %d users × %d first requests, %d users at a time", o.burstUsers, o.burstPerUser, o.burstParallel)
 	base, err := runLoad(ctx, 5*time.Minute, h.loadgen("login", "-qps", h.simQPS, "-url", h.simProxy+smallPath, "-certs", h.certDir,
 		"-users", strconv.Itoa(o.burstUsers), "-per-user", strconv.Itoa(o.burstPerUser), "-parallel", strconv.Itoa(o.burstParallel),
-		"-user-prefix", "login-")...)
+		"-user-prefix", fmt.Sprintf("login-r%d-", h.round))...)
 	if err != nil {
 		return err
 	}
@@ -253,19 +360,14 @@ func (h *harness) burst(ctx context.Context) error {
 	h.report.Set(bench.KeyTicketP99, workload, "ticket + redemption p99 (ms)", bench.Direct, base.LoginP99, base.Errors > 0)
 	logf("  direct: first byte p50 %.2f ms  p99 %.2f ms; ticket + redemption p50 %.2f ms  p99 %.2f ms", base.P50, base.P99, base.LoginP50, base.LoginP99)
 
-	sg := h.byName[bench.Sensegate]
-	r, err := runLoad(ctx, 10*time.Minute, h.loadgen("burst", "-url", sg.base+smallPath, "-users", strconv.Itoa(o.burstUsers),
-		"-per-user", strconv.Itoa(o.burstPerUser), "-parallel", strconv.Itoa(o.burstParallel),
-		"-user-header", userHeader, "-user-prefix", "burst-")...)
-	if err != nil {
+	if b, ok := h.byName[bench.Baseline]; ok {
+		if _, err := h.burstThrough(ctx, workload, b, "base"); err != nil {
+			return err
+		}
+	}
+	if _, err := h.burstThrough(ctx, workload, h.byName[bench.Sensegate], "burst"); err != nil {
 		return err
 	}
-	failed := r.Errors > 0
-	if failed {
-		h.note("%s: %d of %d requests failed: %s", workload, r.Errors, r.Errors+r.Ops, r.FirstError)
-	}
-	h.report.Set(bench.KeyLoginP50, workload, "time to first byte p50 (ms)", bench.Sensegate, r.P50, failed)
-	h.report.Set(bench.KeyLoginP99, workload, "time to first byte p99 (ms)", bench.Sensegate, r.P99, failed)
 
 	var counts map[string]qliksim.UserCounts
 	if err := getJSON(ctx, h.simAdmin+"/users", &counts); err != nil {
@@ -277,16 +379,37 @@ func (h *harness) burst(ctx context.Context) error {
 	}
 	tickets, odd := 0, 0
 	for i := range o.burstUsers {
-		n := byUser[strings.ToLower(fmt.Sprintf(`%s\burst-%d`, directory, i))]
+		n := byUser[strings.ToLower(fmt.Sprintf(`%s\burst-r%d-%d`, directory, h.round, i))]
 		tickets += n
 		if n != 1 {
 			odd++
 		}
 	}
 	h.report.Set(bench.KeyTickets, workload, "tickets issued", bench.Sensegate, float64(tickets), false)
-	h.report.BurstUsers, h.report.BurstOddUsers = o.burstUsers, odd
-	logf("  sensegate p50 %.2f ms  p99 %.2f ms  %d tickets for %d users", r.P50, r.P99, tickets, o.burstUsers)
+	h.report.BurstUsers = o.burstUsers
+	h.report.BurstOddUsers += odd
+	logf("  %d tickets for %d users", tickets, o.burstUsers)
 	return nil
+}
+
+// burstThrough runs loadgen burst through sg, a sensegate, with new
+// users named prefix-rROUND-N.
+func (h *harness) burstThrough(ctx context.Context, workload string, sg *target, prefix string) (bench.Result, error) {
+	o := h.o
+	r, err := runLoad(ctx, 10*time.Minute, h.loadgen("burst", "-url", sg.base+smallPath, "-users", strconv.Itoa(o.burstUsers),
+		"-per-user", strconv.Itoa(o.burstPerUser), "-parallel", strconv.Itoa(o.burstParallel),
+		"-user-header", userHeader, "-user-prefix", fmt.Sprintf("%s-r%d-", prefix, h.round))...)
+	if err != nil {
+		return r, err
+	}
+	failed := r.Errors > 0
+	if failed {
+		h.note("%s, %s: %d of %d requests failed: %s", workload, sg.name, r.Errors, r.Errors+r.Ops, r.FirstError)
+	}
+	h.report.Set(bench.KeyLoginP50, workload, "time to first byte p50 (ms)", sg.name, r.P50, failed)
+	h.report.Set(bench.KeyLoginP99, workload, "time to first byte p99 (ms)", sg.name, r.P99, failed)
+	logf("  %-9s p50 %.2f ms  p99 %.2f ms", sg.name, r.P50, r.P99)
+	return r, nil
 }
 
 // sessionMemory measures sensegate's memory per cached user session.
@@ -416,12 +539,15 @@ func (h *harness) describe() {
 			"only the user name and adds the cookie itself.",
 		fmt.Sprintf("HTTP: `wrk -t 2 -c %d -d %s --latency`, GET of the 1 KiB or the 1 MiB resource, keep-alive, "+
 			"as fast as the target answers (saturating: latencies then are mostly queueing), after an unmeasured second of "+
-			"the same load. For latency, `loadgen rate` "+
+			"the same load; the CPU time (user and system) each proxy process used over the measured run, per request, "+
+			"and its peak RSS (VmHWM, reset before the warming second) under the load, and the peak of its anonymous part "+
+			"(RssAnon, sampled every 50 ms: the heap and stacks without the binary's own pages). For latency, `loadgen rate` "+
 			"sends 1 KiB GETs at a fixed rate, a quarter of the slowest target's saturated rate, over %d connections for %s, each "+
 			"timed from when it was due (a late answer's delay to the next request counts).", o.httpConns, d, o.httpConns, d),
 		fmt.Sprintf("Engine websocket: `loadgen ws` opens an app (OpenDoc) and sets its script (SetScript) so that each "+
 			"GetScript answer is 1 KiB (%d sockets) or 256 KiB (%d sockets), then every socket calls GetScript in a loop "+
-			"for %s. A message is one round trip: a small request and its answer.", o.wsSmallConns, o.wsLargeConns, d),
+			"for %s. A message is one round trip: a small request and its answer. The proxies' CPU time per message "+
+			"includes the sockets' setup, a small part of a run.", o.wsSmallConns, o.wsLargeConns, d),
 		fmt.Sprintf("Cold-login burst: `loadgen burst` sends, for %d users never seen before (%d at a time), %d "+
 			"concurrent first requests each through sensegate and times each to its first byte; the tickets are counted "+
 			"at the simulator. Its direct figure is a client doing the same work without sensegate: for %d other users, "+
@@ -435,8 +561,10 @@ func (h *harness) describe() {
 			"relaying has begun), divided by the sockets. nginx's figure sums its master and workers. Both include "+
 			"garbage the Go collector has not yet returned: up to about twice the live memory with Go's default GOGC of 100 "+
 			"(the bare proxy's), three times with sensegate's 200.", o.sessions),
-		fmt.Sprintf("The throughput and latency figures are medians of %d rounds, the targets in another order each round; "+
-			"the burst and memory figures come from one run, after all the rounds.", max(o.rounds, 1)),
+		fmt.Sprintf("The throughput, latency and burst figures are medians of %d rounds (the throughput rounds with the "+
+			"targets in another order each round, the bursts after them, with new users each); the memory figures come "+
+			"from one run, after all the rounds. A target on a ratio takes the median of the rounds' ratios and shows "+
+			"their range.", max(o.rounds, 1)),
 		fmt.Sprintf("Every process (simulator, proxies, wrk, loadgen) shares the machine's %d cores, so a proxy's "+
 			"figures also depend on the CPU it leaves to the others. Open-file limit: %d.", h.report.Machine.Cores, h.nofile),
 	}
