@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"go.uber.org/zap"
 )
@@ -209,6 +210,22 @@ type heldConn struct {
 	once sync.Once
 }
 
+// SyscallConn passes the connection's own on (syscall.Conn), so that the
+// relay can wait for a websocket's next message on the socket without
+// holding a read buffer (proxy's idleConn); a connection without one
+// (TLS) says so, and is read as it is.
+func (c *heldConn) SyscallConn() (syscall.RawConn, error) {
+	sc, ok := c.Conn.(syscall.Conn)
+	if !ok {
+		return nil, errNoSyscallConn
+	}
+	return sc.SyscallConn()
+}
+
+// errNoSyscallConn is SyscallConn's error for a connection without a
+// socket of its own to give.
+var errNoSyscallConn = errors.New("gateway: the hijacked connection has no syscall.Conn")
+
 func (c *heldConn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(c.s.release)
@@ -218,6 +235,7 @@ func (c *heldConn) Close() error {
 var (
 	_ http.Handler                    = (*Live)(nil)
 	_ http.Hijacker                   = (*hijackWriter)(nil)
+	_ syscall.Conn                    = (*heldConn)(nil)
 	_ http.Flusher                    = (*hijackWriter)(nil)
 	_ interface{ FlushError() error } = (*hijackWriter)(nil)
 )

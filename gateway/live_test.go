@@ -2,8 +2,10 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -265,5 +267,35 @@ func TestLiveSwapUnderLoad(t *testing.T) {
 	}
 	if isClosed(lv.Current()) {
 		t.Error("the current gateway was closed")
+	}
+}
+
+// A connection hijacked through Live passes its socket on (SyscallConn),
+// so that the relay can wait on it without a read buffer; a connection
+// without one says so.
+func TestHeldConnPassesSyscallConnOn(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			c.Close()
+		}
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := (&heldConn{Conn: c}).SyscallConn(); err != nil {
+		t.Errorf("SyscallConn of a held TCP connection = %v", err)
+	}
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	if _, err := (&heldConn{Conn: a}).SyscallConn(); !errors.Is(err, errNoSyscallConn) {
+		t.Errorf("SyscallConn of a held pipe = %v, want errNoSyscallConn", err)
 	}
 }

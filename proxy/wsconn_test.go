@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -130,5 +131,51 @@ func TestIdleConnWriteDeadline(t *testing.T) {
 	ic.SetWriteDeadline(time.Now().Add(-time.Second))
 	if _, err := ic.Write([]byte("x")); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Errorf("write past the deadline: err = %v, want os.ErrDeadlineExceeded", err)
+	}
+}
+
+// closeCounter is a connection wrapper, as the reloading server's
+// hijacked connection is: it passes SyscallConn on and counts closes.
+type closeCounter struct {
+	net.Conn
+	closes int
+}
+
+func (c *closeCounter) SyscallConn() (syscall.RawConn, error) {
+	return c.Conn.(syscall.Conn).SyscallConn()
+}
+
+func (c *closeCounter) Close() error { c.closes++; return c.Conn.Close() }
+
+// A wrapper that passes SyscallConn on is read on its socket, without a
+// held buffer, and still closed through the wrapper (which releases what
+// it holds); one that does not (TLS, a pipe) is used as it is.
+func TestIdleConnOverAWrapper(t *testing.T) {
+	ic, peer := tcpPair(t)
+	w := &closeCounter{Conn: ic.Conn}
+	wrapped, ok := newIdleConn(w).(*idleConn)
+	if !ok {
+		t.Fatal("newIdleConn of a wrapper with SyscallConn is not an idleConn")
+	}
+	if _, err := peer.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 16)
+	n, err := wrapped.Read(buf)
+	if err != nil || string(buf[:n]) != "hello" {
+		t.Fatalf("Read = %q, %v; want hello", buf[:n], err)
+	}
+	if wrapped.buf != nil {
+		t.Error("the chunk is held after everything was read")
+	}
+	wrapped.Close()
+	if w.closes != 1 {
+		t.Errorf("Close reached the wrapper %d times, want 1", w.closes)
+	}
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	if c := newIdleConn(a); c != a {
+		t.Errorf("newIdleConn of a pipe = %T, want the pipe itself", c)
 	}
 }

@@ -31,10 +31,10 @@ import (
 // of it keeps the one set, so a write is given 15/16 of its time at least.
 // An earlier deadline, or none, is set at once.
 type idleConn struct {
-	*net.TCPConn
-	rc   syscall.RawConn
-	buf  *[wsChunkSize]byte // what was read and not yet returned: buf[r:w]; nil when nothing is held
-	r, w int
+	net.Conn // a TCP connection, or a wrapper of one that is a syscall.Conn
+	rc       syscall.RawConn
+	buf      *[wsChunkSize]byte // what was read and not yet returned: buf[r:w]; nil when nothing is held
+	r, w     int
 	// fillFn is fill, bound once; fill leaves its outcome in n and err.
 	fillFn func(fd uintptr) bool
 	n      int
@@ -50,18 +50,22 @@ const wsChunkSize = 4 << 10
 
 var wsChunks = sync.Pool{New: func() any { return new([wsChunkSize]byte) }}
 
-// newIdleConn returns c as an idleConn when it is a TCP connection, c
-// itself otherwise (TLS connections keep buffers of their own anyway).
+// newIdleConn returns c as an idleConn when it reaches its socket as a
+// syscall.Conn (a TCP connection, or a wrapper that passes SyscallConn
+// on, as the reloading server's connection of a gateway does), c itself
+// otherwise (TLS connections keep buffers of their own anyway). Reads then
+// go to the socket, past the wrapper; everything else (Write, Close,
+// deadlines) goes through it.
 func newIdleConn(c net.Conn) net.Conn {
-	tc, ok := c.(*net.TCPConn)
+	sc, ok := c.(syscall.Conn)
 	if !ok {
 		return c
 	}
-	rc, err := tc.SyscallConn()
+	rc, err := sc.SyscallConn()
 	if err != nil {
 		return c
 	}
-	ic := &idleConn{TCPConn: tc, rc: rc}
+	ic := &idleConn{Conn: c, rc: rc}
 	ic.fillFn = ic.fill
 	return ic
 }
@@ -73,7 +77,7 @@ func (c *idleConn) Read(p []byte) (int, error) {
 	case c.buf != nil:
 		return c.drain(p), nil
 	case len(p) >= wsChunkSize:
-		return c.TCPConn.Read(p)
+		return c.Conn.Read(p)
 	}
 	c.n, c.err = 0, nil
 	if err := c.rc.Read(c.fillFn); err != nil {
@@ -97,14 +101,14 @@ func (c *idleConn) SetWriteDeadline(t time.Time) error {
 		return nil
 	}
 	c.wd = t
-	return c.TCPConn.SetWriteDeadline(t)
+	return c.Conn.SetWriteDeadline(t)
 }
 
 func (c *idleConn) SetDeadline(t time.Time) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.wd = t
-	return c.TCPConn.SetDeadline(t)
+	return c.Conn.SetDeadline(t)
 }
 
 // drain returns what is held, into p, and lets go of the chunk once it
