@@ -7,8 +7,7 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const http = require('node:http');
 const path = require('node:path');
-const { chromium } = require('playwright-core');
-const { startDemo } = require('./harness');
+const { startDemo, launchBrowser } = require('./harness');
 
 const artifacts = path.join(__dirname, 'artifacts');
 let demo;
@@ -16,11 +15,7 @@ let browser;
 
 before(async () => {
   demo = await startDemo();
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchBrowser();
   fs.mkdirSync(artifacts, { recursive: true });
 });
 after(async () => {

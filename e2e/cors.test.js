@@ -12,8 +12,7 @@
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const http = require('node:http');
-const { chromium } = require('playwright-core');
-const { startDemo } = require('./harness');
+const { startDemo, launchBrowser } = require('./harness');
 
 let demo;
 let browser;
@@ -32,11 +31,7 @@ before(async () => {
   portal = await pageServer();
   foreign = await pageServer();
   demo = await startDemo(['--allowed-origin', `http://localhost:${portal.address().port}`]);
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchBrowser();
 });
 after(async () => {
   await browser?.close();

@@ -98,4 +98,16 @@ async function startDemoOnce(extraArgs) {
   };
 }
 
-module.exports = { startDemo };
+// launchBrowser starts Debian's headless Chromium ($CHROMIUM to use
+// another) with the flags this machine needs: no sandbox as root, and no
+// background networking, whose connections the closed network refuses.
+function launchBrowser() {
+  const { chromium } = require('playwright-core');
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+}
+
+module.exports = { startDemo, launchBrowser };

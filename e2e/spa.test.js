@@ -12,8 +12,7 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 const WebSocket = require('ws');
-const { chromium } = require('playwright-core');
-const { startDemo } = require('./harness');
+const { startDemo, launchBrowser } = require('./harness');
 
 const artifacts = path.join(__dirname, 'artifacts');
 const USER = 'ACME\\alice';
@@ -27,11 +26,7 @@ before(async () => {
   // The app is on sensegate's origin (server.public_url), the identity
   // provider on another.
   app = `${demo.publicBase}/spa/`;
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchBrowser();
   fs.mkdirSync(artifacts, { recursive: true });
 });
 after(async () => {

@@ -453,22 +453,33 @@ func (h *harness) profiled(ctx context.Context, t *target, name string, secs int
 	}
 }
 
-// fetch writes the body of a GET of url to file.
-func fetch(ctx context.Context, url, file string) error {
+// get GETs url and returns the answer's body, to close, when its status
+// is 200.
+func get(ctx context.Context, url string) (io.ReadCloser, error) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		return nil, fmt.Errorf("GET %s: status %d", url, resp.StatusCode)
+	}
+	return resp.Body, nil
+}
+
+// fetch writes the body of a GET of url to file.
+func fetch(ctx context.Context, url, file string) error {
+	body, err := get(ctx, url)
+	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: status %d", url, resp.StatusCode)
-	}
+	defer body.Close()
 	f, err := os.Create(file)
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(f, resp.Body); err != nil {
+	if _, err := io.Copy(f, body); err != nil {
 		f.Close()
 		return err
 	}

@@ -510,17 +510,14 @@ func (h *harness) heapInUse(ctx context.Context) (float64, error) {
 	return 0, fmt.Errorf("no go_memstats_heap_inuse_bytes in sensegate's metrics")
 }
 
+// getJSON decodes the body of a GET of url into v.
 func getJSON(ctx context.Context, url string, v any) error {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	resp, err := http.DefaultClient.Do(req)
+	body, err := get(ctx, url)
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: status %d", url, resp.StatusCode)
-	}
-	return json.NewDecoder(resp.Body).Decode(v)
+	defer body.Close()
+	return json.NewDecoder(body).Decode(v)
 }
 
 // describe writes how the run measures into the report.
