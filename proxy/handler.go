@@ -414,15 +414,10 @@ func (h *Handler) dispatch(w http.ResponseWriter, r *http.Request, st *reqState)
 		if h.cors(w, r) {
 			return
 		}
-		if h.crossSiteRefused(w, r) {
-			st.refused = refuseOrigin
-			return
-		}
-		u, ok := h.identify(w, r)
+		u, ok := h.admit(w, r, st)
 		if !ok {
 			return
 		}
-		st.user, st.hasUser = u, true
 		if path == "/qps/user" && r.Method == http.MethodDelete {
 			// Qlik's Personal API logout: end the user's sessions the
 			// way /.sensegate/logout does, answering like Qlik.
@@ -446,16 +441,9 @@ func (h *Handler) dispatch(w http.ResponseWriter, r *http.Request, st *reqState)
 				rp.serve(w, r)
 				return
 			}
-			if h.crossSiteRefused(w, r) {
-				st.refused = refuseOrigin
-				return
+			if _, ok := h.admit(w, r, st); ok {
+				rp.serve(w, r)
 			}
-			u, ok := h.identify(w, r)
-			if !ok {
-				return
-			}
-			st.user, st.hasUser = u, true
-			rp.serve(w, r)
 			return
 		}
 	}
@@ -510,6 +498,21 @@ func (h *Handler) newRequestID() string {
 	var b [32]byte
 	id := append(b[:0], h.idPrefix...)
 	return string(strconv.AppendUint(id, h.idSeq.Add(1), 16))
+}
+
+// admit lets a request for Qlik or a signed-in route in: refused when it
+// is a cross-site write (crossSiteRefused), else identified (identify),
+// its user recorded in st. false: the answer is written.
+func (h *Handler) admit(w http.ResponseWriter, r *http.Request, st *reqState) (identity.User, bool) {
+	if h.crossSiteRefused(w, r) {
+		st.refused = refuseOrigin
+		return identity.User{}, false
+	}
+	u, ok := h.identify(w, r)
+	if ok {
+		st.user, st.hasUser = u, true
+	}
+	return u, ok
 }
 
 // identify runs the identity provider; on failure it answers the request.
