@@ -300,15 +300,7 @@ func TestFaultWrongServerCertificate(t *testing.T) {
 	}
 	fe := newFaultEnv(t, envConfig{tickets: ticket.Config{RootCAs: roots}})
 	snapshot := fe.startLeakCheck()
-	seq := lastEvent(fe.sim)
-	resp, body := fe.get(t, "alice", "/hub/")
-	wantError(t, "GET /hub/ when Qlik's certificate is not trusted", resp, body, http.StatusBadGateway)
-	if n := fe.failedAttempts("alice"); n != 1 {
-		t.Errorf("ticket attempts = %d, want 1 (no retry on a certificate error)", n)
-	}
-	if n := qpsTicketCalls(fe.sim, seq); n != 0 {
-		t.Errorf("ticket requests at QPS = %d, want 0 (the handshake fails)", n)
-	}
+	fe.wantHandshakeRefused(t, "when Qlik's certificate is not trusted")
 	if fe.logs.FilterMessage("qlik request failed").FilterFieldKey("error").Filter(func(e observer.LoggedEntry) bool {
 		return strings.Contains(fmt.Sprint(e.ContextMap()["error"]), "qlik.ca")
 	}).Len() == 0 {
@@ -346,15 +338,7 @@ func TestFaultClientCertificateRejected(t *testing.T) {
 		snapshot := fe.startLeakCheck()
 		fe.sim.SetQPSFault(qliksim.FaultCertRejected)
 		fe.wantHub(t, "warm", "with QPS refusing the certificate, with a session")
-		seq := lastEvent(fe.sim)
-		resp, body := fe.get(t, "alice", "/hub/")
-		wantError(t, "GET /hub/ with QPS refusing the certificate", resp, body, http.StatusBadGateway)
-		if n := fe.failedAttempts("alice"); n != 1 {
-			t.Errorf("ticket attempts = %d, want 1 (no retry on a refused certificate)", n)
-		}
-		if n := qpsTicketCalls(fe.sim, seq); n != 0 {
-			t.Errorf("ticket requests at QPS = %d, want 0 (the handshake fails)", n)
-		}
+		fe.wantHandshakeRefused(t, "with QPS refusing the certificate")
 		fe.sim.SetQPSFault(qliksim.FaultNone)
 		fe.wantHub(t, "alice", "once QPS trusts the certificate again")
 		fe.noLeaks(t, snapshot)
@@ -584,4 +568,21 @@ func TestFaultsKeepNoMemory(t *testing.T) {
 	}
 	fe.sim.SetQPSFault(qliksim.FaultNone)
 	fe.wantHub(t, "mem0", "after the fault loop")
+}
+
+// wantHandshakeRefused asks for the hub as alice, who has no session,
+// while the TLS handshake with QPS fails (what says why): 502, after one
+// ticket attempt (a certificate error is not retried) that never reached
+// QPS.
+func (fe *faultEnv) wantHandshakeRefused(t *testing.T, what string) {
+	t.Helper()
+	seq := lastEvent(fe.sim)
+	resp, body := fe.get(t, "alice", "/hub/")
+	wantError(t, "GET /hub/ "+what, resp, body, http.StatusBadGateway)
+	if n := fe.failedAttempts("alice"); n != 1 {
+		t.Errorf("ticket attempts = %d, want 1 (no retry on a certificate error)", n)
+	}
+	if n := qpsTicketCalls(fe.sim, seq); n != 0 {
+		t.Errorf("ticket requests at QPS = %d, want 0 (the handshake fails)", n)
+	}
 }

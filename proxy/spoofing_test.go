@@ -382,19 +382,14 @@ func TestSpoofingOnWebsocket(t *testing.T) {
 // No Qlik session cookie, in any spelling or of any virtual proxy, set by
 // Qlik or by a route's upstream, reaches the browser; other cookies do.
 func TestNoQlikCookieVariantReachesBrowser(t *testing.T) {
-	setCookies := func(w http.ResponseWriter, r *http.Request) {
-		for _, line := range []string{
-			spoofCookie + "=rotated; Path=/; HttpOnly",
-			"X-Qlik-Session=other-vp; Path=/",
-			"X-Qlik-Session-vp-HTTP=over-http; Path=/",
-			"x-qlik-session-ticket=lower-case; Path=/",
-			"X-QLIK-SESSION-VP=upper-case; Path=/",
-			"lang=en; Path=/",
-		} {
-			w.Header().Add("Set-Cookie", line)
-		}
-		io.WriteString(w, "ok")
-	}
+	setCookies := setCookieLines(
+		spoofCookie+"=rotated; Path=/; HttpOnly",
+		"X-Qlik-Session=other-vp; Path=/",
+		"X-Qlik-Session-vp-HTTP=over-http; Path=/",
+		"x-qlik-session-ticket=lower-case; Path=/",
+		"X-QLIK-SESSION-VP=upper-case; Path=/",
+		"lang=en; Path=/",
+	)
 	e := newSpoofEnv(t, setCookies)
 	e.route.srv.Config.Handler = http.HandlerFunc(setCookies)
 	for _, path := range []string{"/hub/", "/mashup/"} {
@@ -417,16 +412,11 @@ func TestNoQlikCookieVariantReachesBrowser(t *testing.T) {
 // -HTTP suffix, never reaches the browser or a route, and Qlik setting it
 // updates the jar.
 func TestCustomSessionCookieName(t *testing.T) {
-	setCookies := func(w http.ResponseWriter, r *http.Request) {
-		for _, line := range []string{
-			"sense-MASHUP=rotated; Path=/; HttpOnly",
-			"Sense-Mashup-HTTP=over-http; Path=/",
-			"lang=en; Path=/",
-		} {
-			w.Header().Add("Set-Cookie", line)
-		}
-		io.WriteString(w, "ok")
-	}
+	setCookies := setCookieLines(
+		"sense-MASHUP=rotated; Path=/; HttpOnly",
+		"Sense-Mashup-HTTP=over-http; Path=/",
+		"lang=en; Path=/",
+	)
 	qlik := newRecorder(t, setCookies)
 	route := newRecorder(t, setCookies)
 	qu, _ := url.Parse(qlik.srv.URL)
@@ -467,5 +457,16 @@ func TestCustomSessionCookieName(t *testing.T) {
 	}
 	if len(fs.updates) != 1 || fs.updates[0] != "rotated" {
 		t.Errorf("jar updates = %q, want [rotated]", fs.updates)
+	}
+}
+
+// setCookieLines is an upstream that answers "ok" with a Set-Cookie
+// header of each line.
+func setCookieLines(lines ...string) http.HandlerFunc {
+	return func(w http.ResponseWriter, _ *http.Request) {
+		for _, line := range lines {
+			w.Header().Add("Set-Cookie", line)
+		}
+		io.WriteString(w, "ok")
 	}
 }
