@@ -137,11 +137,7 @@ func TestValidateIdentityIssue18(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg := minimalConfig(c)
-			tt.mod(cfg)
-			if diff := cmp.Diff(tt.want, errLines(cfg.Validate())); diff != "" {
-				t.Errorf("Validate mismatch (-want +got):\n%s", diff)
-			}
+			cfg := wantValidate(t, c, tt.mod, tt.want)
 			var warns []string
 			for _, w := range cfg.Warnings() {
 				warns = append(warns, w.Error())

@@ -685,11 +685,7 @@ func TestValidate(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := minimalConfig(c)
-			tc.mod(cfg)
-			if diff := cmp.Diff(tc.want, errLines(cfg.Validate())); diff != "" {
-				t.Errorf("Validate mismatch (-want +got):\n%s", diff)
-			}
+			wantValidate(t, c, tc.mod, tc.want)
 		})
 	}
 }
@@ -831,4 +827,16 @@ func TestCompareKeys(t *testing.T) {
 			}
 		}
 	}
+}
+
+// wantValidate validates the minimal configuration of c changed by mod,
+// wanting the error lines want (none: valid), and returns it.
+func wantValidate(t *testing.T, c certFiles, mod func(*Config), want []string) *Config {
+	t.Helper()
+	cfg := minimalConfig(c)
+	mod(cfg)
+	if diff := cmp.Diff(want, errLines(cfg.Validate())); diff != "" {
+		t.Errorf("Validate mismatch (-want +got):\n%s", diff)
+	}
+	return cfg
 }

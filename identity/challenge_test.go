@@ -4,7 +4,6 @@ import (
 	"crypto"
 	"errors"
 	"github.com/sensegate/sensegate/tooling/fakeclock"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -78,11 +77,7 @@ func TestJWTChallenges(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := httptest.NewRequest("GET", "/app/x", nil)
-			for _, v := range tt.auth {
-				r.Header.Add("Authorization", v)
-			}
-			u, err := j.Identify(r)
+			u, err := identifyAuth(j, tt.auth...)
 			if tt.wantStatus == 0 {
 				if err != nil || u.ID != "alice" {
 					t.Fatalf("Identify = %v, %v; want alice", u, err)

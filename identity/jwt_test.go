@@ -236,8 +236,16 @@ func newTestJWT(t testing.TB, cfg JWTConfig) *JWT {
 }
 
 func identifyBearer(j *JWT, token string) (User, error) {
+	return identifyAuth(j, "Bearer "+token)
+}
+
+// identifyAuth identifies a request with an Authorization header of each
+// of auth.
+func identifyAuth(j *JWT, auth ...string) (User, error) {
 	r := httptest.NewRequest("GET", "/api/v1/apps", nil)
-	r.Header.Set("Authorization", "Bearer "+token)
+	for _, v := range auth {
+		r.Header.Add("Authorization", v)
+	}
 	return j.Identify(r)
 }
 
@@ -342,11 +350,7 @@ func TestJWTIdentify(t *testing.T) {
 			j := newTestJWT(t, cfg)
 			for _, tt := range tests {
 				t.Run(tt.name, func(t *testing.T) {
-					r := httptest.NewRequest("GET", "/api/v1/apps", nil)
-					for _, v := range tt.auth {
-						r.Header.Add("Authorization", v)
-					}
-					got, err := j.Identify(r)
+					got, err := identifyAuth(j, tt.auth...)
 					if tt.wantStatus == 0 {
 						if err != nil {
 							t.Fatalf("Identify = %v, want %v", err, tt.want)
