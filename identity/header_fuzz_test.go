@@ -27,10 +27,7 @@ func FuzzHeaderIdentify(f *testing.F) {
 	f.Add("élise", "ÉCOLE", "grüppe,\u00a0")
 	f.Add(`ACME\alice`, "OTHER", `Admin\x,,Sales`)
 	f.Fuzz(func(t *testing.T, user, dir, groups string) {
-		h := NewHeader(HeaderOptions{
-			Name: "X-User", DirectoryHeader: "X-Directory", GroupsHeader: "X-Groups",
-			Trusted: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, DefaultDirectory: "DEFAULT",
-		})
+		h := fuzzHeaderProvider()
 		r := httptest.NewRequest(http.MethodGet, "/", nil)
 		r.RemoteAddr = "10.1.2.3:4567"
 		// Set the values as they are: a server would refuse some, but
@@ -87,10 +84,7 @@ func FuzzHeaderIdentifyUntrusted(f *testing.F) {
 	f.Add("", "CORP", "")
 	f.Add("", "", "Admins")
 	f.Fuzz(func(t *testing.T, user, dir, groups string) {
-		h := NewHeader(HeaderOptions{
-			Name: "X-User", DirectoryHeader: "X-Directory", GroupsHeader: "X-Groups",
-			Trusted: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, DefaultDirectory: "DEFAULT",
-		})
+		h := fuzzHeaderProvider()
 		r := httptest.NewRequest(http.MethodGet, "/", nil)
 		r.RemoteAddr = "192.0.2.1:4567"
 		r.Header["X-User"] = []string{user}
@@ -179,5 +173,14 @@ func FuzzSafeRedirect(f *testing.F) {
 		if strings.ContainsFunc(got, func(c rune) bool { return c < 0x20 || c == 0x7f }) {
 			t.Fatalf("SafeRedirect(%q) = %q has a control character", rd, got)
 		}
+	})
+}
+
+// fuzzHeaderProvider is the header provider of the fuzz targets: user,
+// directory and groups headers, trusting 10.0.0.0/8.
+func fuzzHeaderProvider() *Header {
+	return NewHeader(HeaderOptions{
+		Name: "X-User", DirectoryHeader: "X-Directory", GroupsHeader: "X-Groups",
+		Trusted: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, DefaultDirectory: "DEFAULT",
 	})
 }
