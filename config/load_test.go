@@ -528,11 +528,7 @@ store:
 
 func TestLoadUnknownKeys(t *testing.T) {
 	c := writeCerts(t)
-	tests := []struct {
-		name  string
-		extra string // appended to minimalYAML
-		want  []string
-	}{
+	tests := []loadErrorCase{
 		{
 			name:  "top level",
 			extra: "qlk:\n  url: x\n",
@@ -565,18 +561,11 @@ func TestLoadUnknownKeys(t *testing.T) {
 			want: []string{"routes[1].stripprefix: unknown key (did you mean routes[1].strip_prefix?)"},
 		},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			clearEnv(t)
-			_, err := Load(writeFile(t, t.TempDir(), "sensegate.yaml", minimalYAML(c)+tc.extra))
-			if diff := cmp.Diff(tc.want, errLines(err)); diff != "" {
-				t.Errorf("Load error lines mismatch (-want +got):\n%s", diff)
-			}
-			if !errors.Is(err, errUnknownKey) {
-				t.Errorf("errors.Is(%v, errUnknownKey) = false", err)
-			}
-		})
-	}
+	runLoadErrors(t, c, tests, func(t *testing.T, err error) {
+		if !errors.Is(err, errUnknownKey) {
+			t.Errorf("errors.Is(%v, errUnknownKey) = false", err)
+		}
+	})
 
 	// The typo of the brief, in the QPS section the file already has.
 	t.Run("qlik.qps.clinet_cert", func(t *testing.T) {
@@ -595,11 +584,7 @@ func TestLoadUnknownKeys(t *testing.T) {
 
 func TestLoadWrongTypes(t *testing.T) {
 	c := writeCerts(t)
-	tests := []struct {
-		name  string
-		extra string // appended to minimalYAML
-		want  []string
-	}{
+	tests := []loadErrorCase{
 		{
 			name:  "duration without unit",
 			extra: "server:\n  shutdown_grace: 15\n",
@@ -637,15 +622,7 @@ func TestLoadWrongTypes(t *testing.T) {
 			want:  []string{"routes[0]: is not a mapping of keys (write the keys of routes[0] indented below it)"},
 		},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			clearEnv(t)
-			_, err := Load(writeFile(t, t.TempDir(), "sensegate.yaml", minimalYAML(c)+tc.extra))
-			if diff := cmp.Diff(tc.want, errLines(err)); diff != "" {
-				t.Errorf("Load error lines mismatch (-want +got):\n%s", diff)
-			}
-		})
-	}
+	runLoadErrors(t, c, tests, nil)
 
 	t.Run("fraction", func(t *testing.T) {
 		clearEnv(t)
@@ -737,6 +714,32 @@ func TestLoadAttributeNamesKeepTheirCase(t *testing.T) {
 			}
 			if diff := cmp.Diff(tc.want, c.Identity.Mapping.Attributes); diff != "" {
 				t.Errorf("identity.mapping.attributes (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// loadErrorCase is a configuration, the minimal one with extra appended,
+// and the error lines Load must give for it.
+type loadErrorCase struct {
+	name  string
+	extra string // appended to minimalYAML
+	want  []string
+}
+
+// runLoadErrors loads each case's configuration and wants its error
+// lines; also, when not nil, checks the error further.
+func runLoadErrors(t *testing.T, c certFiles, tests []loadErrorCase, also func(t *testing.T, err error)) {
+	t.Helper()
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			clearEnv(t)
+			_, err := Load(writeFile(t, t.TempDir(), "sensegate.yaml", minimalYAML(c)+tc.extra))
+			if diff := cmp.Diff(tc.want, errLines(err)); diff != "" {
+				t.Errorf("Load error lines mismatch (-want +got):\n%s", diff)
+			}
+			if also != nil {
+				also(t, err)
 			}
 		})
 	}
