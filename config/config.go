@@ -508,7 +508,6 @@ type OIDCConfig struct {
 	// the sign-in. The provider must have a userinfo_endpoint.
 	Userinfo bool `mapstructure:"userinfo"`
 
-	cookieKeys  [][]byte
 	redirectURL string
 	postLogout  string
 }
@@ -840,11 +839,6 @@ func (h HeaderConfig) TrustedProxies() []netip.Prefix {
 	}
 	return append([]netip.Prefix(nil), h.trustedProxies...)
 }
-
-// CookieKeys returns the decoded cookie_secrets, or those of
-// identity.cookie_secrets when it is the one set (nil when none are set,
-// and before a successful Validate).
-func (o OIDCConfig) CookieKeys() [][]byte { return o.cookieKeys }
 
 // KeepsLogins reports whether the identity provider keeps logins of its
 // own behind a login cookie: oidc, and jwt with the token exchange

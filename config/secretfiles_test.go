@@ -64,8 +64,8 @@ func TestLoadSecretFiles(t *testing.T) {
 			t.Errorf("%s mismatch (-want +got):\n%s", tc.key, diff)
 		}
 	}
-	if len(got.Store.EncryptionKeys()) != 2 || len(got.Identity.OIDC.CookieKeys()) != 2 {
-		t.Errorf("decoded keys: %d encryption, %d cookie; want 2 and 2", len(got.Store.EncryptionKeys()), len(got.Identity.OIDC.CookieKeys()))
+	if len(got.Store.EncryptionKeys()) != 2 || len(got.Identity.CookieKeys()) != 2 {
+		t.Errorf("decoded keys: %d encryption, %d cookie; want 2 and 2", len(got.Store.EncryptionKeys()), len(got.Identity.CookieKeys()))
 	}
 }
 

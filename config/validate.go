@@ -565,9 +565,12 @@ func (l *LoginRateConfig) validate(v *validator) {
 
 func (i *IdentityConfig) validate(v *validator, public *url.URL, crossSite []string, prefix string, qlikPaths []string) {
 	i.Header.trustedProxies = nil
-	i.OIDC.cookieKeys, i.OIDC.redirectURL, i.OIDC.postLogout = nil, "", ""
+	i.OIDC.redirectURL, i.OIDC.postLogout = "", ""
 	const providers = "use header behind an authenticating proxy, oidc, jwt, or static for development"
-	keys := validateKeys(v, "identity.cookie_secrets", i.CookieSecrets)
+	// Both names of the login cookies' keys, whatever the provider
+	// (CookieKeys reads either).
+	validateKeys(v, "identity.cookie_secrets", i.CookieSecrets)
+	validateKeys(v, "identity.oidc.cookie_secrets", i.OIDC.CookieSecrets)
 	if len(i.CookieSecrets) > 0 && len(i.OIDC.CookieSecrets) > 0 {
 		v.errorf("identity.oidc.cookie_secrets", "set identity.cookie_secrets only: identity.oidc.cookie_secrets is its older name", "is set together with identity.cookie_secrets")
 	}
@@ -578,9 +581,6 @@ func (i *IdentityConfig) validate(v *validator, public *url.URL, crossSite []str
 		i.Static.validate(v)
 	case ProviderOIDC:
 		i.OIDC.validate(v, public)
-		if len(keys) > 0 {
-			i.OIDC.cookieKeys = keys
-		}
 		i.Mapping.validate(v)
 	case ProviderJWT:
 		i.JWT.validate(v, public, crossSite)
@@ -611,7 +611,6 @@ func (o *OIDCConfig) validate(v *validator, public *url.URL) {
 		v.required("identity.oidc.client_id", "sensegate's client id at the OpenID provider")
 	}
 	validateCookieName(v, "identity.oidc.cookie_name", o.CookieName, public)
-	o.cookieKeys = validateKeys(v, "identity.oidc.cookie_secrets", o.CookieSecrets)
 	v.positive("identity.oidc.session_lifetime", o.SessionLifetime, "12h")
 	if public == nil {
 		return
@@ -833,14 +832,7 @@ func (s *StoreConfig) validate(v *validator, id *IdentityConfig) {
 	if len(s.RawEncryptionKeys) == 0 {
 		v.errorf("store.encryption_keys", keyFix, "required when store.type is redis")
 	}
-	for n, raw := range s.RawEncryptionKeys {
-		k, ok := decodeKey(raw)
-		if !ok {
-			v.errorf(fmt.Sprintf("store.encryption_keys[%d]", n), "generate one with: openssl rand -base64 32", "is not 32 bytes in base64")
-			continue
-		}
-		s.encryptionKeys = append(s.encryptionKeys, k)
-	}
+	s.encryptionKeys = validateKeys(v, "store.encryption_keys", s.RawEncryptionKeys)
 	if s.LocalCacheTTL < 0 || s.LocalCacheTTL > MaxLocalCacheTTL {
 		v.errorf("store.local_cache_ttl", fmt.Sprintf("use 0 (no local cache) to %s, e.g. 1s", MaxLocalCacheTTL), "%s is out of range", s.LocalCacheTTL)
 	}
