@@ -8,7 +8,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"html/template"
+	"html"
+	"io"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -773,21 +774,34 @@ func (o *OIDC) Logout(w http.ResponseWriter, r *http.Request) string {
 	return u.String()
 }
 
-var oidcPage = template.Must(template.New("oidc").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>sensegate: {{.Title}}</title>
-<style>body{font:16px system-ui,sans-serif;max-width:32rem;margin:4rem auto}</style></head>
-<body><h1>{{.Title}}</h1><p>{{.Msg}}</p>{{if .Retry}}<p><a href="{{.Retry}}">Sign in again</a></p>{{end}}</body></html>
-`))
-
 // writePage answers with a small HTML page (title, message, optional
-// link to sign in again).
+// link to sign in again). It is written without html/template: a template
+// execution anywhere in the binary keeps every exported method of every
+// reachable type (text/template calls them by name), which makes the
+// linker keep all of go-redis's commands, megabytes of pages resident in
+// every sensegate process.
 func (o *OIDC) writePage(w http.ResponseWriter, status int, title, msg, retry string) {
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
-	oidcPage.Execute(w, struct{ Title, Msg, Retry string }{title, msg, retry})
+	title, msg = html.EscapeString(title), html.EscapeString(msg)
+	var b strings.Builder
+	b.WriteString("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>sensegate: ")
+	b.WriteString(title)
+	b.WriteString("</title>\n<style>body{font:16px system-ui,sans-serif;max-width:32rem;margin:4rem auto}</style></head>\n<body><h1>")
+	b.WriteString(title)
+	b.WriteString("</h1><p>")
+	b.WriteString(msg)
+	b.WriteString("</p>")
+	if retry != "" {
+		b.WriteString(`<p><a href="`)
+		b.WriteString(html.EscapeString(retry))
+		b.WriteString(`">Sign in again</a></p>`)
+	}
+	b.WriteString("</body></html>\n")
+	io.WriteString(w, b.String())
 }
 
 // retrieveErrorFields logs a token endpoint's refusal: its RFC 6749 error
