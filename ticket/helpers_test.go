@@ -40,7 +40,7 @@ func newSim(t *testing.T, mutate func(*qliksim.Config)) *qliksim.Sim {
 	return qliksimtest.Start(t, mutate, qliksim.Options{Clock: fakeclock.New()})
 }
 
-func mustURL(t *testing.T, s string) *url.URL {
+func mustURL(t testing.TB, s string) *url.URL {
 	t.Helper()
 	u, err := url.Parse(s)
 	if err != nil {
@@ -52,7 +52,7 @@ func mustURL(t *testing.T, s string) *url.URL {
 // simConfig is a Config for the simulator's virtual proxy prefix with the
 // simulator's trust and client certificate, the default retries and a
 // short backoff.
-func simConfig(t *testing.T, sim *qliksim.Sim, prefix, cookie string) Config {
+func simConfig(t testing.TB, sim *qliksim.Sim, prefix, cookie string) Config {
 	t.Helper()
 	certs := sim.Certs()
 	pool, err := certs.RootPool()
