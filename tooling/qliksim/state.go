@@ -158,11 +158,15 @@ type state struct {
 	mu       sync.Mutex
 	tickets  map[string]*ticketRec
 	sessions map[string]*session
-	ended    map[string]endReason
-	targets  map[string]target
-	counts   map[string]*UserCounts // by userKey
-	names    map[string]Identity    // userKey → first spelling seen
-	seq      uint64                 // last session.seq given
+	// byUser indexes sessions by userKey, so that the cap's count looks
+	// at one user's sessions, not every session (many thousands in a
+	// benchmark).
+	byUser  map[string]map[*session]struct{}
+	ended   map[string]endReason
+	targets map[string]target
+	counts  map[string]*UserCounts // by userKey
+	names   map[string]Identity    // userKey → first spelling seen
+	seq     uint64                 // last session.seq given
 }
 
 func newState(clock Clock, rule caseRule) *state {
@@ -171,6 +175,7 @@ func newState(clock Clock, rule caseRule) *state {
 		rule:     rule,
 		tickets:  map[string]*ticketRec{},
 		sessions: map[string]*session{},
+		byUser:   map[string]map[*session]struct{}{},
 		ended:    map[string]endReason{},
 		targets:  map[string]target{},
 		counts:   map[string]*UserCounts{},
@@ -277,6 +282,11 @@ func (st *state) createSession(vp *vproxy, u Identity, attrs []Attribute, id str
 	st.seq++
 	s := &session{id: id, seq: st.seq, vp: vp, user: u, attrs: attrs, created: now, lastActive: now, sockets: map[sessionSocket]struct{}{}}
 	st.sessions[id] = s
+	k := st.key(u)
+	if st.byUser[k] == nil {
+		st.byUser[k] = map[*session]struct{}{}
+	}
+	st.byUser[k][s] = struct{}{}
 	delete(st.ended, id)
 	c.SessionsCreated++
 	return s, nil
@@ -284,10 +294,9 @@ func (st *state) createSession(vp *vproxy, u Identity, attrs []Attribute, id str
 
 func (st *state) liveCountLocked(u Identity) int {
 	n := 0
-	k := st.key(u)
 	now := st.clock.Now()
-	for _, s := range st.sessions {
-		if st.key(s.user) == k && !s.idleLocked(now) {
+	for s := range st.byUser[st.key(u)] {
+		if !s.idleLocked(now) {
 			n++
 		}
 	}
@@ -342,8 +351,8 @@ func (st *state) refuseOverCap(id string) bool {
 	}
 	now := st.clock.Now()
 	older := 0
-	for _, o := range st.sessions {
-		if o.seq < s.seq && st.key(o.user) == st.key(s.user) && !o.idleLocked(now) {
+	for o := range st.byUser[st.key(s.user)] {
+		if o.seq < s.seq && !o.idleLocked(now) {
 			older++
 		}
 	}
@@ -420,6 +429,11 @@ func (st *state) csrfToken(id string) (string, bool) {
 // endLocked removes s and returns the sockets to notify outside the lock.
 func (st *state) endLocked(s *session, r endReason) []sessionSocket {
 	delete(st.sessions, s.id)
+	k := st.key(s.user)
+	delete(st.byUser[k], s)
+	if len(st.byUser[k]) == 0 {
+		delete(st.byUser, k)
+	}
 	if r != endRestart {
 		st.ended[s.id] = r
 	}
