@@ -35,6 +35,11 @@ const (
 	TicketLifetime = time.Minute
 	// DefaultMaxEvents bounds the request log kept for inspection.
 	DefaultMaxEvents = 100_000
+	// DefaultProxyIdleTimeout is how long the proxy side keeps an idle
+	// keep-alive connection open: the default of HTTP.sys and IIS (2
+	// minutes; Kestrel's is 130 s). Load balancers in front of Qlik often
+	// close sooner.
+	DefaultProxyIdleTimeout = 2 * time.Minute
 )
 
 // Config is the simulator's configuration: listeners, virtual proxies and
@@ -66,6 +71,18 @@ type Config struct {
 	// (for sessions per user, the user API, logout, seeded users):
 	// UserCaseUnicode (the default, also when empty) or UserCaseASCII.
 	UserCase string `yaml:"user_case"`
+	// ProxyIdleTimeout is how long the proxy side keeps an idle keep-alive
+	// connection before closing it (DefaultProxyIdleTimeout if 0). A short
+	// one plays a load balancer, or the race of a client reusing a
+	// connection just as the server closes it.
+	ProxyIdleTimeout time.Duration `yaml:"proxy_idle_timeout"`
+	// RedeemConnection is what the proxy side does with the connection of
+	// a ticket redemption (a GET carrying qlikTicket, not a websocket
+	// upgrade) once it has answered: RedeemKeepAlive (the default, also
+	// when empty) keeps it for the next request; RedeemClose answers with
+	// "Connection: close" and closes it, as QPS is seen to do after a login
+	// redirect (protocol notes §4) and as some load balancers do.
+	RedeemConnection string `yaml:"redeem_connection"`
 	// StaticResources are further static resources, served to authenticated
 	// sessions like the built-in ones: stand-ins of a given size for the
 	// multi-MB JavaScript bundles a real Qlik Sense serves.
@@ -193,6 +210,16 @@ const (
 	SessionCapSocket = "socket"
 )
 
+// The values of Config.RedeemConnection.
+const (
+	// RedeemKeepAlive keeps a redemption's connection open for the next
+	// request, like any other.
+	RedeemKeepAlive = "keep-alive"
+	// RedeemClose answers a redemption with "Connection: close" and closes
+	// its connection.
+	RedeemClose = "close"
+)
+
 // UserCase values. QSEoW compares user directories and ids without regard
 // to case [D4], but how it folds letters beyond ASCII is not documented.
 // The simulator plays both readings: UserCaseUnicode folds with Unicode's
@@ -212,6 +239,7 @@ var (
 	deadSocketValues    = []string{DeadSocketMustAuthenticate, DeadSocketClose, DeadSocket500, DeadSocket302, DeadSocket401}
 	sessionCapValues    = []string{SessionCapRedeem, SessionCapSocket}
 	userCaseValues      = []string{UserCaseUnicode, UserCaseASCII}
+	redeemConnValues    = []string{RedeemKeepAlive, RedeemClose}
 )
 
 // StaticResource is a configured static resource with deterministic content.
@@ -339,6 +367,12 @@ func (c Config) Validate() error {
 		if _, _, err := net.SplitHostPort(kv.addr); err != nil {
 			bad("%s: %q is not host:port (e.g. 127.0.0.1:4243)", kv.key, kv.addr)
 		}
+	}
+	if c.ProxyIdleTimeout < 0 {
+		bad("proxy_idle_timeout: %s is negative", c.ProxyIdleTimeout)
+	}
+	if c.RedeemConnection != "" && !slices.Contains(redeemConnValues, c.RedeemConnection) {
+		bad("redeem_connection: %q must be one of %s", c.RedeemConnection, allowedList(redeemConnValues))
 	}
 	if c.ScriptSize < 0 {
 		bad("script_size: %d is negative", c.ScriptSize)

@@ -41,8 +41,18 @@ type Event struct {
 	// value (a websocket with a dead cookie, on the refused handshake or
 	// on the first message), "session-cap=socket" (a first message
 	// answered with OnMaxParallelSessionsExceeded) and "drop-pings" (a
-	// dropped ping, and each message left unanswered after it).
+	// dropped ping, and each message left unanswered after it); and for
+	// the connection of a redemption, "redeem-connection=close" (answered
+	// with Connection: close, Config.RedeemConnection) and
+	// "drop-redemption" (read and its connection closed without an
+	// answer, Sim.DropRedemptions).
 	Variant string `json:"variant,omitempty"`
+	// Conn numbers the proxy-side connection an "http" event came on, in
+	// accept order from 1, and ConnRequest is the request's place on it
+	// (1: the connection's first request; more: a kept-alive connection
+	// reused). Both are 0 for other kinds.
+	Conn        int64 `json:"conn,omitempty"`
+	ConnRequest int64 `json:"connRequest,omitempty"`
 }
 
 type eventLog struct {
@@ -112,6 +122,16 @@ func (s *Sim) Counts(user string) UserCounts {
 func (s *Sim) Sessions() []SessionInfo {
 	return s.st.list(func(*session) bool { return true })
 }
+
+// TicketPresentations returns, for every ticket issued, how many
+// requests on the proxy side presented it (qlikTicket or QlikTicket on a
+// GET): 0 for a ticket never redeemed, 1 for one used once, whether the
+// presentation succeeded or not (refused as expired or of another virtual
+// proxy, forgotten by ExpireAll, dropped by DropRedemptions). A ticket is
+// valid once: a count above 1 is a client presenting it again. Values
+// that were never issued are not counted. The keys are the tickets
+// themselves, credentials in a real site: tests only.
+func (s *Sim) TicketPresentations() map[string]int { return s.st.presentations() }
 
 // TicketsIssued returns the number of tickets issued over all users.
 func (s *Sim) TicketsIssued() int {
@@ -269,6 +289,8 @@ func (s *Sim) verifyQPSClient(tls.ConnectionState) error {
 //	POST /expire-user?user=DIR\id     idle-timeout one user's sessions
 //	POST /sweep                       end idle sessions now
 //	POST /fault?qps=none|5xx|hang|close|slow|badjson|cert|down[&delay=D]
+//	GET  /conns                       proxy-side connections (ProxyConns)
+//	POST /drop-redemptions?n=N[&reused=true]   DropRedemptions
 //
 // delay, a Go duration such as 2s, goes only with qps=slow
 // (DefaultQPSDelay if absent).
@@ -296,6 +318,24 @@ func (s *Sim) AdminHandler() http.Handler {
 	})
 	mux.HandleFunc("POST /sweep", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]int{"ended": s.Sweep()})
+	})
+	mux.HandleFunc("GET /conns", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, s.ProxyConns()) })
+	mux.HandleFunc("POST /drop-redemptions", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		n, err := strconv.Atoi(q.Get("n"))
+		if err != nil || n < 0 {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("n=%q: want a number of redemptions, 0 or more", q.Get("n"))})
+			return
+		}
+		reused := false
+		if q.Has("reused") {
+			if reused, err = strconv.ParseBool(q.Get("reused")); err != nil {
+				writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("reused=%q: want true or false", q.Get("reused"))})
+				return
+			}
+		}
+		s.DropRedemptions(n, reused)
+		writeJSON(w, http.StatusOK, map[string]any{"drop": n, "reusedOnly": reused})
 	})
 	mux.HandleFunc("POST /fault", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()

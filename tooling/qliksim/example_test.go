@@ -17,6 +17,9 @@ func TestExampleConfigLoads(t *testing.T) {
 	if vp := cfg.VirtualProxies[1]; vp.UnknownCookie != UnknownCookie500Text || vp.DeadSocket != DeadSocketMustAuthenticate || vp.SessionCap != SessionCapRedeem || vp.DropPings {
 		t.Errorf("virtual_proxies[1] variants = %q %q %q %v, want the defaults written out", vp.UnknownCookie, vp.DeadSocket, vp.SessionCap, vp.DropPings)
 	}
+	if cfg.ProxyIdleTimeout != DefaultProxyIdleTimeout || cfg.RedeemConnection != RedeemKeepAlive {
+		t.Errorf("proxy_idle_timeout %s, redeem_connection %q; want the defaults written out", cfg.ProxyIdleTimeout, cfg.RedeemConnection)
+	}
 	if len(cfg.Users) != 2 || len(cfg.Apps) != 3 || cfg.Apps[0].Owner != `ACME\alice` || len(cfg.ReloadTasks) != 2 {
 		t.Errorf("seed = %d users, %d apps (owner %q), %d tasks; want 2, 3 (ACME\\alice), 2", len(cfg.Users), len(cfg.Apps), cfg.Apps[0].Owner, len(cfg.ReloadTasks))
 	}

@@ -40,6 +40,9 @@ type proxyRequest struct {
 	deadCookie bool
 	// variant is the §4b variant the answer played (Event.Variant).
 	variant string
+	// conn is the number of the request's connection and connRequest
+	// the request's place on it (Event.Conn, Event.ConnRequest).
+	conn, connRequest int64
 }
 
 // user returns the session user, or the zero Identity.
@@ -67,6 +70,12 @@ func (s *Sim) serveProxy(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pr := &proxyRequest{vp: vp, path: rest}
+	pr.conn, pr.connRequest = connRequest(r)
+	if t := ticketParam(r.URL.Query()); t != "" && r.Method == http.MethodGet && !websocket.IsWebSocketUpgrade(r) {
+		if !s.redemptionConn(w, r, pr, t) {
+			panic(http.ErrAbortHandler) // net/http closes the connection without an answer
+		}
+	}
 	if strings.HasPrefix(rest, "/internal_forms_authentication") {
 		s.serveFormsLogin(w, r, pr)
 		return
@@ -422,7 +431,7 @@ const formsPage = `<!doctype html><title>Qlik Sense login</title>
 `
 
 func (s *Sim) recordHTTP(r *http.Request, pr *proxyRequest, status int) {
-	e := Event{Kind: "http", Prefix: pr.vp.Prefix, Method: r.Method, Path: r.URL.Path, User: pr.userString(), Status: status, Tag: r.Header.Get("X-Sim-Tag"), Variant: pr.variant}
+	e := Event{Kind: "http", Prefix: pr.vp.Prefix, Method: r.Method, Path: r.URL.Path, User: pr.userString(), Status: status, Tag: r.Header.Get("X-Sim-Tag"), Variant: pr.variant, Conn: pr.conn, ConnRequest: pr.connRequest}
 	if pr.sess != nil {
 		e.SessionID = pr.sess.id
 	}

@@ -62,6 +62,7 @@ type Sim struct {
 	static   map[string]staticFile // by path after the virtual proxy prefix
 
 	sweepEvery time.Duration
+	proxyConns *connTracker // the proxy side's connections (conn.go)
 
 	mu       sync.Mutex
 	servers  []*http.Server
@@ -72,6 +73,11 @@ type Sim struct {
 	adminURL string
 	stop     context.CancelFunc
 	bg       sync.WaitGroup
+	// drops is how many redemptions are still to be dropped, and
+	// dropReusedOnly whether only those on a reused connection are
+	// (DropRedemptions).
+	drops          int
+	dropReusedOnly bool
 }
 
 // vproxy is a virtual proxy with its derived settings.
@@ -111,6 +117,7 @@ func New(cfg Config, opts Options) (*Sim, error) {
 		conns:      map[io.Closer]struct{}{},
 		sweepEvery: opts.SweepInterval,
 		nodeID:     newGUID(),
+		proxyConns: newConnTracker(),
 	}
 	if s.log == nil {
 		s.log = zap.NewNop()
@@ -229,6 +236,11 @@ func (s *Sim) Start() error {
 			ReadHeaderTimeout: 10 * time.Second,
 			ErrorLog:          zap.NewStdLog(s.log.Named(l.name)),
 			BaseContext:       func(net.Listener) context.Context { return ctx },
+		}
+		if l.name == "proxy" {
+			srv.IdleTimeout = cmp.Or(s.cfg.ProxyIdleTimeout, DefaultProxyIdleTimeout)
+			srv.ConnContext = s.proxyConns.connContext
+			srv.ConnState = s.proxyConns.connState
 		}
 		s.mu.Lock()
 		*l.url = scheme + "://" + urlHost(ln.Addr())

@@ -164,22 +164,29 @@ type state struct {
 	byUser  map[string]map[*session]struct{}
 	ended   map[string]endReason
 	targets map[string]target
-	counts  map[string]*UserCounts // by userKey
-	names   map[string]Identity    // userKey → first spelling seen
-	seq     uint64                 // last session.seq given
+	// presented counts, per ticket issued, the proxy-side requests that
+	// presented it (Sim.TicketPresentations). It outlives the tickets
+	// (used, expired, forgotten by a restart), so it grows by one entry
+	// per ticket issued, like the event log but unbounded: fine for
+	// tests and benchmarks, not for a simulator left running for weeks.
+	presented map[string]int
+	counts    map[string]*UserCounts // by userKey
+	names     map[string]Identity    // userKey → first spelling seen
+	seq       uint64                 // last session.seq given
 }
 
 func newState(clock Clock, rule caseRule) *state {
 	return &state{
-		clock:    clock,
-		rule:     rule,
-		tickets:  map[string]*ticketRec{},
-		sessions: map[string]*session{},
-		byUser:   map[string]map[*session]struct{}{},
-		ended:    map[string]endReason{},
-		targets:  map[string]target{},
-		counts:   map[string]*UserCounts{},
-		names:    map[string]Identity{},
+		clock:     clock,
+		rule:      rule,
+		tickets:   map[string]*ticketRec{},
+		presented: map[string]int{},
+		sessions:  map[string]*session{},
+		byUser:    map[string]map[*session]struct{}{},
+		ended:     map[string]endReason{},
+		targets:   map[string]target{},
+		counts:    map[string]*UserCounts{},
+		names:     map[string]Identity{},
 	}
 }
 
@@ -218,8 +225,36 @@ func (st *state) issueTicket(vp *vproxy, u Identity, attrs []Attribute, targetID
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	st.tickets[t] = &ticketRec{vp: vp, user: u, attrs: attrs, targetID: targetID, expires: st.clock.Now().Add(TicketLifetime)}
+	st.presented[t] = 0
 	st.countsLocked(u).TicketsIssued++
 	return t
+}
+
+// presentLocked counts a presentation of t and consumes it: used or not,
+// a presented ticket is gone. It returns t's record, if t was still
+// valid for someone.
+func (st *state) presentLocked(t string) (*ticketRec, bool) {
+	if n, issued := st.presented[t]; issued {
+		st.presented[t] = n + 1
+	}
+	rec, ok := st.tickets[t]
+	delete(st.tickets, t)
+	return rec, ok
+}
+
+// consumeTicket counts a presentation of t and consumes it without a
+// session: a proxy that read the ticket and went down.
+func (st *state) consumeTicket(t string) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.presentLocked(t)
+}
+
+// presentations returns a copy of the presentation counts.
+func (st *state) presentations() map[string]int {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return maps.Clone(st.presented)
 }
 
 // redeemTicket consumes ticket t on vp. A ticket is valid once, for
@@ -228,11 +263,10 @@ func (st *state) issueTicket(vp *vproxy, u Identity, attrs []Attribute, targetID
 func (st *state) redeemTicket(vp *vproxy, t string) (*ticketRec, bool) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	rec, ok := st.tickets[t]
+	rec, ok := st.presentLocked(t)
 	if !ok {
 		return nil, false
 	}
-	delete(st.tickets, t) // used or not, a presented ticket is gone
 	if rec.vp != vp || !st.clock.Now().Before(rec.expires) {
 		return nil, false
 	}
