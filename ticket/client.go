@@ -33,12 +33,16 @@ type Client struct {
 	log   *zap.Logger
 	rt    *retrier     // makes the attempts of every call (retry.go)
 	qps   *http.Client // QPS API: presents the client certificate
-	proxy *http.Client // redemption: no client certificate, no redirects, no keep-alive; nil without ProxyURL
+	proxy *http.Client // Qlik proxy side: no client certificate, no redirects, kept-alive connections; nil without ProxyURL
+	fresh *http.Client // like proxy, but a new connection per request (Login's second redemption); nil without ProxyURL
 }
 
 // New validates cfg (naming every bad field at once), fills in defaults and
 // returns a Client. log receives one entry per attempt (nil discards them);
-// name it in the caller. New makes no network calls: see Ping.
+// name it in the caller. New makes no network calls: see Ping. The Client
+// keeps connections alive to QPS and to the Qlik proxy (redemptions
+// included: see Redeem for why a ticket still goes out once); call
+// CloseIdleConnections when done with it.
 func New(cfg Config, log *zap.Logger) (*Client, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -64,30 +68,44 @@ func New(cfg Config, log *zap.Logger) (*Client, error) {
 	})
 	c.qps = &http.Client{Transport: qtr, CheckRedirect: noRedirect}
 	if cfg.ProxyURL != nil {
-		ptr := newTransport(&tls.Config{MinVersion: tls.VersionTLS12, RootCAs: cfg.RootCAs})
-		// A fresh connection per redemption: net/http silently re-sends a
-		// GET when a reused connection breaks before the answer, and the
-		// proxy may already have consumed the single-use ticket by then.
-		ptr.DisableKeepAlives = true
+		proxyTLS := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: cfg.RootCAs}
+		// Redemptions reuse connections: a new one costs a TLS handshake
+		// per login, most of a cold login's CPU. net/http would re-send a
+		// GET on its own when a reused connection breaks before the
+		// answer, and the proxy may have consumed the single-use ticket by
+		// then; attempt sends redemptions in a form it does not re-send,
+		// and Login handles the unknown outcome.
+		ptr := newTransport(proxyTLS)
+		ptr.IdleConnTimeout = proxyIdleTimeout
 		c.proxy = &http.Client{Transport: ptr, CheckRedirect: noRedirect}
+		ftr := newTransport(proxyTLS)
+		ftr.DisableKeepAlives = true
+		c.fresh = &http.Client{Transport: ftr, CheckRedirect: noRedirect}
 	}
 	return c, nil
 }
 
-// CloseIdleConnections closes the idle connections to QPS and the proxy,
-// e.g. at shutdown.
+// CloseIdleConnections closes the idle connections to QPS and the proxy
+// (redemptions' included), e.g. at shutdown.
 func (c *Client) CloseIdleConnections() {
 	c.qps.CloseIdleConnections()
 	if c.proxy != nil {
 		c.proxy.CloseIdleConnections()
+		c.fresh.CloseIdleConnections()
 	}
 }
 
 // Login establishes a Qlik session for u and returns its session cookie,
 // to be sent upstream with u's requests. In ModeTicket it calls Ticket and
-// Redeem, and once more with a new ticket when the first was refused at
-// redemption (ErrTicketRefused: QPS restarted between the two); in ModeSession it calls CreateSession with a fresh random id and
-// returns {Name: SessionCookie, Value: id, Path: "/"}.
+// Redeem; once more with a new ticket when the first was refused at
+// redemption (ErrTicketRefused: QPS restarted between the two), or when
+// its redemption got no answer on a reused connection (the ticket's fate
+// is unknown: never presented again; the new one goes on a new
+// connection). At most one new ticket per Login. When the second try
+// fails, its error is returned (its Kind is the second failure's), the
+// message saying why there was one. In ModeSession it calls CreateSession
+// with a fresh random id and returns {Name: SessionCookie, Value: id,
+// Path: "/"}.
 func (c *Client) Login(ctx context.Context, u identity.User) (*http.Cookie, error) {
 	start := time.Now()
 	var (
@@ -100,19 +118,39 @@ func (c *Client) Login(ctx context.Context, u identity.User) (*http.Cookie, erro
 			cookie = &http.Cookie{Name: c.cfg.SessionCookie, Value: id, Path: "/"}
 		}
 	} else {
+		// A ticket is never presented twice, but a new one may be asked
+		// for, once.
+		var why string // why there is a second try
+		fresh := false
 		for try := 1; ; try++ {
 			var t string
 			if t, err = c.Ticket(ctx, u); err == nil {
-				cookie, err = c.redeem(ctx, t, u.String())
+				cookie, err = c.redeem(ctx, t, u.String(), fresh)
 			}
-			// A ticket lives in QPS's memory: one issued just before a
-			// restart or failover is unknown at redemption. A ticket is
-			// never presented twice, but a new one may be asked for,
-			// once.
-			if try == 2 || !errors.Is(err, ErrTicketRefused) || ctx.Err() != nil {
+			if err == nil || try == 2 || ctx.Err() != nil {
 				break
 			}
-			c.log.Info("ticket refused at redemption: asking for a new one", zap.String("user", u.String()))
+			if errors.Is(err, ErrTicketRefused) {
+				// A ticket lives in QPS's memory: one issued just before
+				// a restart or failover is unknown at redemption.
+				why = "the first ticket was refused at redemption"
+				c.log.Info("ticket refused at redemption: asking for a new one", zap.String("user", u.String()))
+				continue
+			}
+			if !lostOnReusedConn(err) {
+				break
+			}
+			// The pooled connection broke with no answer, e.g. closed by
+			// the server (idle timeout, restart) as the request went out:
+			// the proxy may have read the ticket, and consumed it, or not.
+			// The new ticket goes on a new connection, which a server
+			// cannot have closed already.
+			why, fresh = "the first ticket's redemption got no answer on a reused connection", true
+			c.log.Info("redemption got no answer on a reused connection: asking for a new ticket", zap.String("user", u.String()), zap.Error(err))
+		}
+		var e *Error
+		if why != "" && errors.As(err, &e) {
+			e.Msg += " (a second ticket: " + why + ")"
 		}
 	}
 	if err != nil {
@@ -211,12 +249,21 @@ func (c *Client) Ticket(ctx context.Context, u identity.User) (string, error) {
 // handshake failures); after that, even a 5xx or a broken connection is
 // final: re-sending the same ticket could only fail, and would hide the
 // real error. A new Login, with a new ticket, may succeed.
+//
+// Redeem uses a kept-alive connection when one is idle, and sends the
+// request in a form net/http's Transport never re-sends by itself (see
+// attempt), so the ticket goes out at most once. A pooled connection the
+// server closes as the request goes out fails without an answer: the
+// error is then ErrUnreachable on a reused connection, on which Login
+// asks for a new ticket. The body of the answer is read (up to 64 KiB)
+// so that the connection can serve the next redemption.
 func (c *Client) Redeem(ctx context.Context, ticket string) (*http.Cookie, error) {
-	return c.redeem(ctx, ticket, "")
+	return c.redeem(ctx, ticket, "", false)
 }
 
-// redeem is Redeem, with the ticket's user (if known) for logs and errors.
-func (c *Client) redeem(ctx context.Context, ticket, user string) (*http.Cookie, error) {
+// redeem is Redeem, with the ticket's user (if known) for logs and
+// errors; fresh sends it on a new connection instead of a pooled one.
+func (c *Client) redeem(ctx context.Context, ticket, user string, fresh bool) (*http.Cookie, error) {
 	if c.proxy == nil {
 		return nil, &Error{Op: "redeem", User: user, Kind: ErrRejected, Msg: "no ProxyURL configured"}
 	}
@@ -225,7 +272,7 @@ func (c *Client) redeem(ctx context.Context, ticket, user string) (*http.Cookie,
 	}
 	u := c.vpURL(c.cfg.RedeemPath)
 	u.RawQuery = "qlikTicket=" + url.QueryEscape(ticket)
-	r := &request{op: "redeem", user: user, method: http.MethodGet, url: u, secret: ticket, retry: retryUnsent}
+	r := &request{op: "redeem", user: user, method: http.MethodGet, url: u, secret: ticket, retry: retryUnsent, fresh: fresh}
 	var (
 		cookie *http.Cookie
 		stray  []string // values of Qlik session cookies of another name

@@ -6,6 +6,12 @@
 // It knows nothing of browsers: callers hand it an identity.User and get
 // back the Qlik session cookie to inject upstream.
 //
+// Connections to QPS and to the Qlik proxy are kept alive, redemptions
+// included, and a ticket is still never presented twice: a redemption goes
+// out in a form net/http does not re-send by itself, and when one gets no
+// answer on a reused connection (the server closed it as the request went
+// out) Login asks for a new ticket and redeems it on a new connection.
+//
 // Every failure is an *Error. Its Kind is one of the Err* sentinels, which
 // errors.Is recognises; its Temporary field and Permanent method tell a
 // caller whether a later call may succeed. Errors and logs never contain

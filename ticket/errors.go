@@ -117,6 +117,22 @@ func (e *Error) Is(target error) bool {
 // slow or failing) through an interface{ Permanent() bool }.
 func (e *Error) Permanent() bool { return e.Kind == ErrRejected || e.Kind == ErrTooManySessions }
 
+// reusedConnError is the error of an attempt that got no answer on a
+// pooled (reused) connection. Client.Login tells by it that a
+// redemption's ticket may or may not have been read.
+type reusedConnError struct{ err error }
+
+func (e *reusedConnError) Error() string { return e.err.Error() + " (on a reused connection)" }
+func (e *reusedConnError) Unwrap() error { return e.err }
+
+// lostOnReusedConn reports whether err is a failure without an answer on
+// a reused connection, the connection broken or closed (ErrUnreachable:
+// not a timeout, a slow proxy, nor a cancellation).
+func lostOnReusedConn(err error) bool {
+	var rc *reusedConnError
+	return errors.Is(err, ErrUnreachable) && errors.As(err, &rc)
+}
+
 // redacted hides a secret (a ticket or session id) that an underlying
 // error might quote, while keeping the error chain for errors.Is.
 type redacted struct {
