@@ -75,10 +75,13 @@ func New(cfg Config, log *zap.Logger) (*Client, error) {
 		// answer, and the proxy may have consumed the single-use ticket by
 		// then; attempt sends redemptions in a form it does not re-send,
 		// and Login handles the unknown outcome.
-		ptr := newTransport(proxyTLS)
+		// Both speak HTTP/1.1 only: what is said above of re-sending is
+		// HTTP/1.1's (HTTP/2's transport has rules of its own), and one
+		// request per login needs no multiplexing.
+		ptr := newHTTP1Transport(proxyTLS)
 		ptr.IdleConnTimeout = proxyIdleTimeout
 		c.proxy = &http.Client{Transport: ptr, CheckRedirect: noRedirect}
-		ftr := newTransport(proxyTLS)
+		ftr := newHTTP1Transport(proxyTLS)
 		ftr.DisableKeepAlives = true
 		c.fresh = &http.Client{Transport: ftr, CheckRedirect: noRedirect}
 	}

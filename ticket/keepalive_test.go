@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/http/httptrace"
 	"strings"
 	"sync"
@@ -467,4 +468,34 @@ func TestCloseIdleConnectionsClosesRedemptionConns(t *testing.T) {
 	}
 	c.CloseIdleConnections()
 	waitProxyConns(t, sim, 0)
+}
+
+// TestRedeemSpeaksHTTP1: a Qlik proxy offering HTTP/2 still gets its
+// redemptions over HTTP/1.1, whose re-sending rules the no-resend form of
+// a redemption relies on, on the first connection and on a reused one.
+func TestRedeemSpeaksHTTP1(t *testing.T) {
+	var (
+		mu     sync.Mutex
+		protos []string
+	)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		protos = append(protos, r.Proto)
+		mu.Unlock()
+		http.SetCookie(w, &http.Cookie{Name: "X-Qlik-Session", Value: "s1", Path: "/"})
+	}))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	_, cfg := fakeQPS(t, func(http.ResponseWriter, *http.Request) {})
+	cfg.ProxyURL = mustURL(t, srv.URL)
+	cfg.RootCAs = srv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
+	c, _ := newClient(t, cfg, nil)
+	redeemPooled(t, c, "T1CKET")
+	redeemPooled(t, c, "T2CKET")
+	mu.Lock()
+	defer mu.Unlock()
+	if len(protos) != 2 || protos[0] != "HTTP/1.1" || protos[1] != "HTTP/1.1" {
+		t.Fatalf("redemptions arrived as %v, want two HTTP/1.1 requests", protos)
+	}
 }

@@ -73,6 +73,15 @@ func newTransport(tlsCfg *tls.Config) *http.Transport {
 	return tr
 }
 
+// newHTTP1Transport is newTransport without HTTP/2: no "h2" offered in
+// the TLS handshake, so every request is an HTTP/1.1 exchange.
+func newHTTP1Transport(tlsCfg *tls.Config) *http.Transport {
+	tr := newTransport(tlsCfg)
+	tr.ForceAttemptHTTP2 = false
+	tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+	return tr
+}
+
 // newXrfkey returns a fresh Xrfkey: 16 characters of [0-9a-zA-Z] from
 // crypto/rand, by rejection sampling so that every character is equally
 // likely.
