@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sensegate/sensegate/identity"
@@ -444,4 +445,12 @@ func setBrowserHeaders(hdr http.Header) {
 	hdr.Set("Sec-Fetch-Mode", "no-cors")
 	hdr.Set("Sec-Fetch-Site", "same-origin")
 	hdr.Del("X-Remote-User")
+}
+
+// reqState is allocated for every request: its size class is part of the
+// hot path's cost (context.go).
+func TestReqStateSize(t *testing.T) {
+	if got, want := unsafe.Sizeof(reqState{}), uintptr(320); got > want {
+		t.Errorf("reqState is %d bytes, want at most %d (the next size class costs 32 more per request)", got, want)
+	}
 }
