@@ -3,6 +3,7 @@ package identity
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -59,6 +60,31 @@ func TestUserKeySameUser(t *testing.T) {
 	}
 	if got, want := (User{"acme", "Alice", []Attribute{{"Group", "A"}}}).QlikUserKey(), (User{"ACME", "alice", nil}).QlikUserKey(); got != want {
 		t.Errorf("QlikUserKey = %q and %q: attributes or case made another Qlik user", got, want)
+	}
+}
+
+// The keys are stored (the session jar, Redis shared by replicas): the
+// same user must get the same bytes from every build.
+func TestUserKeyGolden(t *testing.T) {
+	var many []Attribute
+	for i := range 40 {
+		many = append(many, Attribute{"Group", fmt.Sprintf("group-%02d-with-a-longer-name", 39-i)})
+	}
+	tests := []struct {
+		u    User
+		want string
+	}{
+		{User{"ACME", "alice", nil}, "4:ACME,5:alice"},
+		{User{"acme", "Élise", nil}, "4:ACME,6:Élise"},
+		{User{"ACME", "bob", []Attribute{{"Group", "Sales"}, {"Group", "EMEA"}, {"Group", "Analysts"}}}, "4:ACME,3:bob#69aea8d04958658b4d639391470dbecd79ad2f1e1f7fcc11a70e26cd719ad04c"},
+		{User{"ACME", "a", []Attribute{{"", ""}}}, "4:ACME,1:a#96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7"},
+		// More attributes than the key's buffers on the stack hold.
+		{User{"ACME", "carol", many}, "4:ACME,5:carol#6be46b46ad0a097c17da2f0ac0d3f4c4c5ee267c32687254031c34bc5bb1938f"},
+	}
+	for _, tt := range tests {
+		if got := tt.u.Key(); got != tt.want {
+			t.Errorf("Key(%+v) = %q, want %q", tt.u, got, tt.want)
+		}
 	}
 }
 

@@ -59,11 +59,11 @@ func (u User) IsZero() bool { return u.Directory == "" && u.ID == "" && len(u.At
 //
 // Lengths are in bytes, after folding (which keeps lengths).
 func (u User) Key() string {
-	n := 2*(len(u.Directory)+len(u.ID)) + 24
-	if len(u.Attributes) > 0 {
-		n += 1 + 2*sha256.Size
-	}
-	b := u.appendQlikUserKey(make([]byte, 0, n))
+	// Key runs for every proxied request (the jar lookup): the key is
+	// built in a buffer on the stack, so that the string is its one
+	// allocation (a longer key grows the buffer onto the heap).
+	var buf [128]byte
+	b := u.appendQlikUserKey(buf[:0])
 	if len(u.Attributes) > 0 {
 		d := attributesDigest(u.Attributes)
 		b = append(b, '#')
@@ -116,26 +116,29 @@ func asciiUpper(c byte) byte {
 // attributesDigest is the SHA-256 of attrs in a canonical order, each key
 // and value length-prefixed, so that neither order nor separators in
 // values can make two different sets alike.
+//
+// It runs for every request of a user with attributes (Key), so the usual
+// few attributes are sorted and encoded in buffers on the stack and hashed
+// in one go: no allocation. More of them spill onto the heap; the digest
+// is the same either way.
 func attributesDigest(attrs []Attribute) [sha256.Size]byte {
-	sorted := slices.Clone(attrs)
+	var sortBuf [16]Attribute
+	sorted := append(sortBuf[:0], attrs...)
 	slices.SortFunc(sorted, func(a, b Attribute) int {
 		if c := strings.Compare(a.Key, b.Key); c != 0 {
 			return c
 		}
 		return strings.Compare(a.Value, b.Value)
 	})
-	h := sha256.New()
-	var buf []byte
+	var encBuf [512]byte
+	enc := encBuf[:0]
 	for _, a := range sorted {
-		buf = binary.AppendUvarint(buf[:0], uint64(len(a.Key)))
-		buf = append(buf, a.Key...)
-		buf = binary.AppendUvarint(buf, uint64(len(a.Value)))
-		buf = append(buf, a.Value...)
-		h.Write(buf)
+		enc = binary.AppendUvarint(enc, uint64(len(a.Key)))
+		enc = append(enc, a.Key...)
+		enc = binary.AppendUvarint(enc, uint64(len(a.Value)))
+		enc = append(enc, a.Value...)
 	}
-	var d [sha256.Size]byte
-	h.Sum(d[:0])
-	return d
+	return sha256.Sum256(enc)
 }
 
 // Validate applies Qlik's rules for UserDirectory and UserId (neither may be

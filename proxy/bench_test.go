@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sensegate/sensegate/identity"
@@ -48,6 +49,12 @@ const (
 
 var benchUser = identity.User{Directory: "ACME", ID: "alice"}
 
+// benchGroupUser is a user with group attributes, as header and OIDC
+// providers usually give them; its key carries the attributes' digest.
+var benchGroupUser = identity.User{Directory: "ACME", ID: "bob", Attributes: []identity.Attribute{
+	{Key: "Group", Value: "Sales"}, {Key: "Group", Value: "EMEA"}, {Key: "Group", Value: "Analysts"},
+}}
+
 // newBenchUpstream serves benchBody as text/plain on any path.
 func newBenchUpstream() *httptest.Server {
 	contentLength := strconv.Itoa(len(benchBody))
@@ -71,12 +78,15 @@ func (benchLoginer) Login(context.Context, identity.User) (*http.Cookie, error) 
 }
 
 // newWarmBroker returns a real broker over an in-memory jar that already
-// holds benchUser's session, so Ensure is a jar hit.
+// holds the sessions of benchUser and benchGroupUser, so Ensure is a jar
+// hit.
 func newWarmBroker(tb testing.TB, m *session.Metrics) *session.Broker {
 	tb.Helper()
 	br := session.NewBroker(session.NewMemory(30*time.Minute, nil), benchLoginer{}, session.BrokerOptions{Metrics: m})
-	if _, err := br.Ensure(context.Background(), benchUser); err != nil {
-		tb.Fatal(err)
+	for _, u := range []identity.User{benchUser, benchGroupUser} {
+		if _, err := br.Ensure(context.Background(), u); err != nil {
+			tb.Fatal(err)
+		}
 	}
 	return br
 }
@@ -91,7 +101,7 @@ func newBenchSensegate(tb testing.TB, qlik string, transport http.RoundTripper, 
 }
 
 // newBenchSensegateWith is newBenchSensegate with another identity
-// provider; it must identify benchUser.
+// provider; it must identify benchUser or benchGroupUser.
 func newBenchSensegateWith(tb testing.TB, qlik string, transport http.RoundTripper, metrics bool, id identity.Provider) *Handler {
 	tb.Helper()
 	qu, err := url.Parse(qlik)
@@ -387,17 +397,23 @@ func BenchmarkHandlerNoNetwork(b *testing.B) {
 		{"sensegate-header", newBenchSensegateWith(b, qlik, stub, true, identity.NewHeader(identity.HeaderOptions{
 			Name: "X-Remote-User", Trusted: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}, DefaultDirectory: benchUser.Directory,
 		}))},
+		// A browser's request (its headers below) of a user with groups.
+		{"sensegate-browser", newBenchSensegateWith(b, qlik, stub, true, identity.NewStatic(benchGroupUser))},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			// The requests are what net/http's server hands the handler
-			// for the client of BenchmarkHTTPSmall; handlers do not
-			// modify them (they clone), so they are reused.
+			// for the client of BenchmarkHTTPSmall (or a browser's);
+			// handlers do not modify them (they clone), so they are
+			// reused.
 			reqs := make([]*http.Request, len(benchPaths))
 			for i, p := range benchPaths {
 				r := httptest.NewRequest("GET", p, nil)
 				r.Header.Set("User-Agent", "Go-http-client/1.1")
 				r.Header.Set("Accept-Encoding", "gzip")
 				r.Header.Set("X-Remote-User", benchUser.ID)
+				if tc.name == "sensegate-browser" {
+					setBrowserHeaders(r.Header)
+				}
 				reqs[i] = r
 			}
 			w := &discardWriter{h: make(http.Header)}
@@ -412,5 +428,29 @@ func BenchmarkHandlerNoNetwork(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// setBrowserHeaders gives hdr the headers a browser sends with a request
+// for a stylesheet of a Qlik page.
+func setBrowserHeaders(hdr http.Header) {
+	hdr.Set("User-Agent", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36")
+	hdr.Set("Accept", "text/css,*/*;q=0.1")
+	hdr.Set("Accept-Encoding", "gzip, deflate, br, zstd")
+	hdr.Set("Accept-Language", "en-GB,en;q=0.9")
+	hdr.Set("Connection", "keep-alive")
+	hdr.Set("Cookie", "sensegate_login=opaque-login-cookie; _ga=GA1.1.123")
+	hdr.Set("Referer", "http://localhost/sense/app/0f1e2d3c")
+	hdr.Set("Sec-Fetch-Dest", "style")
+	hdr.Set("Sec-Fetch-Mode", "no-cors")
+	hdr.Set("Sec-Fetch-Site", "same-origin")
+	hdr.Del("X-Remote-User")
+}
+
+// reqState is allocated for every request: its size class is part of the
+// hot path's cost (context.go).
+func TestReqStateSize(t *testing.T) {
+	if got, want := unsafe.Sizeof(reqState{}), uintptr(320); got > want {
+		t.Errorf("reqState is %d bytes, want at most %d (the next size class costs 32 more per request)", got, want)
 	}
 }

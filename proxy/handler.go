@@ -671,13 +671,20 @@ func (h *Handler) CloseIdleConnections() {
 // OpenWebsockets returns the number of relayed websockets.
 func (h *Handler) OpenWebsockets() int { return h.ws.count() }
 
+// isWebsocket reports whether r asks for a websocket upgrade. Upgrade is
+// looked at first: most requests have none, so a browser's "Connection:
+// keep-alive" is not even parsed.
 func isWebsocket(r *http.Request) bool {
-	return headerHasToken(r.Header, "Connection", "upgrade") && headerHasToken(r.Header, "Upgrade", "websocket")
+	return headerHasToken(r.Header, "Upgrade", "websocket") && headerHasToken(r.Header, "Connection", "upgrade")
 }
 
+// headerHasToken reports whether the comma-separated values of the header
+// name (canonical) hold token, in any case. It runs for every request, so
+// it neither canonicalises name nor splits into a slice: it allocates
+// nothing.
 func headerHasToken(h http.Header, name, token string) bool {
-	for _, v := range h.Values(name) {
-		for _, t := range strings.Split(v, ",") {
+	for _, v := range h[name] {
+		for t := range strings.SplitSeq(v, ",") {
 			if strings.EqualFold(strings.TrimSpace(t), token) {
 				return true
 			}

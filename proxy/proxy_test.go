@@ -599,3 +599,26 @@ func TestPathTricksRefused(t *testing.T) {
 		t.Errorf("a plain path after the tricks = %d", resp.StatusCode)
 	}
 }
+
+func TestIsWebsocket(t *testing.T) {
+	tests := []struct {
+		name string
+		hdr  http.Header
+		want bool
+	}{
+		{"browser", http.Header{"Connection": {"Upgrade"}, "Upgrade": {"websocket"}}, true},
+		{"token lists in any case", http.Header{"Connection": {"keep-alive, Upgrade"}, "Upgrade": {"h2c , WebSocket"}}, true},
+		{"token on a later line", http.Header{"Connection": {"keep-alive", " upgrade "}, "Upgrade": {"websocket"}}, true},
+		{"no upgrade", http.Header{"Connection": {"keep-alive"}}, false},
+		{"upgrade not in Connection", http.Header{"Connection": {"keep-alive"}, "Upgrade": {"websocket"}}, false},
+		{"other protocol", http.Header{"Connection": {"Upgrade"}, "Upgrade": {"h2c"}}, false},
+		{"token part of a word", http.Header{"Connection": {"upgraded"}, "Upgrade": {"websockets"}}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := isWebsocket(&http.Request{Header: tc.hdr}); got != tc.want {
+				t.Errorf("isWebsocket(%v) = %v, want %v", tc.hdr, got, tc.want)
+			}
+		})
+	}
+}
