@@ -13,8 +13,7 @@ import (
 	"github.com/sensegate/sensegate/identity"
 )
 
-// TestContentTypeThroughProxy covers spareMediaTypeParse: an answer's
-// Content-Type reaches the client as Qlik or a route sent it (one
+// TestContentTypeThroughProxy: an answer's Content-Type reaches the client as Qlik or a route sent it (one
 // canonical header line per value, in order), and an event stream is
 // still flushed at once although its length is known.
 func TestContentTypeThroughProxy(t *testing.T) {

@@ -317,7 +317,6 @@ func (q *qlikProxy) modifyResponse(resp *http.Response) error {
 	if loc := resp.Header.Get("Location"); loc != "" {
 		resp.Header.Set("Location", h.publicLocation(req.URL, loc))
 	}
-	spareMediaTypeParse(resp.Header)
 	return nil
 }
 

@@ -70,7 +70,6 @@ func (p *routeProxy) modifyResponse(resp *http.Response) error {
 	// The header marks sensegate's own answers: an upstream's never
 	// carry it.
 	delete(resp.Header, headerSensegate)
-	spareMediaTypeParse(resp.Header)
 	sc := resp.Header.Values("Set-Cookie")
 	if len(sc) == 0 {
 		return nil
