@@ -2,27 +2,22 @@ package main
 
 import (
 	"runtime/debug"
-	"strconv"
 
 	"github.com/KimMachineGun/automemlimit/memlimit"
 	"go.uber.org/zap"
 )
 
-// Go runtime settings of serve, for a proxy: its live heap is small and
-// every request allocates, so with Go's default GOGC of 100 the collector
-// runs many times a second, and on a small machine each cycle takes a
-// share of the cores that requests wait for. A larger GOGC runs it less
-// often; a memory limit under the container's makes it run more often
-// again before memory gets tight. Both give way to the operator's GOGC and
+// Go runtime settings of serve. GOGC stays Go's default (100, or the
+// operator's): sensegate's live heap is a few MiB, and the collector's
+// heap floor grows with GOGC (4 MiB at 100, 8 at 200), which is most of
+// the difference in peak memory under load. Measured with make bench on a
+// 2-core machine (docs/runtime.md), 200 instead of 100 raised peak RSS
+// under the HTTP load by 2.5-6.7 MiB (10-27%) for 3-5% more requests/s
+// and 0.2-0.4 ms less p99 at a fixed rate, both within their targets at
+// 100. A memory limit under the container's makes the collector run more
+// often before memory gets tight; it gives way to the operator's
 // GOMEMLIMIT.
 const (
-	// defaultGCPercent is GOGC when the environment does not set it.
-	// Measured with make bench -sensegate-gogc on a 2-core machine, the
-	// p99 latency sensegate adds at a fixed load went from about 1.1-1.6
-	// ms at 100 to about 0.8 ms at 200 and 400; at 400 the RSS of idle
-	// relayed websockets grew from about 31 KiB a socket to 41, at 200 it
-	// did not.
-	defaultGCPercent = 200
 	// memLimitRatio is the share of the memory limit (the container's,
 	// or the machine's without one) that becomes GOMEMLIMIT.
 	memLimitRatio = 0.9
@@ -31,15 +26,14 @@ const (
 // runtimeEnv reads the environment; os.LookupEnv in production.
 type runtimeEnv func(key string) (string, bool)
 
-// tuneRuntime applies serve's runtime settings that env does not set
-// itself: GOGC defaultGCPercent, and GOMEMLIMIT memLimitRatio of the
-// container's memory limit, or of the machine's memory without one. It
-// changes process-wide state: main's serve command calls it, once.
+// tuneRuntime sets GOMEMLIMIT to memLimitRatio of the container's memory
+// limit, or of the machine's memory without one, unless env sets it, and
+// logs GOGC and the limit in effect. It changes process-wide state:
+// main's serve command calls it, once.
 func tuneRuntime(env runtimeEnv, log *zap.Logger) {
 	gogc, ok := env("GOGC")
 	if !ok {
-		debug.SetGCPercent(defaultGCPercent)
-		gogc = strconv.Itoa(defaultGCPercent)
+		gogc = "100"
 	}
 	if _, ok := env("GOMEMLIMIT"); !ok {
 		// memlimit also reads AUTOMEMLIMIT: "off", or another ratio.

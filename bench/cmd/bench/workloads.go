@@ -557,7 +557,7 @@ func (h *harness) describe() {
 			"users; then the same for idle websockets held open through each proxy after one Engine call each (so "+
 			"relaying has begun), divided by the sockets. nginx's figure sums its master and workers. Both include "+
 			"garbage the Go collector has not yet returned: up to about twice the live memory with Go's default GOGC of 100 "+
-			"(the bare proxy's), three times with sensegate's 200.", o.sessions),
+			"(the bare proxy's and sensegate's).", o.sessions),
 		fmt.Sprintf("The throughput, latency and burst figures are medians of %d rounds (the throughput rounds with the "+
 			"targets in another order each round, the bursts after them, with new users each); the memory figures come "+
 			"from one run, after all the rounds. A target on a ratio takes the median of the rounds' ratios and shows "+
