@@ -1,12 +1,13 @@
 # sensegate developer tasks. `make test` is what CI runs (.ci/run).
 GO      ?= go
 
-.PHONY: test fmt-check vet unit e2e deploy-check build demo qliksim clean fuzz bench soak
+.PHONY: test fmt-check vet unit e2e deploy-check bench-smoke build demo qliksim clean fuzz bench soak
 
 ## test: gofmt check, go vet, the whole Go suite under the race detector, and
 ## the end-to-end suite with real clients (installs Node packages as needed),
-## and the Helm chart's validation (installs helm and kubeconform in bin/tools)
-test: fmt-check vet unit e2e deploy-check
+## the Helm chart's validation (installs helm and kubeconform in bin/tools),
+## and a smoke run of the load harness (installs wrk and nginx)
+test: fmt-check vet unit e2e deploy-check bench-smoke
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go')); \
@@ -25,6 +26,12 @@ e2e:
 ## deploy-check: helm lint, helm template | kubeconform -strict (offline schemas)
 deploy-check:
 	./scripts/deploy-check.sh
+
+## bench-smoke: the load harness once, small and short (bench -quick), failing
+## on errors (-strict: failed requests, a wrong ticket count), not on figures
+## (a loaded CI machine measures nothing); docs/performance.md is left alone
+bench-smoke:
+	GO=$(GO) ./scripts/bench.sh -quick -strict -out ''
 
 ## build: the sensegate binary in bin/, with the release flags of
 ## scripts/build.sh (the Dockerfile's too); VERSION=… COMMIT=… override git's

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -232,5 +233,23 @@ func TestMarkdown(t *testing.T) {
 				t.Errorf("%q has %d bars, want 11", line, n)
 			}
 		}
+	}
+}
+
+// FailedFigures names each figure measured with errors, in table order,
+// and nothing for a clean run (bench -strict fails on them).
+func TestFailedFigures(t *testing.T) {
+	var r Report
+	r.Set("a", "HTTP", "requests/s", Sensegate, 1, false)
+	r.Set("a", "HTTP", "requests/s", Nginx, 1, false)
+	if got := r.FailedFigures(); len(got) != 0 {
+		t.Fatalf("clean run: FailedFigures = %q, want none", got)
+	}
+	r.Set("b", "Burst", "p99", Sensegate, 1, true)
+	r.Set("a", "HTTP", "requests/s", Sensegate, 2, true)
+	r.Set("a", "HTTP", "requests/s", Bare, 1, true)
+	want := []string{"HTTP, requests/s: " + Bare, "HTTP, requests/s: " + Sensegate, "Burst, p99: " + Sensegate}
+	if got := r.FailedFigures(); !slices.Equal(got, want) {
+		t.Fatalf("FailedFigures = %q, want %q", got, want)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sort"
 	"strings"
 	"time"
 )
@@ -103,6 +104,23 @@ type Report struct {
 	// Round is the round of the measurements being Set: the ratios of
 	// the targets pair the figures of one round.
 	Round int
+}
+
+// FailedFigures names the figures measured with errors ("workload,
+// metric: target"), in table order: empty when every run was clean.
+func (r *Report) FailedFigures() []string {
+	var out []string
+	for _, row := range r.Rows {
+		var targets []string
+		for t := range row.Failed {
+			targets = append(targets, t)
+		}
+		sort.Strings(targets)
+		for _, t := range targets {
+			out = append(out, fmt.Sprintf("%s, %s: %s", row.Workload, row.Metric, t))
+		}
+	}
+	return out
 }
 
 // Set records v for target on the row with key (created with workload and

@@ -11,10 +11,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -31,6 +33,7 @@ type options struct {
 	only     string
 	rounds   int
 	keep     bool
+	strict   bool
 
 	httpConns     int
 	wsSmallConns  int
@@ -61,6 +64,7 @@ func main() {
 	flag.DurationVar(&o.timeout, "timeout", 30*time.Minute, "bound on the whole run")
 	flag.BoolVar(&o.quick, "quick", false, "a smoke test: one round of 2 s workloads, 50 burst users, 500 sessions and sockets")
 	flag.StringVar(&o.only, "only", "", "run only these workloads, comma-separated: http-1k, paced (needs http-1k), http-1m, ws-1k, ws-256k, burst, sessions, sockets (needs sessions)")
+	flag.BoolVar(&o.strict, "strict", false, "exit 1 when a figure was measured with errors (failed requests, a wrong ticket count), e.g. for a smoke test; a target not met is not an error")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configurations and logs)")
 	flag.IntVar(&o.httpConns, "http-conns", 64, "HTTP keep-alive connections")
 	flag.IntVar(&o.wsSmallConns, "ws-small-conns", 64, "websockets of the 1 KB workload")
@@ -108,12 +112,23 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	md := h.report.Markdown()
-	if o.out == "" {
-		fmt.Print(md)
+	fmt.Print(md)
+	if o.out != "" {
+		if err := os.WriteFile(o.out, []byte(md), 0o644); err != nil {
+			return err
+		}
+	}
+	if !o.strict {
 		return nil
 	}
-	fmt.Print(md)
-	return os.WriteFile(o.out, []byte(md), 0o644)
+	var errs []error
+	if failed := h.report.FailedFigures(); len(failed) > 0 {
+		errs = append(errs, fmt.Errorf("%d figures measured with errors (see the report's Notes): %s", len(failed), strings.Join(failed, "; ")))
+	}
+	if n := h.report.BurstOddUsers; n > 0 {
+		errs = append(errs, fmt.Errorf("cold burst: %d users without exactly one ticket", n))
+	}
+	return errors.Join(errs...)
 }
 
 // logf reports progress on standard error.
