@@ -925,6 +925,7 @@ func (p *wsPair) sessionEnded(topic string) {
 // ended it, whether that came from reading src (else writing to dst
 // failed), and the payload bytes it sent.
 func pump(dst, src *websocket.Conn, watch watcher, relayed prometheus.Counter) (end error, fromSrc bool, total int64) {
+	wd := newLazyDeadline()
 	for {
 		mt, r, err := src.NextReader()
 		if err != nil {
@@ -940,7 +941,9 @@ func pump(dst, src *websocket.Conn, watch watcher, relayed prometheus.Counter) (
 		if watched {
 			rest, head, rerr = watch.start(r)
 		}
-		dst.SetWriteDeadline(time.Now().Add(DefaultWriteWait))
+		if t, moved := wd.move(wd.elapsed(), DefaultWriteWait); moved {
+			dst.SetWriteDeadline(t)
+		}
 		w, err := dst.NextWriter(mt)
 		if err != nil {
 			src.Close()
@@ -980,6 +983,41 @@ func pump(dst, src *websocket.Conn, watch watcher, relayed prometheus.Counter) (
 			return err, false, total
 		}
 	}
+}
+
+// lazyDeadline is the write deadline a pump gives each message it sends:
+// DefaultWriteWait from the message, moved lazily, as idleConn does with
+// a connection's deadline. gorilla passes the deadline to the connection
+// at every frame it writes, and moving it costs a runtime timer update
+// (idleConn's lazy rule spares that) and a clock reading in idleConn, on
+// top of the pump's own. Kept while it leaves 15/16 of the wait, the
+// deadline stays the same value, which idleConn recognises without
+// reading the clock (and a connection that is no idleConn, a client's
+// TLS connection, does not move its timer); the pump reads the monotonic
+// clock only, once a message.
+type lazyDeadline struct {
+	base time.Time     // when the pump started, with a monotonic reading
+	set  time.Duration // the deadline given, as time since base; 0 before the first
+}
+
+func newLazyDeadline() lazyDeadline { return lazyDeadline{base: time.Now()} }
+
+// elapsed returns the time since base. time.Since of a time with a
+// monotonic reading reads that clock only, where time.Now reads the wall
+// clock too; deadlines compare monotonic readings (net's
+// SetWriteDeadline goes through time.Until), so a wall clock step moves
+// none of them.
+func (d *lazyDeadline) elapsed() time.Duration { return time.Since(d.base) }
+
+// move reports whether a message sent at elapsed (since base) needs a
+// new deadline, and returns it: elapsed+wait, when less than 15/16 of
+// wait is left of the one given.
+func (d *lazyDeadline) move(elapsed, wait time.Duration) (time.Time, bool) {
+	if d.set != 0 && d.set-elapsed >= wait-wait/16 {
+		return time.Time{}, false
+	}
+	d.set = elapsed + wait
+	return d.base.Add(d.set), true
 }
 
 // passClose ends dst the way src ended: the same close code and reason, a

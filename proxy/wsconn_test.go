@@ -114,6 +114,7 @@ func TestIdleConnWriteDeadline(t *testing.T) {
 	}{
 		{now.Add(30 * time.Second), now.Add(30 * time.Second)},
 		{now.Add(31 * time.Second), now.Add(30 * time.Second)}, // 1 s later: within 1/16 of 31 s
+		{now.Add(30 * time.Second), now.Add(30 * time.Second)}, // the one set
 		{now.Add(40 * time.Second), now.Add(40 * time.Second)},
 		{now.Add(time.Second), now.Add(time.Second)}, // earlier: at once
 		{time.Time{}, time.Time{}},
@@ -127,10 +128,14 @@ func TestIdleConnWriteDeadline(t *testing.T) {
 			t.Errorf("step %d: deadline %v, want %v", i, ic.wd.Sub(now), s.want.Sub(now))
 		}
 	}
-	// The deadline really is the connection's: past it, a write fails.
-	ic.SetWriteDeadline(time.Now().Add(-time.Second))
-	if _, err := ic.Write([]byte("x")); !errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Errorf("write past the deadline: err = %v, want os.ErrDeadlineExceeded", err)
+	// The deadline really is the connection's: past it, a write fails,
+	// also when that deadline is given again.
+	past := time.Now().Add(-time.Second)
+	for range 2 {
+		ic.SetWriteDeadline(past)
+		if _, err := ic.Write([]byte("x")); !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Errorf("write past the deadline: err = %v, want os.ErrDeadlineExceeded", err)
+		}
 	}
 }
 

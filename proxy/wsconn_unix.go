@@ -97,6 +97,12 @@ func (c *idleConn) Read(p []byte) (int, error) {
 func (c *idleConn) SetWriteDeadline(t time.Time) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if !t.IsZero() && t.Equal(c.wd) {
+		// The deadline set, again (a pump keeps its deadline for a while,
+		// and gorilla passes it on at every frame): nothing to do, and no
+		// clock to read.
+		return nil
+	}
 	if !t.IsZero() && !c.wd.IsZero() && !t.Before(c.wd) && t.Sub(c.wd) <= time.Until(t)/16 {
 		return nil
 	}
