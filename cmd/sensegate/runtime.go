@@ -12,9 +12,8 @@ import (
 // heap floor grows with GOGC (4 MiB at 100, 8 at 200), which is most of
 // the difference in peak memory under load. Measured with make bench on a
 // 2-core machine (docs/runtime.md), 200 instead of 100 raised peak RSS
-// under the HTTP load by 2.5-6.7 MiB (10-27%) for 3-5% more requests/s
-// and 0.2-0.4 ms less p99 at a fixed rate, both within their targets at
-// 100. A memory limit under the container's makes the collector run more
+// under the HTTP load by 2.5-6.7 MiB (10-27%) for 3-15% more requests/s
+// at saturation and 0.2-0.4 ms less p99 at a fixed rate. A memory limit under the container's makes the collector run more
 // often before memory gets tight; it gives way to the operator's
 // GOMEMLIMIT.
 const (
