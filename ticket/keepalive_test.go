@@ -32,17 +32,14 @@ const fallbackMsg = "redemption got no answer on a reused connection: asking for
 // parallel-session cap never refuses.
 func kaUser(i int) identity.User { return identity.User{Directory: "ACME", ID: fmt.Sprintf("ka%d", i)} }
 
-// waitProxyConns polls (bounded) until the simulator's proxy side has n
-// open connections: it sees a close when its connection goroutine ends,
-// just after the client did.
+// waitProxyConns waits (5s at most) until the simulator's proxy side has
+// n open connections.
 func waitProxyConns(t *testing.T, sim *qliksim.Sim, n int) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for sim.ProxyConns().Open != n {
-		if time.Now().After(deadline) {
-			t.Fatalf("proxy side connections %+v, want %d open", sim.ProxyConns(), n)
-		}
-		time.Sleep(5 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := sim.AwaitOpenProxyConns(ctx, n); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -57,13 +54,7 @@ func fallbacksByUser(logs *observer.ObservedLogs) map[string]int {
 
 // droppedRedemptions counts the redemptions the simulator dropped.
 func droppedRedemptions(sim *qliksim.Sim) int {
-	n := 0
-	for _, e := range sim.Events(0) {
-		if e.Variant == "drop-redemption" {
-			n++
-		}
-	}
-	return n
+	return countEvents(sim, func(e qliksim.Event) bool { return e.Variant == "drop-redemption" })
 }
 
 // Fallbacks allowed by a variant of TestLoginKeepAliveVariants.

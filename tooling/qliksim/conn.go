@@ -2,10 +2,12 @@ package qliksim
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // This file is the proxy side's connections: how many were accepted,
@@ -82,6 +84,26 @@ func connRequest(r *http.Request) (conn, nth int64) {
 // check a client keeps its connections alive (fewer accepted than
 // requests) or lets them go.
 func (s *Sim) ProxyConns() ConnStats { return s.proxyConns.stats() }
+
+// AwaitOpenProxyConns polls ProxyConns until n connections are open or ctx
+// ends, and returns the last counts. net/http reports a close when its
+// connection goroutine has ended, just after the client saw it: a test
+// that closed connections waits here rather than reading the counts once.
+func (s *Sim) AwaitOpenProxyConns(ctx context.Context, n int) (ConnStats, error) {
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		st := s.ProxyConns()
+		if st.Open == n {
+			return st, nil
+		}
+		select {
+		case <-ctx.Done():
+			return st, fmt.Errorf("proxy side connections %+v, want %d open: %w", st, n, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
 
 // DropRedemptions makes the proxy side read each of the next n ticket
 // redemptions (a GET carrying qlikTicket, not a websocket upgrade) and

@@ -2,6 +2,7 @@ package qliksim
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"errors"
 	"io"
@@ -92,17 +93,14 @@ func sessionCookieOf(resp *http.Response) *http.Cookie {
 	return nil
 }
 
-// waitOpenConns polls (bounded) until the proxy side has n open
-// connections: net/http reports a close when its connection goroutine
-// has ended, just after the client saw it.
+// waitOpenConns waits (5s at most) until the proxy side has n open
+// connections.
 func waitOpenConns(t *testing.T, sim *Sim, n int) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for sim.ProxyConns().Open != n {
-		if time.Now().After(deadline) {
-			t.Fatalf("ProxyConns() = %+v, want %d open", sim.ProxyConns(), n)
-		}
-		time.Sleep(5 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := sim.AwaitOpenProxyConns(ctx, n); err != nil {
+		t.Fatal(err)
 	}
 }
 
