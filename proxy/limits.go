@@ -195,7 +195,7 @@ func (s *stallWriter) extend() {
 		return
 	}
 	now := time.Now()
-	if now.Sub(s.set) < s.d/16 {
+	if keepDeadline(now.Sub(s.set), s.d) {
 		return
 	}
 	s.set = now
@@ -266,7 +266,7 @@ type stallReader struct {
 
 func (s *stallReader) Read(p []byte) (int, error) {
 	// As stallWriter.extend: a move at most every sixteenth of d.
-	if now := time.Now(); now.Sub(s.set) >= s.d/16 {
+	if now := time.Now(); !keepDeadline(now.Sub(s.set), s.d) {
 		s.move(now)
 	}
 	n, err := s.ReadCloser.Read(p)

@@ -1013,7 +1013,7 @@ func (d *lazyDeadline) elapsed() time.Duration { return time.Since(d.base) }
 // new deadline, and returns it: elapsed+wait, when less than 15/16 of
 // wait is left of the one given.
 func (d *lazyDeadline) move(elapsed, wait time.Duration) (time.Time, bool) {
-	if d.set != 0 && d.set-elapsed >= wait-wait/16 {
+	if d.set != 0 && keepDeadline(elapsed+wait-d.set, wait) {
 		return time.Time{}, false
 	}
 	d.set = elapsed + wait

@@ -103,7 +103,7 @@ func (c *idleConn) SetWriteDeadline(t time.Time) error {
 		// clock to read.
 		return nil
 	}
-	if !t.IsZero() && !c.wd.IsZero() && !t.Before(c.wd) && t.Sub(c.wd) <= time.Until(t)/16 {
+	if !t.IsZero() && !c.wd.IsZero() && !t.Before(c.wd) && keepDeadline(t.Sub(c.wd), time.Until(t)) {
 		return nil
 	}
 	c.wd = t
