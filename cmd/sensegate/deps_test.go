@@ -32,11 +32,7 @@ var notInProduct = []struct{ prefix, what string }{
 // cmd/sensegate names none of notInProduct (Tailscale's tstest/deptest).
 // The demo and the simulator are commands of their own.
 func TestProductDependencies(t *testing.T) {
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("no go toolchain in PATH: cannot list sensegate's dependencies (go list -deps)")
-	}
-	out, err := exec.Command(goTool, "list", "-deps", ".").Output()
+	out, err := goCommand(t, "list", "-deps", ".").Output()
 	if err != nil {
 		msg := ""
 		if ee, ok := err.(*exec.ExitError); ok {
@@ -72,11 +68,7 @@ func TestLinkerDropsUncalledMethods(t *testing.T) {
 	if testing.Short() {
 		t.Skip("links the binary")
 	}
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("no go toolchain in PATH: cannot link sensegate")
-	}
-	cmd := exec.Command(goTool, "build", "-o", os.DevNull, "-ldflags=-dumpdep", ".")
+	cmd := goCommand(t, "build", "-o", os.DevNull, "-ldflags=-dumpdep", ".")
 	var dump bytes.Buffer
 	cmd.Stderr = &dump
 	if err := cmd.Run(); err != nil {
@@ -104,4 +96,15 @@ func TestLinkerDropsUncalledMethods(t *testing.T) {
 	if reached < 1000 {
 		t.Fatalf("the linker's dependency dump has %d edges: not the format this test reads?\n%.2000s", reached, dump.String())
 	}
+}
+
+// goCommand is the go command with args, run in this package's directory;
+// the test is skipped without a go toolchain in PATH.
+func goCommand(t *testing.T, args ...string) *exec.Cmd {
+	t.Helper()
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skipf("no go toolchain in PATH: cannot run go %s", args[0])
+	}
+	return exec.Command(goTool, args...)
 }
