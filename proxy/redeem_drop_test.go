@@ -70,12 +70,7 @@ func TestColdLoginsSurviveDroppedRedemptions(t *testing.T) {
 		return
 	}
 
-	dropped := 0
-	for _, ev := range e.sim.Events(0) {
-		if ev.Variant == "drop-redemption" {
-			dropped++
-		}
-	}
+	dropped := e.sim.DroppedRedemptions()
 	if dropped == 0 {
 		t.Fatal("no redemption was dropped: the logins did not reuse connections, nothing was tested")
 	}

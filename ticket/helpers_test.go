@@ -119,14 +119,9 @@ func mustLogin(t *testing.T, c *Client, u identity.User) *http.Cookie {
 
 // qpsCalls counts the QPS API requests the simulator has seen.
 func qpsCalls(sim *qliksim.Sim) int {
-	return countEvents(sim, func(e qliksim.Event) bool { return e.Kind == "qps" })
-}
-
-// countEvents counts the simulator's events that match.
-func countEvents(sim *qliksim.Sim, match func(qliksim.Event) bool) int {
 	n := 0
-	for _, e := range sim.Events(0) {
-		if match(e) {
+	for _, ev := range sim.Events(0) {
+		if ev.Kind == "qps" {
 			n++
 		}
 	}

@@ -52,11 +52,6 @@ func fallbacksByUser(logs *observer.ObservedLogs) map[string]int {
 	return n
 }
 
-// droppedRedemptions counts the redemptions the simulator dropped.
-func droppedRedemptions(sim *qliksim.Sim) int {
-	return countEvents(sim, func(e qliksim.Event) bool { return e.Variant == "drop-redemption" })
-}
-
 // Fallbacks allowed by a variant of TestLoginKeepAliveVariants.
 const (
 	noFallback    = iota // no redemption can meet a closed connection
@@ -193,7 +188,7 @@ func TestLoginKeepAliveVariants(t *testing.T) {
 			if tickets != len(logins)+total {
 				t.Errorf("%d tickets issued for %d logins and %d fallbacks", tickets, len(logins), total)
 			}
-			switch drops := droppedRedemptions(sim); tt.fallbacks {
+			switch drops := sim.DroppedRedemptions(); tt.fallbacks {
 			case noFallback:
 				if total != 0 {
 					t.Errorf("%d fallbacks, want none: no connection was closed under a redemption", total)
@@ -230,7 +225,7 @@ func TestLoginFallbackOnReusedConnection(t *testing.T) {
 		u      identity.User
 		cookie *http.Cookie
 	)
-	for i := 1; droppedRedemptions(sim) == 0; i++ {
+	for i := 1; sim.DroppedRedemptions() == 0; i++ {
 		if i > 20 {
 			t.Fatal("20 logins and no redemption on a reused connection")
 		}
@@ -253,7 +248,7 @@ func TestLoginFallbackOnReusedConnection(t *testing.T) {
 	var after bool
 	var places []int64
 	for _, e := range sim.Events(0) {
-		if e.Variant == "drop-redemption" {
+		if e.Variant == qliksim.VariantDropRedemption {
 			after = true
 			continue
 		}
@@ -284,7 +279,7 @@ func TestLoginFallbackFails(t *testing.T) {
 	mustLogin(t, c, kaUser(0))
 	sim.DropRedemptions(1, true)
 	var err error
-	for i := 1; droppedRedemptions(sim) == 0; i++ {
+	for i := 1; sim.DroppedRedemptions() == 0; i++ {
 		if i > 20 {
 			t.Fatal("20 logins and no redemption on a reused connection")
 		}
@@ -295,7 +290,7 @@ func TestLoginFallbackFails(t *testing.T) {
 		!strings.Contains(e.Msg, "a second ticket: the first ticket's redemption got no answer on a reused connection") {
 		t.Fatalf("Login with both redemptions dropped = %v, want ErrUnreachable from the second redemption saying why", err)
 	}
-	if n := droppedRedemptions(sim); n != 2 {
+	if n := sim.DroppedRedemptions(); n != 2 {
 		t.Errorf("%d redemptions dropped, want 2", n)
 	}
 	for tk, n := range sim.TicketPresentations() {

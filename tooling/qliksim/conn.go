@@ -114,11 +114,24 @@ func (s *Sim) AwaitOpenProxyConns(ctx context.Context, n int) (ConnStats, error)
 // that carried a request before counts (and is dropped): the race a
 // client that keeps connections alive meets, where it cannot tell
 // whether the proxy read the ticket. n <= 0 disarms it. Each drop is
-// logged as an "http" event with status 0 and Variant "drop-redemption".
+// logged as an "http" event with status 0 and Variant
+// VariantDropRedemption, and counted by DroppedRedemptions.
 func (s *Sim) DropRedemptions(n int, reusedOnly bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.drops, s.dropReusedOnly = max(n, 0), reusedOnly
+}
+
+// VariantDropRedemption is the Event.Variant of a redemption dropped by
+// DropRedemptions.
+const VariantDropRedemption = "drop-redemption"
+
+// DroppedRedemptions returns how many redemptions DropRedemptions has
+// dropped since the simulator started.
+func (s *Sim) DroppedRedemptions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.dropped
 }
 
 // takeDrop reports whether a redemption on a connection that was reused
@@ -130,6 +143,7 @@ func (s *Sim) takeDrop(reused bool) bool {
 		return false
 	}
 	s.drops--
+	s.dropped++
 	return true
 }
 
@@ -140,7 +154,7 @@ func (s *Sim) takeDrop(reused bool) bool {
 func (s *Sim) redemptionConn(w http.ResponseWriter, r *http.Request, pr *proxyRequest, ticket string) bool {
 	if s.takeDrop(pr.connRequest > 1) {
 		s.st.consumeTicket(ticket)
-		pr.variant = "drop-redemption"
+		pr.variant = VariantDropRedemption
 		s.recordHTTP(r, pr, 0)
 		return false
 	}

@@ -240,7 +240,7 @@ func TestDropRedemptions(t *testing.T) {
 				t.Fatalf("dropped redemption answered %d, want the connection closed without an answer", resp.StatusCode)
 			}
 			var drops []Event
-			for _, e := range waitEvents(t, sim, seq, func(e Event) bool { return e.Variant == "drop-redemption" }) {
+			for _, e := range waitEvents(t, sim, seq, func(e Event) bool { return e.Variant == VariantDropRedemption }) {
 				drops = append(drops, e)
 			}
 			if len(drops) != 1 || drops[0].Status != 0 || drops[0].ConnRequest != wantPlace || drops[0].User != "" {

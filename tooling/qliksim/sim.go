@@ -75,9 +75,10 @@ type Sim struct {
 	bg       sync.WaitGroup
 	// drops is how many redemptions are still to be dropped, and
 	// dropReusedOnly whether only those on a reused connection are
-	// (DropRedemptions).
+	// (DropRedemptions); dropped counts the redemptions dropped.
 	drops          int
 	dropReusedOnly bool
+	dropped        int
 }
 
 // vproxy is a virtual proxy with its derived settings.
