@@ -253,3 +253,28 @@ func TestFailedFigures(t *testing.T) {
 		t.Fatalf("FailedFigures = %q, want %q", got, want)
 	}
 }
+
+func TestCPUBudget(t *testing.T) {
+	var r Report
+	// Round 1: direct 50000/s on 2 cores is 40 µs a request for wrk and
+	// the simulator; 0.5 × nginx's 40000/s is 20000/s, 100 µs a request
+	// of the cores: 60 µs are left for the proxy. Round 2 has no nginx.
+	for _, s := range []struct {
+		round  int
+		target string
+		v      float64
+	}{{0, Direct, 50000}, {0, Nginx, 40000}, {1, Direct, 60000}, {2, Direct, 40000}, {2, Nginx, 25000}} {
+		r.Round = s.round
+		r.Set(KeyHTTPSmallRate, "HTTP", "requests/s", s.target, s.v, false)
+	}
+	if got, want := r.CPUBudget(2, 0.5), []float64{60, 110}; !sameRatios(got, want) {
+		t.Errorf("budget = %v, want %v (rounds 0 and 2)", got, want)
+	}
+	if got, want := Range(r.CPUBudget(2, 0.5), "µs"), "85 µs (60–110 over 2 rounds)"; got != want {
+		t.Errorf("Range = %q, want %q", got, want)
+	}
+	r.Set(KeyHTTPSmallRate, "HTTP", "requests/s", Nginx, 1, true)
+	if got := r.CPUBudget(2, 0.5); len(got) != 0 {
+		t.Errorf("budget with nginx's run failed = %v, want none", got)
+	}
+}

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"sort"
@@ -35,6 +36,7 @@ var targetTitles = map[string]string{
 const (
 	KeyHTTPSmallRate = "http-1k-rate"
 	KeyHTTPSmallP99  = "http-1k-paced-p99"
+	KeyHTTPSmallCPU  = "http-1k-cpu"
 	KeyHTTPSmallPeak = "http-1k-peak"
 	KeyHTTPLargePeak = "http-1m-peak"
 	KeyWSSmallRate   = "ws-1k-rate"
@@ -176,21 +178,53 @@ func (r *Report) Value(key, target string) (float64, bool) {
 // divided by other's on the row with otherKey: one ratio for each round
 // in which both were measured, none when either had errors.
 func (r *Report) Ratios(key, target, otherKey, other string) []float64 {
-	a, b := r.row(key), r.row(otherKey)
-	if a == nil || b == nil || a.Failed[target] || b.Failed[other] {
-		return nil
-	}
-	byRound := map[int]float64{}
-	for i, round := range b.rounds[other] {
-		byRound[round] = b.samples[other][i]
-	}
+	a, b := r.byRound(key, target), r.byRound(otherKey, other)
 	var qs []float64
-	for i, round := range a.rounds[target] {
-		if d, ok := byRound[round]; ok && d != 0 {
-			qs = append(qs, a.samples[target][i]/d)
+	for _, round := range sortedRounds(a) {
+		if d, ok := b[round]; ok && d != 0 {
+			qs = append(qs, a[round]/d)
 		}
 	}
 	return qs
+}
+
+// CPUBudget returns, round by round, the most CPU time per request (µs)
+// a proxy could spend for its HTTP 1 KiB rate to reach want × nginx's,
+// on a machine whose cores every process shares: cores ÷ (want × nginx's
+// rate), less what the load generator and the upstream spend on a
+// request, cores ÷ direct's rate (their figure when they saturate the
+// machine without a proxy). It is a bound from above: a proxy that
+// leaves cores idle under the load reaches less than it suggests.
+func (r *Report) CPUBudget(cores int, want float64) []float64 {
+	direct, nginx := r.byRound(KeyHTTPSmallRate, Direct), r.byRound(KeyHTTPSmallRate, Nginx)
+	var us []float64
+	for _, round := range sortedRounds(direct) {
+		d, n := direct[round], nginx[round]
+		if d == 0 || n == 0 {
+			continue
+		}
+		machine := float64(cores) * 1e6
+		us = append(us, machine/(want*n)-machine/d)
+	}
+	return us
+}
+
+// byRound returns target's figures on the row with key by round: none
+// when it had errors.
+func (r *Report) byRound(key, target string) map[int]float64 {
+	row := r.row(key)
+	if row == nil || row.Failed[target] {
+		return nil
+	}
+	m := make(map[int]float64, len(row.rounds[target]))
+	for i, round := range row.rounds[target] {
+		m[round] = row.samples[target][i]
+	}
+	return m
+}
+
+func sortedRounds(m map[int]float64) []int {
+	return slices.Sorted(maps.Keys(m))
 }
 
 // Spread formats ratios: their median, and their range over the rounds.
@@ -200,6 +234,16 @@ func Spread(qs []float64) string {
 		return fmt.Sprintf("%.2f× (one run)", m)
 	}
 	return fmt.Sprintf("%.2f× (%.2f–%.2f over %d rounds)", m, slices.Min(qs), slices.Max(qs), len(qs))
+}
+
+// Range formats figures of unit: their median, and their range over the
+// rounds.
+func Range(vs []float64, unit string) string {
+	m := Num(median(vs)) + " " + unit
+	if len(vs) == 1 {
+		return m + " (one run)"
+	}
+	return fmt.Sprintf("%s (%s–%s over %d rounds)", m, Num(slices.Min(vs)), Num(slices.Max(vs)), len(vs))
 }
 
 // Checks evaluates the performance goals against the rows. A goal on a
@@ -263,7 +307,7 @@ func (r *Report) Checks() []Check {
 		if !ok1 || !ok2 || !ok {
 			return "—", false, false
 		}
-		return fmt.Sprintf("%s ms ÷ %s ms: %s", num(sg), num(d), m), met, true
+		return fmt.Sprintf("%s ms ÷ %s ms: %s", Num(sg), Num(d), m), met, true
 	})
 	add("Memory: peak RSS under the HTTP loads ≤ 1.3× bare ReverseProxy's", func() (string, bool, bool) {
 		var parts []string
@@ -288,7 +332,7 @@ func (r *Report) Checks() []Check {
 			if !ok {
 				return "—", false, false
 			}
-			return num(v) + " KiB", v <= max, true
+			return Num(v) + " KiB", v <= max, true
 		}
 	}
 	add("Memory: ≤ 2 KiB RSS per cached user session", limit(KeySessionRSS, 2))
@@ -346,9 +390,9 @@ func (r *Report) Markdown() string {
 				w(" — |")
 			case row.Failed[t]:
 				failed = true
-				w(" %s ⚠ |", num(v))
+				w(" %s ⚠ |", Num(v))
 			default:
-				w(" %s |", num(v))
+				w(" %s |", Num(v))
 			}
 		}
 		for _, t := range against {
@@ -389,8 +433,8 @@ func (r *Report) hasBaseline() bool {
 	return false
 }
 
-// num formats a figure with about three significant digits.
-func num(v float64) string {
+// Num formats a figure with about three significant digits.
+func Num(v float64) string {
 	a := math.Abs(v)
 	switch {
 	case v == 0:

@@ -117,6 +117,17 @@ func (h *harness) contextNotes() {
 	if qs := r.Ratios(bench.KeyLoginP99, bench.Direct, bench.KeyTicketP50, bench.Direct); len(qs) > 0 {
 		h.note("Cold burst, for scale: a client doing the work itself (direct) reaches its first bytes at p99 in %s its own ticket + redemption p50, with one process fewer on the cores.", bench.Spread(qs))
 	}
+	half := (1 + bench.NginxBaseline) / 2
+	if us := r.CPUBudget(r.Machine.Cores, half); len(us) > 0 {
+		spent := func(target string) string {
+			if v, ok := r.Value(bench.KeyHTTPSmallCPU, target); ok {
+				return bench.Num(v) + " µs"
+			}
+			return "—"
+		}
+		h.note("HTTP 1 KiB, for scale: with every process on the machine's %d cores, a proxy that reaches %.3f× nginx's requests/s spends at most %s of CPU per request (the cores' time at that rate, less what wrk and the simulator take per request, measured direct); sensegate spends %s, the bare ReverseProxy %s, nginx %s.",
+			r.Machine.Cores, half, bench.Range(us, "µs"), spent(bench.Sensegate), spent(bench.Bare), spent(bench.Nginx))
+	}
 	for _, w := range []struct{ name, key string }{{"1 KiB", "http-1k"}, {"1 MiB", "http-1m"}} {
 		if qs := r.Ratios(w.key+"-anon", bench.Sensegate, w.key+"-anon", bench.Bare); len(qs) > 0 {
 			h.note("Peak RSS under HTTP %s, anonymous part alone (heap and stacks, without the pages of the binary, %s for sensegate and %s for the bare proxy): sensegate ÷ bare %s.",
