@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -50,7 +51,8 @@ func (h *harness) runWorkloads(ctx context.Context) error {
 		}
 	}
 	// The throughput workloads run o.rounds times, each round with the
-	// targets in another order, and the report shows medians: a burst of
+	// targets in the other order (see runOrder), and the report shows
+	// medians: a burst of
 	// noise on a shared machine then spoils one sample, not a figure. The
 	// burst and memory workloads run once, after them: they leave
 	// thousands of sessions in the simulator and big heaps in the proxies,
@@ -148,10 +150,31 @@ func binarySize(path string) string {
 // ordered returns the targets in this round's order: rotated by one per
 // round.
 func (h *harness) ordered() []*target {
-	n := len(h.targets)
-	out := make([]*target, n)
-	for i := range n {
-		out[i] = h.targets[(i+h.round)%n]
+	return orderTargets(h.targets, h.round)
+}
+
+// runOrder is the order of the targets in even rounds; odd rounds run it
+// backwards. sensegate runs between the targets its ratios divide by,
+// right after or before each: this machine's speed moves in steps that
+// last seconds (the same proxy at 46 or at 64 µs of CPU a request, a minute
+// apart), and two runs back to back mostly share one, where runs a target
+// apart often did not (rounds of sensegate ÷ bare from 0.85× to 1.35× in
+// one run). Each target runs early in some rounds and late in others.
+var runOrder = []string{bench.Direct, bench.Bare, bench.Sensegate, bench.Baseline, bench.Nginx}
+
+// orderTargets returns targets in round's order (see runOrder); targets
+// not in runOrder come last.
+func orderTargets(targets []*target, round int) []*target {
+	rank := func(t *target) int {
+		if i := slices.Index(runOrder, t.name); i >= 0 {
+			return i
+		}
+		return len(runOrder)
+	}
+	out := slices.Clone(targets)
+	slices.SortStableFunc(out, func(a, b *target) int { return rank(a) - rank(b) })
+	if round%2 == 1 {
+		slices.Reverse(out)
 	}
 	return out
 }
@@ -570,7 +593,8 @@ func (h *harness) describe() {
 			"garbage the Go collector has not yet returned: up to about twice the live memory with Go's default GOGC of 100 "+
 			"(the bare proxy's and sensegate's).", o.sessions),
 		fmt.Sprintf("The throughput, latency and burst figures are medians of %d rounds (the throughput rounds with the "+
-			"targets in another order each round, the bursts after them, with new users each); the memory figures come "+
+			"targets in one order and then the reverse, sensegate between the bare proxy and nginx, so that each ratio "+
+			"pairs runs back to back; the bursts after them, with new users each); the memory figures come "+
 			"from one run, after all the rounds. A target on a ratio takes the median of the rounds' ratios and shows "+
 			"their range.", max(o.rounds, 1)),
 		fmt.Sprintf("Every process (simulator, proxies, wrk, loadgen) shares the machine's %d cores, so a proxy's "+
