@@ -48,6 +48,7 @@ type relay struct {
 	h        *Handler
 	dialer   websocket.Dialer
 	upgrader websocket.Upgrader
+	bufs     *writeBuffers // the write buffers of the relayed connections
 
 	mu      sync.Mutex
 	pairs   map[*wsPair]struct{}
@@ -62,9 +63,8 @@ func newRelay(h *Handler) *relay {
 	if t, ok := h.opts.Transport.(*http.Transport); ok && t.TLSClientConfig != nil {
 		tlsCfg = t.TLSClientConfig.Clone()
 	}
-	pool := &sync.Pool{}
 	var nd net.Dialer
-	return &relay{
+	rl := &relay{
 		h: h,
 		dialer: websocket.Dialer{
 			NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -78,19 +78,35 @@ func newRelay(h *Handler) *relay {
 			HandshakeTimeout: DefaultHandshakeTimeout,
 			ReadBufferSize:   wsReadBufferSize,
 			WriteBufferSize:  wsWriteBufferSize,
-			WriteBufferPool:  pool,
+			// WriteBufferPool: each connection's own (connBuf)
 		},
 		upgrader: websocket.Upgrader{
 			// A reader of its own: reusing net/http's (size 0) would keep
 			// its connection state, and a larger buffer, alive.
 			ReadBufferSize:  wsReadBufferSize,
 			WriteBufferSize: wsWriteBufferSize,
-			WriteBufferPool: pool,
+			// WriteBufferPool: each connection's own (connBuf)
 			// The Origin is checked in serve, before Qlik is dialled.
 			CheckOrigin: func(*http.Request) bool { return true },
 		},
 		pairs:   map[*wsPair]struct{}{},
 		perUser: map[string]int{},
+	}
+	rl.bufs = newWriteBuffers(wsHeldBufferBytes/wsWriteBufferSize, wsBufferSweep, rl.sweepBuffers)
+	return rl
+}
+
+// connBuf returns a new write buffer pool for one relayed connection.
+func (rl *relay) connBuf() *connBuf { return &connBuf{wb: rl.bufs} }
+
+// sweepBuffers gives back the write buffers held by the connections of
+// idle pairs (see connBuf).
+func (rl *relay) sweepBuffers() {
+	rl.mu.Lock()
+	defer rl.mu.Unlock()
+	for p := range rl.pairs {
+		p.clientBuf.sweep()
+		p.upBuf.sweep()
 	}
 }
 
@@ -135,9 +151,10 @@ func (rl *relay) serve(w http.ResponseWriter, r *http.Request, u identity.User, 
 	var (
 		up      *websocket.Conn
 		pending [][]byte
+		upBuf   = rl.connBuf()
 	)
 	for {
-		up, pending, err = rl.connect(r, u, &a.entry, rl.target(r, a.entry), engine)
+		up, pending, err = rl.connect(r, u, &a.entry, rl.target(r, a.entry), engine, upBuf)
 		if err == nil {
 			break
 		}
@@ -178,13 +195,16 @@ func (rl *relay) serve(w http.ResponseWriter, r *http.Request, u identity.User, 
 	if sp := up.Subprotocol(); sp != "" {
 		respHdr.Set("Sec-WebSocket-Protocol", sp)
 	}
-	client, err := rl.upgrader.Upgrade(idleHijacker{w}, r, respHdr)
+	upgrader := rl.upgrader
+	clientBuf := rl.connBuf()
+	upgrader.WriteBufferPool = clientBuf
+	client, err := upgrader.Upgrade(idleHijacker{w}, r, respHdr)
 	if err != nil {
 		// Upgrade has answered the client.
 		up.Close()
 		return
 	}
-	p := &wsPair{rl: rl, client: client, up: up, user: u, key: key, cookie: e.Cookie, created: e.Created, reqID: requestID(r.Context()), engine: engine}
+	p := &wsPair{rl: rl, client: client, up: up, clientBuf: clientBuf, upBuf: upBuf, user: u, key: key, cookie: e.Cookie, created: e.Created, reqID: requestID(r.Context()), engine: engine}
 	if h.audit != nil && engine {
 		p.opens = &pendingOpens{}
 	}
@@ -284,14 +304,14 @@ var (
 // notifications that came before the probe's answer are returned for the
 // client; the answer itself is dropped. Other websockets on Qlik paths
 // are not probed.
-func (rl *relay) connect(r *http.Request, u identity.User, e *session.Entry, target *url.URL, engine bool) (*websocket.Conn, [][]byte, error) {
+func (rl *relay) connect(r *http.Request, u identity.User, e *session.Entry, target *url.URL, engine bool, buf *connBuf) (*websocket.Conn, [][]byte, error) {
 	h := rl.h
 	ctx := r.Context()
 	token, err := rl.csrfToken(r, u, e, false)
 	if err != nil {
 		return nil, nil, err
 	}
-	up, err := rl.dial(r, e.Cookie, token, target)
+	up, err := rl.dial(r, e.Cookie, token, target, buf)
 	var he *handshakeError
 	if errors.As(err, &he) && he.status == http.StatusForbidden && h.opts.WebsocketCSRF != CSRFOff {
 		// A token belongs to one session: after a restart, a failover or
@@ -304,7 +324,7 @@ func (rl *relay) connect(r *http.Request, u identity.User, e *session.Entry, tar
 		case ferr != nil:
 			return nil, nil, ferr
 		case fresh != "" && fresh != token:
-			up, err = rl.dial(r, e.Cookie, fresh, target)
+			up, err = rl.dial(r, e.Cookie, fresh, target, buf)
 		}
 	}
 	if err != nil {
@@ -377,7 +397,7 @@ func (rl *relay) connect(r *http.Request, u identity.User, e *session.Entry, tar
 // dial opens the Qlik side of a websocket with the session cookie (and
 // CSRF token). No Authorization header is ever sent: Qlik refuses CSRF
 // checked upgrades that carry one.
-func (rl *relay) dial(r *http.Request, cookie, token string, target *url.URL) (*websocket.Conn, error) {
+func (rl *relay) dial(r *http.Request, cookie, token string, target *url.URL, buf *connBuf) (*websocket.Conn, error) {
 	h := rl.h
 	t := *target
 	if token != "" {
@@ -399,6 +419,7 @@ func (rl *relay) dial(r *http.Request, cookie, token string, target *url.URL) (*
 	}
 	d := rl.dialer
 	d.Subprotocols = websocket.Subprotocols(r)
+	d.WriteBufferPool = buf
 	up, resp, err := d.DialContext(r.Context(), t.String(), hdr)
 	if err == nil {
 		return up, nil
@@ -527,6 +548,8 @@ func (rl *relay) register(p *wsPair) bool {
 		return false
 	}
 	rl.pairs[p] = struct{}{}
+	p.clientBuf.start()
+	p.upBuf.start()
 	rl.wg.Add(1)
 	rl.h.metrics.websocketOpened()
 	return true
@@ -537,6 +560,8 @@ func (rl *relay) unregister(p *wsPair) {
 	delete(rl.pairs, p)
 	rl.releaseLocked(p.key)
 	rl.mu.Unlock()
+	p.clientBuf.end()
+	p.upBuf.end()
 	rl.h.metrics.websocketClosed()
 	rl.wg.Done()
 }
@@ -600,6 +625,7 @@ func (rl *relay) count() int {
 // shutdown sends 1001 to every client and Qlik, then waits for the pairs to
 // finish; when ctx ends first it drops the remaining connections.
 func (rl *relay) shutdown(ctx context.Context) error {
+	rl.bufs.close()
 	rl.mu.Lock()
 	rl.closing = true
 	pairs := make([]*wsPair, 0, len(rl.pairs))
@@ -648,6 +674,9 @@ type wsPair struct {
 	// access is the socket's access log record (nil without the access
 	// log).
 	access *wsAccess
+
+	// clientBuf and upBuf are the write buffer pools of client and up.
+	clientBuf, upBuf *connBuf
 
 	// closeMu guards the first ending seen: its close code and the side
 	// that ended the socket.
