@@ -78,14 +78,14 @@ func newRelay(h *Handler) *relay {
 			HandshakeTimeout: DefaultHandshakeTimeout,
 			ReadBufferSize:   wsReadBufferSize,
 			WriteBufferSize:  wsWriteBufferSize,
-			// WriteBufferPool: each connection's own (connBuf)
+			// WriteBufferPool: the socket's own (connBuf), set in dial
 		},
 		upgrader: websocket.Upgrader{
 			// A reader of its own: reusing net/http's (size 0) would keep
 			// its connection state, and a larger buffer, alive.
 			ReadBufferSize:  wsReadBufferSize,
 			WriteBufferSize: wsWriteBufferSize,
-			// WriteBufferPool: each connection's own (connBuf)
+			// WriteBufferPool: the shared one (rl.bufs), set below
 			// The Origin is checked in serve, before Qlik is dialled.
 			CheckOrigin: func(*http.Request) bool { return true },
 		},
@@ -93,10 +93,12 @@ func newRelay(h *Handler) *relay {
 		perUser: map[string]int{},
 	}
 	rl.bufs = newWriteBuffers(wsHeldBufferBytes/wsWriteBufferSize, wsBufferSweep, rl.sweepBuffers)
+	rl.upgrader.WriteBufferPool = &rl.bufs.shared
 	return rl
 }
 
-// connBuf returns a new write buffer pool for one relayed connection.
+// connBuf returns a new write buffer pool for the Qlik side of a relayed
+// socket.
 func (rl *relay) connBuf() *connBuf { return &connBuf{wb: rl.bufs} }
 
 // sweepBuffers gives back the write buffers held by the connections of
@@ -105,7 +107,6 @@ func (rl *relay) sweepBuffers() {
 	rl.mu.Lock()
 	defer rl.mu.Unlock()
 	for p := range rl.pairs {
-		p.clientBuf.sweep()
 		p.upBuf.sweep()
 	}
 }
@@ -195,16 +196,13 @@ func (rl *relay) serve(w http.ResponseWriter, r *http.Request, u identity.User, 
 	if sp := up.Subprotocol(); sp != "" {
 		respHdr.Set("Sec-WebSocket-Protocol", sp)
 	}
-	upgrader := rl.upgrader
-	clientBuf := rl.connBuf()
-	upgrader.WriteBufferPool = clientBuf
-	client, err := upgrader.Upgrade(idleHijacker{w}, r, respHdr)
+	client, err := rl.upgrader.Upgrade(idleHijacker{w}, r, respHdr)
 	if err != nil {
 		// Upgrade has answered the client.
 		up.Close()
 		return
 	}
-	p := &wsPair{rl: rl, client: client, up: up, clientBuf: clientBuf, upBuf: upBuf, user: u, key: key, cookie: e.Cookie, created: e.Created, reqID: requestID(r.Context()), engine: engine}
+	p := &wsPair{rl: rl, client: client, up: up, upBuf: upBuf, user: u, key: key, cookie: e.Cookie, created: e.Created, reqID: requestID(r.Context()), engine: engine}
 	if h.audit != nil && engine {
 		p.opens = &pendingOpens{}
 	}
@@ -548,7 +546,6 @@ func (rl *relay) register(p *wsPair) bool {
 		return false
 	}
 	rl.pairs[p] = struct{}{}
-	p.clientBuf.start()
 	p.upBuf.start()
 	rl.wg.Add(1)
 	rl.h.metrics.websocketOpened()
@@ -560,7 +557,6 @@ func (rl *relay) unregister(p *wsPair) {
 	delete(rl.pairs, p)
 	rl.releaseLocked(p.key)
 	rl.mu.Unlock()
-	p.clientBuf.end()
 	p.upBuf.end()
 	rl.h.metrics.websocketClosed()
 	rl.wg.Done()
@@ -675,8 +671,8 @@ type wsPair struct {
 	// log).
 	access *wsAccess
 
-	// clientBuf and upBuf are the write buffer pools of client and up.
-	clientBuf, upBuf *connBuf
+	// upBuf is up's write buffer pool (client's is the relay's shared one).
+	upBuf *connBuf
 
 	// closeMu guards the first ending seen: its close code and the side
 	// that ended the socket.

@@ -8,23 +8,25 @@ import (
 
 // Write buffers of relayed websockets. gorilla takes a write buffer from
 // its connection's BufferPool for each message and gives it back once the
-// message is sent. With one pool for every connection, a buffer moves from
-// socket to socket, and each message then costs more: measured here, a
-// 1 KiB Engine round trip took ~1.5 µs more CPU through a shared pool than
-// with a buffer per connection (whatever the pool: sync.Pool, a free list,
-// 4 KiB buffers alike). A buffer per connection for its whole life would
-// cost every idle socket wsWriteBufferSize.
+// message is sent. With one pool for every connection, each 1 KiB Engine
+// round trip cost ~1.5 µs more CPU than with a buffer per connection
+// (BenchmarkWebsocket, sensegate ÷ bare CPU 1.10× against 1.06×). The
+// pool's kind made no difference (sync.Pool, a free list that the
+// collector never empties, 4 KiB buffers, a pool per direction), and
+// keeping the buffers of either side of the pairs, client or Qlik, won
+// nearly all of it. A buffer per connection for its whole life would cost
+// every idle socket wsWriteBufferSize.
 //
-// So each connection of a relayed pair has a connBuf: it keeps the buffer
-// of its last message while the socket is busy, and gives it back to the
-// shared pool once the socket has written nothing for a sweep interval.
-// The buffers so held are bounded (wsHeldBufferBytes across the relay);
-// past the bound, connections take and give back through the shared pool
-// as before.
+// So the Qlik side of each relayed pair has a connBuf: it keeps the
+// buffer of its last message while the socket is busy, and gives it back
+// to the shared pool once the socket has sent Qlik nothing for a sweep
+// interval. The buffers so held are bounded (wsHeldBufferBytes across the
+// relay); past the bound, connections take and give back through the
+// shared pool, as the client sides always do.
 const (
 	// wsHeldBufferBytes bounds the write buffers held between messages by
-	// busy sockets, all of them together.
-	wsHeldBufferBytes = 8 << 20
+	// busy sockets, all of them together: 64 sockets.
+	wsHeldBufferBytes = 4 << 20
 	// wsBufferSweep is how often held buffers of sockets that wrote no
 	// message since the last sweep go back: a buffer outlives its
 	// socket's last message by one to two of these.
@@ -90,8 +92,8 @@ func (wb *writeBuffers) close() {
 	}
 }
 
-// connBuf is the write buffer pool (gorilla's BufferPool) of one relayed
-// connection. Its pumps (one writer per connection) take and give back a
+// connBuf is the write buffer pool (gorilla's BufferPool) of the Qlik
+// side of one relayed socket. Its pumps (one writer per connection) take and give back a
 // buffer per message; the sweep and the pair's end may run beside them.
 type connBuf struct {
 	wb *writeBuffers
