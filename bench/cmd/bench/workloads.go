@@ -50,13 +50,15 @@ func (h *harness) runWorkloads(ctx context.Context) error {
 			only[id] = true
 		}
 	}
-	// The throughput workloads run o.rounds times, each round with the
-	// targets in the other order (see runOrder), and the report shows
-	// medians: a burst of
-	// noise on a shared machine then spoils one sample, not a figure. The
-	// burst and memory workloads run once, after them: they leave
-	// thousands of sessions in the simulator and big heaps in the proxies,
-	// which would slow the rounds after them.
+	// The throughput workloads run o.rounds times each, and the report
+	// shows medians: a burst of noise on a shared machine then spoils one
+	// sample, not a figure. A workload's rounds run back to back, each with
+	// the targets in the other order (see runOrder), so that its figures,
+	// peak memory above all, owe nothing to another workload (websocket
+	// buffers the collector has not yet returned to the system, say). The
+	// burst and memory workloads run after them: they leave thousands of
+	// sessions in the simulator and big heaps in the proxies, which would
+	// slow the rounds after them.
 	rounds := map[string]bool{"http-1k": true, "paced": true, "http-1m": true, "ws-1k": true, "ws-256k": true}
 	n := max(o.rounds, 1)
 	run := func(s step, label string) error {
@@ -73,13 +75,13 @@ func (h *harness) runWorkloads(ctx context.Context) error {
 		logf("%s done in %s", s.name, time.Since(t0).Round(100*time.Millisecond))
 		return nil
 	}
-	for round := range n {
-		h.round = round
-		h.report.Round = round
-		for _, s := range steps {
-			if len(only) > 0 && !only[s.id] || !rounds[s.id] {
-				continue
-			}
+	for _, s := range steps {
+		if len(only) > 0 && !only[s.id] || !rounds[s.id] {
+			continue
+		}
+		for round := range n {
+			h.round = round
+			h.report.Round = round
 			if err := run(s, fmt.Sprintf(" (round %d of %d)", round+1, n)); err != nil {
 				return err
 			}
@@ -593,8 +595,8 @@ func (h *harness) describe() {
 			"garbage the Go collector has not yet returned: up to about twice the live memory with Go's default GOGC of 100 "+
 			"(the bare proxy's and sensegate's).", o.sessions),
 		fmt.Sprintf("The throughput, latency and burst figures are medians of %d rounds (the throughput rounds with the "+
-			"targets in one order and then the reverse, sensegate between the bare proxy and nginx, so that each ratio "+
-			"pairs runs back to back; the bursts after them, with new users each); the memory figures come "+
+			"rounds of a workload back to back, the targets in one order and then the reverse, sensegate between the bare "+
+			"proxy and nginx, so that each ratio pairs runs back to back; the bursts after them, with new users each); the memory figures come "+
 			"from one run, after all the rounds. A target on a ratio takes the median of the rounds' ratios and shows "+
 			"their range.", max(o.rounds, 1)),
 		fmt.Sprintf("Every process (simulator, proxies, wrk, loadgen) shares the machine's %d cores, so a proxy's "+
