@@ -48,7 +48,6 @@ type relay struct {
 	h        *Handler
 	dialer   websocket.Dialer
 	upgrader websocket.Upgrader
-	bufs     *writeBuffers // the write buffers of the relayed connections
 
 	mu      sync.Mutex
 	pairs   map[*wsPair]struct{}
@@ -63,8 +62,9 @@ func newRelay(h *Handler) *relay {
 	if t, ok := h.opts.Transport.(*http.Transport); ok && t.TLSClientConfig != nil {
 		tlsCfg = t.TLSClientConfig.Clone()
 	}
+	pool := &sync.Pool{}
 	var nd net.Dialer
-	rl := &relay{
+	return &relay{
 		h: h,
 		dialer: websocket.Dialer{
 			NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -78,36 +78,19 @@ func newRelay(h *Handler) *relay {
 			HandshakeTimeout: DefaultHandshakeTimeout,
 			ReadBufferSize:   wsReadBufferSize,
 			WriteBufferSize:  wsWriteBufferSize,
-			// WriteBufferPool: the socket's own (connBuf), set in dial
+			WriteBufferPool:  pool,
 		},
 		upgrader: websocket.Upgrader{
 			// A reader of its own: reusing net/http's (size 0) would keep
 			// its connection state, and a larger buffer, alive.
 			ReadBufferSize:  wsReadBufferSize,
 			WriteBufferSize: wsWriteBufferSize,
-			// WriteBufferPool: the shared one (rl.bufs), set below
+			WriteBufferPool: pool,
 			// The Origin is checked in serve, before Qlik is dialled.
 			CheckOrigin: func(*http.Request) bool { return true },
 		},
 		pairs:   map[*wsPair]struct{}{},
 		perUser: map[string]int{},
-	}
-	rl.bufs = newWriteBuffers(wsHeldBufferBytes/wsWriteBufferSize, wsBufferSweep, rl.sweepBuffers)
-	rl.upgrader.WriteBufferPool = &rl.bufs.shared
-	return rl
-}
-
-// connBuf returns a new write buffer pool for the Qlik side of a relayed
-// socket.
-func (rl *relay) connBuf() *connBuf { return &connBuf{wb: rl.bufs} }
-
-// sweepBuffers gives back the write buffers held by the connections of
-// idle pairs (see connBuf).
-func (rl *relay) sweepBuffers() {
-	rl.mu.Lock()
-	defer rl.mu.Unlock()
-	for p := range rl.pairs {
-		p.upBuf.sweep()
 	}
 }
 
@@ -152,10 +135,9 @@ func (rl *relay) serve(w http.ResponseWriter, r *http.Request, u identity.User, 
 	var (
 		up      *websocket.Conn
 		pending [][]byte
-		upBuf   = rl.connBuf()
 	)
 	for {
-		up, pending, err = rl.connect(r, u, &a.entry, rl.target(r, a.entry), engine, upBuf)
+		up, pending, err = rl.connect(r, u, &a.entry, rl.target(r, a.entry), engine)
 		if err == nil {
 			break
 		}
@@ -202,7 +184,7 @@ func (rl *relay) serve(w http.ResponseWriter, r *http.Request, u identity.User, 
 		up.Close()
 		return
 	}
-	p := &wsPair{rl: rl, client: client, up: up, upBuf: upBuf, user: u, key: key, cookie: e.Cookie, created: e.Created, reqID: requestID(r.Context()), engine: engine}
+	p := &wsPair{rl: rl, client: client, up: up, user: u, key: key, cookie: e.Cookie, created: e.Created, reqID: requestID(r.Context()), engine: engine}
 	if h.audit != nil && engine {
 		p.opens = &pendingOpens{}
 	}
@@ -302,14 +284,14 @@ var (
 // notifications that came before the probe's answer are returned for the
 // client; the answer itself is dropped. Other websockets on Qlik paths
 // are not probed.
-func (rl *relay) connect(r *http.Request, u identity.User, e *session.Entry, target *url.URL, engine bool, buf *connBuf) (*websocket.Conn, [][]byte, error) {
+func (rl *relay) connect(r *http.Request, u identity.User, e *session.Entry, target *url.URL, engine bool) (*websocket.Conn, [][]byte, error) {
 	h := rl.h
 	ctx := r.Context()
 	token, err := rl.csrfToken(r, u, e, false)
 	if err != nil {
 		return nil, nil, err
 	}
-	up, err := rl.dial(r, e.Cookie, token, target, buf)
+	up, err := rl.dial(r, e.Cookie, token, target)
 	var he *handshakeError
 	if errors.As(err, &he) && he.status == http.StatusForbidden && h.opts.WebsocketCSRF != CSRFOff {
 		// A token belongs to one session: after a restart, a failover or
@@ -322,7 +304,7 @@ func (rl *relay) connect(r *http.Request, u identity.User, e *session.Entry, tar
 		case ferr != nil:
 			return nil, nil, ferr
 		case fresh != "" && fresh != token:
-			up, err = rl.dial(r, e.Cookie, fresh, target, buf)
+			up, err = rl.dial(r, e.Cookie, fresh, target)
 		}
 	}
 	if err != nil {
@@ -395,7 +377,7 @@ func (rl *relay) connect(r *http.Request, u identity.User, e *session.Entry, tar
 // dial opens the Qlik side of a websocket with the session cookie (and
 // CSRF token). No Authorization header is ever sent: Qlik refuses CSRF
 // checked upgrades that carry one.
-func (rl *relay) dial(r *http.Request, cookie, token string, target *url.URL, buf *connBuf) (*websocket.Conn, error) {
+func (rl *relay) dial(r *http.Request, cookie, token string, target *url.URL) (*websocket.Conn, error) {
 	h := rl.h
 	t := *target
 	if token != "" {
@@ -417,7 +399,6 @@ func (rl *relay) dial(r *http.Request, cookie, token string, target *url.URL, bu
 	}
 	d := rl.dialer
 	d.Subprotocols = websocket.Subprotocols(r)
-	d.WriteBufferPool = buf
 	up, resp, err := d.DialContext(r.Context(), t.String(), hdr)
 	if err == nil {
 		return up, nil
@@ -546,7 +527,6 @@ func (rl *relay) register(p *wsPair) bool {
 		return false
 	}
 	rl.pairs[p] = struct{}{}
-	p.upBuf.start()
 	rl.wg.Add(1)
 	rl.h.metrics.websocketOpened()
 	return true
@@ -557,7 +537,6 @@ func (rl *relay) unregister(p *wsPair) {
 	delete(rl.pairs, p)
 	rl.releaseLocked(p.key)
 	rl.mu.Unlock()
-	p.upBuf.end()
 	rl.h.metrics.websocketClosed()
 	rl.wg.Done()
 }
@@ -621,7 +600,6 @@ func (rl *relay) count() int {
 // shutdown sends 1001 to every client and Qlik, then waits for the pairs to
 // finish; when ctx ends first it drops the remaining connections.
 func (rl *relay) shutdown(ctx context.Context) error {
-	rl.bufs.close()
 	rl.mu.Lock()
 	rl.closing = true
 	pairs := make([]*wsPair, 0, len(rl.pairs))
@@ -670,9 +648,6 @@ type wsPair struct {
 	// access is the socket's access log record (nil without the access
 	// log).
 	access *wsAccess
-
-	// upBuf is up's write buffer pool (client's is the relay's shared one).
-	upBuf *connBuf
 
 	// closeMu guards the first ending seen: its close code and the side
 	// that ended the socket.
