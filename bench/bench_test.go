@@ -143,14 +143,7 @@ func TestChecks(t *testing.T) {
 func TestChecksPairRounds(t *testing.T) {
 	var r Report
 	// Sensegate's 2nd round failed to run at all: rounds 0 and 2 pair.
-	for _, s := range []struct {
-		round  int
-		target string
-		v      float64
-	}{{0, Bare, 100}, {0, Sensegate, 110}, {1, Bare, 50}, {2, Sensegate, 108}, {2, Bare, 120}} {
-		r.Round = s.round
-		r.Set(KeyHTTPSmallRate, "HTTP", "requests/s", s.target, s.v, false)
-	}
+	setRates(&r, []roundRate{{0, Bare, 100}, {0, Sensegate, 110}, {1, Bare, 50}, {2, Sensegate, 108}, {2, Bare, 120}})
 	if got, want := r.Ratios(KeyHTTPSmallRate, Sensegate, KeyHTTPSmallRate, Bare), []float64{1.1, 0.9}; !sameRatios(got, want) {
 		t.Errorf("ratios = %v, want %v (rounds 0 and 2)", got, want)
 	}
@@ -259,14 +252,7 @@ func TestCPUBudget(t *testing.T) {
 	// Round 1: direct 50000/s on 2 cores is 40 µs a request for wrk and
 	// the simulator; 0.5 × nginx's 40000/s is 20000/s, 100 µs a request
 	// of the cores: 60 µs are left for the proxy. Round 2 has no nginx.
-	for _, s := range []struct {
-		round  int
-		target string
-		v      float64
-	}{{0, Direct, 50000}, {0, Nginx, 40000}, {1, Direct, 60000}, {2, Direct, 40000}, {2, Nginx, 25000}} {
-		r.Round = s.round
-		r.Set(KeyHTTPSmallRate, "HTTP", "requests/s", s.target, s.v, false)
-	}
+	setRates(&r, []roundRate{{0, Direct, 50000}, {0, Nginx, 40000}, {1, Direct, 60000}, {2, Direct, 40000}, {2, Nginx, 25000}})
 	if got, want := r.CPUBudget(2, 0.5), []float64{60, 110}; !sameRatios(got, want) {
 		t.Errorf("budget = %v, want %v (rounds 0 and 2)", got, want)
 	}
@@ -276,5 +262,20 @@ func TestCPUBudget(t *testing.T) {
 	r.Set(KeyHTTPSmallRate, "HTTP", "requests/s", Nginx, 1, true)
 	if got := r.CPUBudget(2, 0.5); len(got) != 0 {
 		t.Errorf("budget with nginx's run failed = %v, want none", got)
+	}
+}
+
+// roundRate is a target's HTTP 1 KiB requests/s in a round.
+type roundRate struct {
+	round  int
+	target string
+	v      float64
+}
+
+// setRates records rates in r, each in its round.
+func setRates(r *Report, rates []roundRate) {
+	for _, s := range rates {
+		r.Round = s.round
+		r.Set(KeyHTTPSmallRate, "HTTP", "requests/s", s.target, s.v, false)
 	}
 }
