@@ -121,8 +121,7 @@ func (h *harness) contextNotes() {
 	if qs := r.Ratios(bench.KeyLoginP99, bench.Direct, bench.KeyTicketP50, bench.Direct); len(qs) > 0 {
 		h.note("Cold burst, for scale: a client doing the work itself (direct) reaches its first bytes at p99 in %s its own ticket + redemption p50, with one process fewer on the cores.", bench.Spread(qs))
 	}
-	half := (1 + bench.NginxBaseline) / 2
-	if us := r.CPUBudget(r.Machine.Cores, half); len(us) > 0 {
+	if us := r.CPUBudget(r.Machine.Cores, bench.NginxTarget); len(us) > 0 {
 		spent := func(target string) string {
 			if v, ok := r.Value(bench.KeyHTTPSmallCPU, target); ok {
 				return bench.Num(v) + " µs"
@@ -130,7 +129,7 @@ func (h *harness) contextNotes() {
 			return "—"
 		}
 		h.note("HTTP 1 KiB, for scale: with every process on the machine's %d cores, a proxy that reaches %.3f× nginx's requests/s spends at most %s of CPU per request (the cores' time at that rate, less what wrk and the simulator take per request, measured direct); sensegate spends %s, the bare ReverseProxy %s, nginx %s.",
-			r.Machine.Cores, half, bench.Range(us, "µs"), spent(bench.Sensegate), spent(bench.Bare), spent(bench.Nginx))
+			r.Machine.Cores, bench.NginxTarget, bench.Range(us, "µs"), spent(bench.Sensegate), spent(bench.Bare), spent(bench.Nginx))
 	}
 	for _, w := range []struct{ name, key string }{{"1 KiB", "http-1k"}, {"1 MiB", "http-1m"}} {
 		if qs := r.Ratios(w.key+"-anon", bench.Sensegate, w.key+"-anon", bench.Bare); len(qs) > 0 {
@@ -149,8 +148,7 @@ func binarySize(path string) string {
 	return fmt.Sprintf("%.1f MiB", float64(fi.Size())/mib)
 }
 
-// ordered returns the targets in this round's order: rotated by one per
-// round.
+// ordered returns the targets in this round's order (see runOrder).
 func (h *harness) ordered() []*target {
 	return orderTargets(h.targets, h.round)
 }
@@ -594,9 +592,9 @@ func (h *harness) describe() {
 			"relaying has begun), divided by the sockets. nginx's figure sums its master and workers. Both include "+
 			"garbage the Go collector has not yet returned: up to about twice the live memory with Go's default GOGC of 100 "+
 			"(the bare proxy's and sensegate's).", o.sessions),
-		fmt.Sprintf("The throughput, latency and burst figures are medians of %d rounds (the throughput rounds with the "+
-			"rounds of a workload back to back, the targets in one order and then the reverse, sensegate between the bare "+
-			"proxy and nginx, so that each ratio pairs runs back to back; the bursts after them, with new users each); the memory figures come "+
+		fmt.Sprintf("The throughput, latency and burst figures are medians of %d rounds (a throughput "+
+			"workload's rounds back to back, the targets in one order and then the reverse, sensegate between the bare "+
+			"proxy and nginx so that each ratio pairs runs back to back; the bursts after them, with new users each); the memory figures come "+
 			"from one run, after all the rounds. A target on a ratio takes the median of the rounds' ratios and shows "+
 			"their range.", max(o.rounds, 1)),
 		fmt.Sprintf("Every process (simulator, proxies, wrk, loadgen) shares the machine's %d cores, so a proxy's "+
