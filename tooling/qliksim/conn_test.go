@@ -104,16 +104,19 @@ func waitOpenConns(t *testing.T, sim *Sim, n int) {
 	}
 }
 
-// httpEvents returns the "http" events after seq.
-func httpEvents(sim *Sim, seq int64) []Event {
+// eventsWhere returns the events after seq that keep accepts.
+func eventsWhere(sim *Sim, seq int64, keep func(Event) bool) []Event {
 	var out []Event
 	for _, e := range sim.Events(seq) {
-		if e.Kind == "http" {
+		if keep(e) {
 			out = append(out, e)
 		}
 	}
 	return out
 }
+
+// ofKind accepts the events of kind.
+func ofKind(kind string) func(Event) bool { return func(e Event) bool { return e.Kind == kind } }
 
 func TestProxyConns(t *testing.T) {
 	sim, _ := newTestSim(t, nil)
@@ -132,7 +135,7 @@ func TestProxyConns(t *testing.T) {
 	}
 	type place struct{ Conn, ConnRequest int64 }
 	var got []place
-	for _, e := range httpEvents(sim, seq) {
+	for _, e := range eventsWhere(sim, seq, ofKind("http")) {
 		got = append(got, place{e.Conn, e.ConnRequest})
 	}
 	ca, cb := got[0].Conn, got[2].Conn
@@ -198,7 +201,7 @@ func TestRedeemConnection(t *testing.T) {
 				}
 			}
 			var variants []string
-			for _, e := range httpEvents(sim, seq) {
+			for _, e := range eventsWhere(sim, seq, ofKind("http")) {
 				variants = append(variants, e.Variant)
 			}
 			want := []string{"", "", ""}
@@ -279,12 +282,7 @@ func waitEvents(t *testing.T, sim *Sim, seq int64, keep func(Event) bool) []Even
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		var out []Event
-		for _, e := range sim.Events(seq) {
-			if keep(e) {
-				out = append(out, e)
-			}
-		}
+		out := eventsWhere(sim, seq, keep)
 		if len(out) > 0 || time.Now().After(deadline) {
 			return out
 		}

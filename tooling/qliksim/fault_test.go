@@ -16,15 +16,7 @@ import (
 )
 
 // qpsEventsSince returns the QPS API events logged after seq.
-func qpsEventsSince(sim *Sim, seq int64) []Event {
-	var out []Event
-	for _, e := range sim.Events(seq) {
-		if e.Kind == "qps" {
-			out = append(out, e)
-		}
-	}
-	return out
-}
+func qpsEventsSince(sim *Sim, seq int64) []Event { return eventsWhere(sim, seq, ofKind("qps")) }
 
 // lastSeq is the sequence number of the newest logged event.
 func lastSeq(sim *Sim) int64 {

@@ -57,13 +57,7 @@ func (k varKill) loginAndKill(t *testing.T, sim *Sim, clock *fakeclock.Clock, pr
 
 // varEvents returns the events after seq whose Variant is set.
 func varEvents(sim *Sim, seq int64) []Event {
-	var out []Event
-	for _, e := range sim.Events(seq) {
-		if e.Variant != "" {
-			out = append(out, e)
-		}
-	}
-	return out
+	return eventsWhere(sim, seq, func(e Event) bool { return e.Variant != "" })
 }
 
 // varWaitEvent polls (bounded) for an event after seq that keep accepts:
